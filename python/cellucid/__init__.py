@@ -1,0 +1,37 @@
+"""cellucid: explore single-cell data in a fast WebGL viewer.
+
+Names resolve lazily so that ``import cellucid`` and the command line start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+_LAZY: dict[str, str] = {
+    "prepare": "cellucid.export.prepare",
+    "generate_datasets_manifest": "cellucid.export.catalog",
+    "validate_export": "cellucid.export.validate",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from .export.catalog import generate_datasets_manifest
+    from .export.prepare import prepare
+    from .export.validate import validate_export
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cellucid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
