@@ -16,7 +16,7 @@ _LAZY: dict[str, str] = {
     "validate_export": "cellucid.export.validate",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "generate_datasets_manifest", "prepare", "validate_export"]
 
 if TYPE_CHECKING:
     from .export.catalog import generate_datasets_manifest

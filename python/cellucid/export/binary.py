@@ -22,25 +22,36 @@ EXT_DTYPES: dict[str, np.dtype] = {
     "f64": np.dtype("<f8"),
 }
 #: dtype names used in manifests, by file extension
-EXT_DTYPE_NAMES = {"f32": "float32", "u8": "uint8", "u16": "uint16", "u32": "uint32", "f64": "float64"}
+EXT_DTYPE_NAMES = {
+    "f32": "float32",
+    "u8": "uint8",
+    "u16": "uint16",
+    "u32": "uint32",
+    "f64": "float64",
+}
 
 _GZIP_HEADER = b"\x1f\x8b\x08"
 
 
 def le_bytes(array: np.ndarray, dtype: str | np.dtype) -> bytes:
-    """Return ``array`` as C-ordered little-endian bytes of ``dtype`` (copying only if needed)."""
+    """Return ``array`` as C-ordered little-endian bytes of ``dtype``."""
+    return bytes(le_buffer(array, dtype))
+
+
+def le_buffer(array: np.ndarray, dtype: str | np.dtype) -> memoryview:
+    """A little-endian byte view of ``array`` as ``dtype``, copying only when it must."""
     target = np.dtype(dtype).newbyteorder("<")
     arr = np.asarray(array)
     if arr.dtype != target or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=target)
-    return arr.tobytes()
+    return memoryview(arr).cast("B")
 
 
 def gzip_bytes(data: bytes | memoryview, level: int) -> bytes:
     """Compress ``data`` into one reproducible gzip member at ``level`` (1-9)."""
     if not 1 <= int(level) <= 9:
         raise ValueError(f"gzip level must be 1-9, got {level!r}")
-    return deflate.gzip_compress(bytes(data) if isinstance(data, memoryview) else data, int(level))
+    return deflate.gzip_compress(data, int(level))
 
 
 def gunzip_member(data: bytes) -> bytes:
@@ -65,6 +76,6 @@ def gunzip_member(data: bytes) -> bytes:
     return out
 
 
-def encode_payload(raw: bytes, compression: int | None) -> bytes:
+def encode_payload(raw: bytes | memoryview, compression: int | None) -> bytes | memoryview:
     """The stored form of a payload: ``raw`` itself, or its gzip member when compressed."""
     return gzip_bytes(raw, compression) if compression else raw

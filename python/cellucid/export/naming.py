@@ -87,7 +87,9 @@ def check_names(keys: Iterable[object], what: str, hint: str) -> None:
         problems.append(f"{what} {key!r} has no letter, digit or '-' to build a file name from")
     if problems:
         raise ValueError(
-            f"cannot export: {len(problems)} {what} problem(s): " + "; ".join(problems) + f". {hint}"
+            f"cannot export: {len(problems)} {what} problem(s): "
+            + "; ".join(problems)
+            + f". {hint}"
         )
 
 

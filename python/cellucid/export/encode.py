@@ -1,0 +1,472 @@
+"""Encoders: the numeric rules of the export format (SPEC §2.5-§2.9).
+
+Pure, vectorised functions from arrays to arrays plus the metadata that describes them.
+They never modify their inputs. Byte layout lives in :mod:`cellucid.export.binary`;
+which file holds what lives in :mod:`cellucid.export.dataset`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .naming import safe_name
+
+#: Quantisation: largest code and missing marker per bit width (SPEC §2.6.6).
+QUANT_MAX = {8: 254, 16: 65534}
+QUANT_MISSING = {8: 255, 16: 65535}
+QUANT_EXT = {8: "u8", 16: "u16"}
+#: Categorical codes: dtype name → (extension, missing marker, maximum categories).
+CODES = {"uint8": ("u8", 255, 255), "uint16": ("u16", 65535, 65535)}
+#: The Cellucid web app's limits (SPEC §2.5, §2.8).
+POINTS_FILE_LIMIT = 512 * 1024 * 1024
+EDGE_BUDGET = 536_870_912
+
+
+# --------------------------------------------------------------------------- embeddings
+def normalize_points(coords: Any, dim: int, name: str = "embedding") -> tuple[np.ndarray, float]:
+    """Centre and scale an ``(n, dim)`` embedding so its longest axis spans [-1, 1].
+
+    Returns the float32 points and the scale (reused for vector fields). Raises
+    ``ValueError`` for a wrong shape or non-finite coordinates.
+
+    >>> pts, scale = normalize_points(np.array([[0.0, 0.0], [4.0, 2.0]]), 2)
+    >>> pts.tolist(), scale
+    ([[-1.0, -0.5], [1.0, 0.5]], 0.5)
+    """
+    x = _as_2d_float64(coords, dim, name)
+    _require_finite(x, name)
+    lo = x.min(axis=0)
+    hi = x.max(axis=0)
+    span = float((hi - lo).max())
+    if span < 1e-8:
+        span = 1.0
+    center = (lo + hi) / 2.0
+    scale = 2.0 / span
+    out = ((x - center) * scale).astype(np.float32)
+    return out, scale
+
+
+def _as_2d_float64(coords: Any, dim: int, name: str) -> np.ndarray:
+    if sp.issparse(coords):
+        coords = coords.toarray()
+    x = np.asarray(coords)
+    if x.ndim == 1 and dim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(
+            f"{name} must have shape (n_cells, {dim}); got {x.shape}. "
+            f"Pass a {dim}-column array for the {dim}D embedding."
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has no cells; an export needs at least one cell.")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{name} must be numeric; got dtype {x.dtype}.")
+    return x.astype(np.float64, copy=False)
+
+
+def _require_finite(x: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)
+        shown = ", ".join(str(r) for r in rows[:5])
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) in {rows.size} cell(s), e.g. rows {shown}. "
+            "Drop or impute these cells before exporting."
+        )
+
+
+# --------------------------------------------------------------------------- quantisation
+@dataclass(frozen=True)
+class Quantized:
+    """Quantised values: codes plus the float range they decode into."""
+
+    codes: np.ndarray
+    lo: float
+    hi: float
+    bits: int
+
+
+def quantize(values: Any, bits: int) -> Quantized:
+    """Quantise to ``bits`` (8 or 16) with round-to-nearest; non-finite → missing marker.
+
+    >>> q = quantize(np.array([0.0, 0.5, 1.0, np.nan]), 8)
+    >>> q.codes.tolist(), q.lo, q.hi
+    ([0, 127, 254, 255], 0.0, 1.0)
+    """
+    if bits not in QUANT_MAX:
+        raise ValueError(f"quantisation must be 8 or 16 bits, got {bits!r}")
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    lo, hi = _finite_range(v, finite)
+    maxq = QUANT_MAX[bits]
+    dtype = np.uint8 if bits == 8 else np.uint16
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.rint((v - lo) * (maxq / (hi - lo)))
+    codes = np.clip(np.where(finite, scaled, 0), 0, maxq).astype(dtype)
+    codes[~finite] = QUANT_MISSING[bits]
+    return Quantized(codes, lo, hi, bits)
+
+
+def _finite_range(v: np.ndarray, finite: np.ndarray) -> tuple[float, float]:
+    if finite.all():
+        lo, hi = float(v.min()), float(v.max())
+    elif finite.any():
+        lo, hi = float(v[finite].min()), float(v[finite].max())
+    else:
+        lo, hi = 0.0, 1.0
+    if hi == lo:
+        hi = lo + 1.0
+        if hi == lo:
+            hi = float(np.nextafter(lo, np.inf))
+    return lo, hi
+
+
+def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
+    """Decode quantised codes back to float32 (missing marker → NaN)."""
+    c = np.asarray(codes)
+    out = lo + c.astype(np.float64) * ((hi - lo) / QUANT_MAX[bits])
+    out[c == QUANT_MISSING[bits]] = np.nan
+    return out.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- obs columns
+@dataclass(frozen=True)
+class ContinuousColumn:
+    key: str
+    values: np.ndarray  # float32, NaN for missing
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    key: str
+    codes: np.ndarray  # int64, -1 for missing
+    categories: list[str]
+
+
+def classify_obs_column(key: str, series: pd.Series) -> ContinuousColumn | CategoricalColumn:
+    """Decide the kind of one obs column and extract its values (SPEC §2.6.1)."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cat = series.array
+        categories = [str(c) for c in dtype.categories]
+        codes = np.asarray(cat.codes, dtype=np.int64)
+    elif pd.api.types.is_bool_dtype(dtype):
+        mask = series.isna().to_numpy()
+        vals = series.to_numpy(dtype=object)
+        codes = np.where(mask, -1, 0).astype(np.int64)
+        codes[~mask] = np.asarray(vals[~mask], dtype=bool).astype(np.int64)
+        categories = ["False", "True"]
+    elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
+        return ContinuousColumn(key, values)
+    else:
+        mask = series.isna().to_numpy()
+        text = series.astype(object).where(~mask, None)
+        text = text.map(lambda v: None if v is None else str(v))
+        cat = pd.Categorical(text)
+        categories = [str(c) for c in cat.categories]
+        codes = np.asarray(cat.codes, dtype=np.int64)
+    _check_labels(key, categories)
+    return CategoricalColumn(key, codes, categories)
+
+
+def _check_labels(key: str, categories: list[str]) -> None:
+    blank = [c for c in categories if not c.strip()]
+    if blank:
+        raise ValueError(
+            f"obs column {key!r} has a blank category label {blank[0]!r}. "
+            "Rename it (e.g. to 'unknown') or set those cells to NaN."
+        )
+    if len(set(categories)) != len(categories):
+        seen: set[str] = set()
+        dups = sorted({c for c in categories if c in seen or seen.add(c)})
+        raise ValueError(
+            f"obs column {key!r} has categories that are equal as text: {dups[:5]}. "
+            "Merge or rename them (e.g. 1 and '1') before exporting."
+        )
+
+
+def codes_dtype_for(key: str, n_categories: int, setting: str) -> str:
+    """Choose ``uint8`` or ``uint16`` codes for a categorical field (SPEC §2.6.7)."""
+    if setting == "auto":
+        if n_categories <= 255:
+            return "uint8"
+        if n_categories <= 65535:
+            return "uint16"
+    elif setting in CODES:
+        if n_categories <= CODES[setting][2]:
+            return setting
+    else:
+        raise ValueError(
+            f"obs_categorical_dtype must be 'auto', 'uint8' or 'uint16'; got {setting!r}"
+        )
+    limit = CODES.get(setting, CODES["uint16"])[2]
+    fix = (
+        "use obs_categorical_dtype='uint16' or 'auto'"
+        if setting == "uint8" and n_categories <= 65535
+        else "leave this column out with obs_keys=[...] or store it as a continuous/numeric id"
+    )
+    raise ValueError(
+        f"obs column {key!r} has {n_categories} categories, more than {setting!r} codes allow "
+        f"({limit}); {fix}."
+    )
+
+
+def encode_codes(codes: np.ndarray, dtype_name: str) -> np.ndarray:
+    """Map int codes (-1 = missing) to the stored dtype with its missing marker."""
+    missing = CODES[dtype_name][1]
+    out = np.where(codes < 0, missing, codes)
+    return out.astype(np.uint8 if dtype_name == "uint8" else np.uint16)
+
+
+# --------------------------------------------------------------------------- centroids
+def _group_sorted(codes: np.ndarray, dist: np.ndarray, k: int):
+    """Sort members by (code, distance); return order, group starts and sizes."""
+    order = np.lexsort((dist, codes))
+    counts = np.bincount(codes, minlength=k)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return order, starts, counts
+
+
+def _group_means(codes: np.ndarray, pts: np.ndarray, k: int, counts: np.ndarray) -> np.ndarray:
+    sums = np.stack(
+        [np.bincount(codes, weights=pts[:, j], minlength=k) for j in range(pts.shape[1])], 1
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
+
+
+def compute_centroids(
+    codes: np.ndarray,
+    categories: list[str],
+    points: np.ndarray,
+    quantile: float | None,
+    min_points: int,
+) -> list[dict[str, Any]]:
+    """Trimmed category centroids in one dimension's normalised coordinates (SPEC §2.6.8).
+
+    Vectorised over all categories of the field: no per-cell Python loop.
+    """
+    if quantile is None:
+        return []
+    k = len(categories)
+    valid = codes >= 0
+    if not valid.any():
+        return []
+    c = codes[valid]
+    pts = np.asarray(points, dtype=np.float64)[valid]
+    counts = np.bincount(c, minlength=k)
+    means = _group_means(c, pts, k, counts)
+    dist = np.sqrt(((pts - means[c]) ** 2).sum(axis=1))
+    order, starts, _ = _group_sorted(c, dist, k)
+    sorted_d = dist[order]
+    # numpy's default (linear) quantile of each group's distances
+    pos = quantile * np.maximum(counts - 1, 0)
+    lo_i = np.floor(pos).astype(np.int64)
+    hi_i = np.minimum(lo_i + 1, np.maximum(counts - 1, 0))
+    frac = pos - lo_i
+    last = len(sorted_d) - 1  # groups with no member get a meaningless threshold, never used
+    d_lo = sorted_d[np.minimum(starts + lo_i, last)]
+    d_hi = sorted_d[np.minimum(starts + hi_i, last)]
+    thr = d_lo + frac * (d_hi - d_lo)
+    keep = dist <= thr[c]
+    kept_counts = np.bincount(c[keep], minlength=k)
+    kept_means = _group_means(c[keep], pts[keep], k, kept_counts)
+    out: list[dict[str, Any]] = []
+    for i, name in enumerate(categories):
+        m = int(counts[i])
+        if m < min_points:
+            continue
+        if m > min_points and kept_counts[i] >= min_points:
+            pos_i, n_i = kept_means[i], int(kept_counts[i])
+        else:
+            pos_i, n_i = means[i], m
+        out.append({"category": name, "position": [float(v) for v in pos_i], "n_points": n_i})
+    return out
+
+
+def compute_outlier_quantiles(
+    codes: np.ndarray, n_categories: int, latent: np.ndarray, min_points: int
+) -> np.ndarray:
+    """Per-cell distance rank within its category in the latent space (SPEC §2.6.9).
+
+    ``quantile_i = #{j in category : d_j <= d_i} / m`` (ties take the highest rank); cells of
+    categories smaller than ``min_points`` or with a missing category get NaN.
+    """
+    n = codes.shape[0]
+    out = np.full(n, np.nan, dtype=np.float32)
+    k = n_categories
+    counts_all = np.bincount(codes[codes >= 0], minlength=k)
+    valid = (codes >= 0) & (counts_all[np.maximum(codes, 0)] >= min_points)
+    if not valid.any():
+        return out
+    idx = np.flatnonzero(valid)
+    c = codes[idx]
+    lat = latent[idx]
+    counts = np.bincount(c, minlength=k)
+    means = _group_means(c, lat, k, counts)
+    dist = np.sqrt(((lat - means[c]) ** 2).sum(axis=1))
+    order, starts, _ = _group_sorted(c, dist, k)
+    sc, sd = c[order], dist[order]
+    last = np.ones(sc.shape[0], dtype=bool)
+    last[:-1] = (sc[1:] != sc[:-1]) | (sd[1:] != sd[:-1])
+    last_idx = np.flatnonzero(last)
+    run_end = last_idx[np.searchsorted(last_idx, np.arange(sc.shape[0]))]
+    rank = run_end - starts[sc] + 1
+    q = np.empty(sc.shape[0], dtype=np.float64)
+    q[order] = rank / counts[sc]
+    out[idx] = q.astype(np.float32)
+    return out
+
+
+def as_latent(latent: Any, n: int) -> np.ndarray:
+    """Validate a latent space and return it as a float64 ``(n, k)`` array."""
+    x = latent.toarray() if sp.issparse(latent) else np.asarray(latent)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2 or x.shape[0] != n or x.shape[1] == 0:
+        raise ValueError(
+            f"latent_space must have shape (n_cells={n}, k>=1); got {x.shape}. "
+            "Pass e.g. adata.obsm['X_pca']."
+        )
+    x = x.astype(np.float64, copy=False)
+    _require_finite(x, "latent_space")
+    return x
+
+
+# --------------------------------------------------------------------------- connectivity
+@dataclass(frozen=True)
+class Edges:
+    """Undirected edges, each once with src < dst, sorted by (src, dst) (SPEC §2.8)."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    weights: np.ndarray  # float64
+    max_neighbors: int
+    index_dtype: str  # "uint16" | "uint32"
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.src.shape[0])
+
+    @property
+    def index_bytes(self) -> int:
+        return 2 if self.index_dtype == "uint16" else 4
+
+
+def edge_index_dtype(n: int) -> str:
+    """Smallest index dtype that fits ``n`` cells."""
+    if n <= 65_536:
+        return "uint16"
+    if n <= 4_294_967_296:
+        return "uint32"
+    raise ValueError(f"{n} cells do not fit 32-bit edge indices")
+
+
+def edge_working_set(n_edges: int, n: int, index_dtype: str) -> int:
+    """Bytes the Cellucid web app needs for a graph; above EDGE_BUDGET it rejects it."""
+    return (48 if index_dtype == "uint16" else 44) * n_edges + 4 * n
+
+
+def build_edges(matrix: Any, n: int) -> Edges:
+    """Turn an ``(n, n)`` connectivity matrix into the edge list of SPEC §2.8."""
+    if sp.issparse(matrix):
+        shape = matrix.shape
+        dtype = matrix.dtype
+    else:
+        matrix = np.asarray(matrix)
+        shape, dtype = matrix.shape, matrix.dtype
+    if len(shape) != 2 or shape[0] != n or shape[1] != n:
+        raise ValueError(
+            f"connectivities must be an (n_cells, n_cells) = ({n}, {n}) matrix; got {shape}. "
+            "Pass adata.obsp['connectivities']."
+        )
+    if np.dtype(dtype).kind != "b" and not np.issubdtype(dtype, np.number):
+        raise ValueError(f"connectivities must be numeric or boolean; got dtype {dtype}")
+    c = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    c.sum_duplicates()
+    if c.data.size and not np.isfinite(c.data).all():
+        raise ValueError("connectivities contain NaN or inf weights; fix or drop them.")
+    if c.data.size and (c.data < 0).any():
+        raise ValueError("connectivities contain negative weights; edge weights must be >= 0.")
+    c.setdiag(0)
+    c.eliminate_zeros()
+    s = c.maximum(c.T.tocsr())
+    upper = sp.triu(s, k=1, format="csr")
+    upper.eliminate_zeros()
+    upper.sort_indices()
+    counts = np.diff(upper.indptr)
+    index_dtype = edge_index_dtype(n)
+    src = np.repeat(np.arange(n, dtype=np.int64), counts)
+    dst = upper.indices.astype(np.int64)
+    weights = upper.data.astype(np.float64)
+    if src.size:
+        degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
+        max_neighbors = int(degree.max())
+    else:
+        max_neighbors = 0
+    np_dtype = np.uint16 if index_dtype == "uint16" else np.uint32
+    return Edges(src.astype(np_dtype), dst.astype(np_dtype), weights, max_neighbors, index_dtype)
+
+
+# --------------------------------------------------------------------------- vector fields
+_EXPLICIT_VECTOR_KEY = re.compile(r"^(.+)_([123])d$")
+
+
+def parse_vector_fields(
+    fields: Any, n: int, available_dims: list[int]
+) -> dict[tuple[str, int], np.ndarray]:
+    """Resolve vector-field keys into ``{(field_id, dim): float64 (n, dim)}`` (SPEC §2.9)."""
+    if not isinstance(fields, dict):
+        raise TypeError(
+            f"vector_fields must be a dict of name -> (n_cells, dim) array; got {type(fields).__name__}"
+        )
+    explicit: dict[tuple[str, int], tuple[str, Any]] = {}
+    implicit: dict[tuple[str, int], tuple[str, Any]] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        key = str(key)
+        m = _EXPLICIT_VECTOR_KEY.match(key)
+        if m:
+            explicit[(m.group(1), int(m.group(2)))] = (key, value)
+            continue
+        shape = value.shape if hasattr(value, "shape") else np.asarray(value).shape
+        if len(shape) == 1:
+            dim = 1
+        elif len(shape) == 2 and 1 <= shape[1] <= 3:
+            dim = int(shape[1])
+        else:
+            raise ValueError(
+                f"vector field {key!r} has shape {tuple(shape)}; expected (n_cells, 1|2|3). "
+                "Name it '<field>_<d>d' or pass one array per dimension."
+            )
+        implicit[(key, dim)] = (key, value)
+    chosen = dict(implicit)
+    chosen.update(explicit)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    for (field_id, dim), (key, value) in sorted(chosen.items()):
+        if not field_id or safe_name(field_id) != field_id:
+            raise ValueError(
+                f"vector field id {field_id!r} (from key {key!r}) is not a safe file name; "
+                f"rename it to {safe_name(field_id)!r}."
+            )
+        if dim not in available_dims:
+            warnings.warn(
+                f"vector field {key!r} is {dim}D but no {dim}D embedding is exported; skipped.",
+                stacklevel=3,
+            )
+            continue
+        arr = _as_2d_float64(value, dim, f"vector field {key!r}")
+        if arr.shape[0] != n:
+            raise ValueError(f"vector field {key!r} has {arr.shape[0]} rows; expected n_cells={n}.")
+        _require_finite(arr, f"vector field {key!r}")
+        out[(field_id, dim)] = arr
+    return out

@@ -1,0 +1,219 @@
+"""Turning user data into :class:`~cellucid.export.dataset.ExportInputs`.
+
+Two front doors lead here: the upstream keyword form of ``prepare`` (arrays and DataFrames)
+and an AnnData (``prepare(adata, out_dir)`` and, later, the server). Both resolve embeddings,
+latent space, obs columns, genes, connectivity and vector fields with the same rules
+(SPEC §6.2 and §6.5), so an export and a served AnnData hold the same payloads.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .genes import GeneMatrix, gene_matrix
+from .naming import safe_name
+
+#: obsm keys tried, in order, for the latent space when none is named (SPEC §6.5)
+LATENT_CANDIDATES = ("scanvi", "scvi", "X_scvi", "X_pca", "harmony", "X_harmony")
+_VECTOR_EXPLICIT = re.compile(r"^(.+_umap)_([123])d$")
+
+
+def _listing(keys: Sequence[str]) -> str:
+    return ", ".join(repr(k) for k in keys) if keys else "(none)"
+
+
+def select_obs(obs: pd.DataFrame, obs_keys: Sequence[str] | None) -> pd.DataFrame:
+    """The obs columns to export, in the given order (default: all columns)."""
+    if not isinstance(obs, pd.DataFrame):
+        raise TypeError(f"obs must be a pandas DataFrame; got {type(obs).__name__}")
+    if obs_keys is None:
+        return obs
+    if isinstance(obs_keys, str):
+        obs_keys = [obs_keys]
+    columns = {str(c): c for c in obs.columns}
+    missing = [k for k in obs_keys if str(k) not in columns]
+    if missing:
+        raise KeyError(
+            f"obs_keys not found in obs: {_listing([str(m) for m in missing])}; "
+            f"available columns: {_listing(list(columns))}"
+        )
+    dups = sorted({str(k) for k in obs_keys if list(map(str, obs_keys)).count(str(k)) > 1})
+    if dups:
+        raise ValueError(f"obs_keys lists {_listing(dups)} more than once")
+    return obs[[columns[str(k)] for k in obs_keys]]
+
+
+def resolve_genes(
+    gene_expression: Any,
+    var: pd.DataFrame | None,
+    var_gene_id_column: str | None,
+    gene_identifiers: Sequence[str] | None,
+    n_cells: int,
+) -> tuple[GeneMatrix | None, np.ndarray, list[str], str]:
+    """Pick the genes to export: ``(matrix, columns, ids, id column name)``."""
+    id_column = "index" if var_gene_id_column in (None, "index") else str(var_gene_id_column)
+    if gene_expression is None:
+        if gene_identifiers is not None:
+            raise ValueError("gene_identifiers was given but there is no gene_expression to export")
+        return None, np.zeros(0, dtype=np.int64), [], id_column
+    matrix = gene_matrix(gene_expression)
+    if matrix.n_cells != n_cells:
+        raise ValueError(
+            f"gene_expression has {matrix.n_cells} rows but there are {n_cells} cells; "
+            "rows must be cells (transpose a genes x cells matrix)"
+        )
+    if var is None:
+        raise ValueError("var is required with gene_expression (gene ids come from var)")
+    if len(var) != matrix.n_genes:
+        raise ValueError(
+            f"var has {len(var)} rows but gene_expression has {matrix.n_genes} columns; they must match"
+        )
+    if id_column == "index":
+        all_ids = [str(g) for g in var.index]
+    else:
+        if var_gene_id_column not in var.columns:
+            raise KeyError(
+                f"var_gene_id_column {var_gene_id_column!r} is not a column of var; "
+                f"available: {_listing([str(c) for c in var.columns])} (or 'index')"
+            )
+        all_ids = [str(g) for g in var[var_gene_id_column]]
+    if gene_identifiers is None:
+        columns = np.arange(len(all_ids), dtype=np.int64)
+        return matrix, columns, all_ids, id_column
+    if isinstance(gene_identifiers, str):
+        gene_identifiers = [gene_identifiers]
+    wanted = [str(g) for g in gene_identifiers]
+    dups = (
+        sorted({g for g in wanted if wanted.count(g) > 1})
+        if len(set(wanted)) != len(wanted)
+        else []
+    )
+    if dups:
+        raise ValueError(f"gene_identifiers lists {_listing(dups[:5])} more than once")
+    position: dict[str, int] = {}
+    duplicated_ids: set[str] = set()
+    for i, g in enumerate(all_ids):
+        if g in position:
+            duplicated_ids.add(g)
+        position.setdefault(g, i)
+    ambiguous = [g for g in wanted if g in duplicated_ids]
+    if ambiguous:
+        raise ValueError(
+            f"gene id(s) {_listing(ambiguous[:5])} occur more than once in var; make ids unique "
+            "(adata.var_names_make_unique()) or choose var_gene_id_column"
+        )
+    unknown = [g for g in wanted if g not in position]
+    if unknown:
+        warnings.warn(
+            f"{len(unknown)} gene identifier(s) not found and skipped: {_listing(unknown[:5])}",
+            stacklevel=3,
+        )
+    kept = [g for g in wanted if g in position]
+    columns = np.array([position[g] for g in kept], dtype=np.int64)
+    return matrix, columns, kept, id_column
+
+
+# --------------------------------------------------------------------------- AnnData
+def embeddings_from_obsm(obsm: Mapping[str, Any], n: int) -> dict[int, Any]:
+    """Embeddings of an AnnData: ``X_umap_{1,2,3}d`` first, then ``X_umap`` by column count."""
+    out: dict[int, Any] = {}
+    for d in (1, 2, 3):
+        key = f"X_umap_{d}d"
+        if key in obsm:
+            arr = obsm[key]
+            shape = np.shape(arr)
+            if len(shape) == 2 and shape[0] == n and shape[1] == d:
+                out[d] = arr
+            else:
+                warnings.warn(
+                    f"obsm[{key!r}] has shape {shape}, not ({n}, {d}); ignored", stacklevel=3
+                )
+    if "X_umap" in obsm:
+        arr = obsm["X_umap"]
+        shape = np.shape(arr)
+        if len(shape) == 2 and shape[0] == n and 1 <= shape[1] <= 3:
+            out.setdefault(int(shape[1]), arr)
+    if not out:
+        raise ValueError(
+            "no UMAP embedding found: expected obsm['X_umap'] (1-3 columns) or "
+            f"obsm['X_umap_1d'/'X_umap_2d'/'X_umap_3d']; obsm has {_listing(list(obsm.keys()))}. "
+            "Compute one (sc.tl.umap) or pass X_umap_2d=... explicitly."
+        )
+    return out
+
+
+def latent_from_obsm(obsm: Mapping[str, Any], latent_key: str | None) -> tuple[Any, str | None]:
+    """The latent space: ``latent_key`` if given, else the first known key present, else none."""
+    if latent_key is not None:
+        if latent_key not in obsm:
+            raise KeyError(
+                f"latent_key {latent_key!r} is not in obsm; available: {_listing(list(obsm.keys()))}"
+            )
+        return obsm[latent_key], latent_key
+    for key in LATENT_CANDIDATES:
+        if key in obsm:
+            return obsm[key], key
+    return None, None
+
+
+def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]) -> dict[str, Any]:
+    """Velocity-like obsm entries (``<f>_umap_<d>d`` and ``<f>_umap``; SPEC §6.5)."""
+    out: dict[str, Any] = {}
+    explicit: set[tuple[str, int]] = set()
+    for key in obsm:
+        m = _VECTOR_EXPLICIT.match(str(key))
+        if not m or str(key).startswith("X_"):
+            continue
+        fid, d = m.group(1), int(m.group(2))
+        if d not in dims or np.shape(obsm[key]) != (n, d):
+            continue
+        if safe_name(fid) != fid:
+            warnings.warn(
+                f"obsm[{key!r}]: {fid!r} is not a safe file name; vector field skipped",
+                stacklevel=3,
+            )
+            continue
+        out[str(key)] = obsm[key]
+        explicit.add((fid, d))
+    for key in obsm:
+        key = str(key)
+        if not key.endswith("_umap") or key.startswith("X_"):
+            continue
+        shape = np.shape(obsm[key])
+        d = 1 if len(shape) == 1 else (shape[1] if len(shape) == 2 else 0)
+        if shape[:1] != (n,) or d not in dims or (key, d) in explicit:
+            continue
+        if safe_name(key) != key:
+            warnings.warn(
+                f"obsm[{key!r}] is not a safe file name; vector field skipped", stacklevel=3
+            )
+            continue
+        out[f"{key}_{d}d"] = obsm[key]
+    return out
+
+
+def expression_of(adata: Any, layer: str | None) -> Any:
+    """``adata.X`` or ``adata.layers[layer]``, loaded into memory if the AnnData is backed."""
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(
+                f"layer {layer!r} not found; available layers: {_listing(list(adata.layers.keys()))}"
+            )
+        x = adata.layers[layer]
+    else:
+        x = adata.X
+    if x is None:
+        return None
+    if hasattr(x, "to_memory"):  # backed sparse dataset
+        return x.to_memory()
+    if type(x).__module__.startswith("h5py") or (
+        hasattr(x, "chunks") and not isinstance(x, np.ndarray)
+    ):
+        return x[...]
+    return x
