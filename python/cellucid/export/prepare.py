@@ -237,7 +237,7 @@ def _prepare_arrays(
     if existing and not force:
         shown = ", ".join(existing[:10]) + (" …" if len(existing) > 10 else "")
         raise FileExistsError(
-            f"{out} already holds an export ({shown}); pass force=True (or overwrite=True) to replace it"
+            f"{out} already holds an export ({shown}); pass force=True (CLI: --force) to replace it"
         )
     dataset = ExportDataset(inputs)
     return write_dataset(dataset, out, quiet=quiet, workers=workers, block_bytes=block_bytes)

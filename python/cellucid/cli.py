@@ -1,0 +1,196 @@
+"""The ``cellucid`` command line (SPEC §6.7).
+
+Exit codes: 0 success, 1 error (one-line message; ``-v`` shows the traceback), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2 with the usage line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _csv(text: str) -> list[str]:
+    return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def _level(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError("compression must be 0 (off) or a gzip level 1-9")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cellucid",
+        description="Explore single-cell data in a fast WebGL viewer: export, check and serve datasets.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"cellucid {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "prepare",
+        help="export an .h5ad or .zarr AnnData to an export folder",
+        description="Export an AnnData (.h5ad or .zarr) to a folder in the Cellucid export format. "
+        "Embeddings come from obsm['X_umap'] / obsm['X_umap_2d'|'X_umap_3d'], the latent space "
+        "from --latent-key or X_pca-like keys, genes from X or --layer.",
+    )
+    p.add_argument("data", type=Path, help="input .h5ad file or .zarr store")
+    p.add_argument("out", type=Path, help="output folder (created; replaced only with --force)")
+    p.add_argument("--layer", help="expression layer instead of X")
+    p.add_argument("--latent-key", help="obsm key of the latent space (default: X_pca-like keys)")
+    p.add_argument("--obs-keys", type=_csv, help="comma-separated obs columns (default: all)")
+    p.add_argument("--genes", type=_csv, help="comma-separated gene ids to export (default: all)")
+    p.add_argument("--var-gene-id-column", default="index", help="var column with gene ids")
+    p.add_argument("--no-genes", action="store_true", help="export no gene expression")
+    p.add_argument("--no-connectivity", action="store_true", help="skip obsp['connectivities']")
+    p.add_argument("--compression", type=_level, default=None, help="gzip level 1-9 (0: off)")
+    p.add_argument("--var-quantization", type=int, choices=(8, 16), help="quantise genes")
+    p.add_argument(
+        "--obs-quantization", type=int, choices=(8, 16), help="quantise continuous obs fields"
+    )
+    p.add_argument("--obs-categorical-dtype", choices=("auto", "uint8", "uint16"), default="auto")
+    p.add_argument("--centroid-outlier-quantile", type=float, default=0.95)
+    p.add_argument("--centroid-min-points", type=int, default=10)
+    p.add_argument("--dataset-name", help="display name (default: output folder name)")
+    p.add_argument("--dataset-id", help="identity id (default: safe form of the name)")
+    p.add_argument("--description", default=None, help="dataset description")
+    p.add_argument("--source-name")
+    p.add_argument("--source-url")
+    p.add_argument("--source-citation")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing export")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+
+    v = sub.add_parser(
+        "validate",
+        help="check an export folder (or a folder of exports) against the format",
+        description="Check an export folder, or a folder of exports with its datasets.json, "
+        "against every rule of the export format. Prints one line per violation "
+        "(file, key, expected, found); exits 1 if there is any.",
+    )
+    v.add_argument("path", type=Path)
+    v.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    v.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+
+    d = sub.add_parser(
+        "datasets",
+        help="write datasets.json for a folder of exports (static hosting)",
+        description="Scan the export folders inside ROOT and write ROOT/datasets.json.",
+    )
+    d.add_argument("root", type=Path)
+    d.add_argument("--default", dest="default_dataset", help="id of the default dataset")
+    d.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    return parser
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .export.prepare import prepare
+    from .sources.detect import is_zarr_store, load_anndata
+
+    data: Path = args.data
+    if not data.exists():
+        raise FileNotFoundError(f"Path not found: {data}")
+    if not (data.name.lower().endswith(".h5ad") or is_zarr_store(data)):
+        raise ValueError(f"{data} is neither an .h5ad file nor a .zarr store")
+    if not args.quiet:
+        print(f"cellucid v{__version__}: reading {data}", file=sys.stderr)
+    adata = load_anndata(data)
+    options: dict[str, object] = {}
+    if args.no_genes:
+        options["gene_expression"] = None
+    if args.no_connectivity:
+        options["connectivities"] = None
+    out = prepare(
+        adata,
+        args.out,
+        layer=args.layer,
+        latent_key=args.latent_key,
+        obs_keys=args.obs_keys,
+        gene_identifiers=args.genes,
+        var_gene_id_column=args.var_gene_id_column,
+        compression=args.compression or None,
+        var_quantization=args.var_quantization,
+        obs_continuous_quantization=args.obs_quantization,
+        obs_categorical_dtype=args.obs_categorical_dtype,
+        centroid_outlier_quantile=args.centroid_outlier_quantile,
+        centroid_min_points=args.centroid_min_points,
+        dataset_name=args.dataset_name,
+        dataset_id=args.dataset_id,
+        dataset_description=args.description,
+        source_name=args.source_name,
+        source_url=args.source_url,
+        source_citation=args.source_citation,
+        force=args.force,
+        quiet=args.quiet,
+        **options,
+    )
+    print(out)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .export.validate import validate_export
+
+    path: Path = args.path
+    if not path.exists():
+        raise FileNotFoundError(f"Path not found: {path}")
+    violations = validate_export(path)
+    if not args.quiet:
+        for violation in violations:
+            print(violation)
+    if violations:
+        print(f"{path}: {len(violations)} violation(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: valid")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .export.catalog import generate_datasets_manifest
+
+    written = generate_datasets_manifest(args.root, default_dataset=args.default_dataset)
+    if written is None:
+        raise ValueError(f"no export folder found inside {args.root}")
+    print(written)
+    return 0
+
+
+_COMMANDS = {"prepare": _cmd_prepare, "validate": _cmd_validate, "datasets": _cmd_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("cellucid: interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"cellucid {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
