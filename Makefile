@@ -1,0 +1,106 @@
+# Fresh machine to green tests, from a clean clone:
+#
+#   make setup   # Chromium (apt), .venv with cellucid editable + test extras (builds js/),
+#                # .venv-upstream with cellucid==0.0.9 to compare against
+#   make test    # ruff + pytest
+#
+# Every step is skipped when its result is already there and up to date, so re-running
+# `make setup` is quick. `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UPSTREAM_VENV := .venv-upstream
+UPSTREAM_VERSION := 0.0.9
+CHROMIUM := /usr/bin/chromium
+
+# apt needs root; use sudo when we are not root (CI and the dev machines run as root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# The browser assets of the package (gitignored) and what they are built from.
+STATIC := python/cellucid/static
+STATIC_TARGET := $(STATIC)/viewer/index.html
+JS_SOURCES := $(shell find js -path js/node_modules -prune -o -type f -print)
+NODE_MODULES := js/node_modules/.package-lock.json
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup chromium venv upstream js test lint bench clean
+
+help:
+	@echo "make setup   set up this machine: chromium, $(VENV) (cellucid -e .[test]), $(UPSTREAM_VENV) (cellucid==$(UPSTREAM_VERSION))"
+	@echo "make test    ruff check + pytest"
+	@echo "make lint    ruff check"
+	@echo "make bench   run benchmarks/run.py"
+	@echo "make js      rebuild $(STATIC)/ if js/ changed"
+	@echo "make clean   remove build output ($(STATIC)/, build/, dist/)"
+
+setup: chromium venv upstream js
+	@echo "==> setup done"
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "==> chromium: $(CHROMIUM) is installed"; \
+	else \
+		echo "==> chromium: installing the Debian package (browser tests)"; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
+	fi
+
+venv: $(VENV)/.setup-done
+
+$(PY):
+	@echo "==> $(VENV): creating the virtualenv with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled when the package metadata or the JS dependencies change. Installing
+# cellucid editable runs the JS build (hatch-jupyter-builder, see pyproject.toml).
+$(VENV)/.setup-done: pyproject.toml $(NODE_MODULES) | $(PY)
+	@echo "==> $(VENV): upgrading pip"
+	$(PY) -m pip install --quiet --upgrade pip
+	@echo "==> $(VENV): installing cellucid in editable mode with the test extras (builds js/)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $@
+
+# The upstream package we compare against lives in its own virtualenv: installing it
+# into $(VENV) would shadow ours (both are called cellucid).
+upstream: $(UPSTREAM_VENV)/.cellucid-$(UPSTREAM_VERSION)
+
+$(UPSTREAM_VENV)/.cellucid-$(UPSTREAM_VERSION):
+	@echo "==> $(UPSTREAM_VENV): installing upstream cellucid==$(UPSTREAM_VERSION)"
+	@[ -x $(UPSTREAM_VENV)/bin/python ] || $(PYTHON) -m venv $(UPSTREAM_VENV)
+	$(UPSTREAM_VENV)/bin/python -m pip install --quiet "cellucid==$(UPSTREAM_VERSION)"
+	@touch $@
+
+# npm ci: exactly what js/package-lock.json pins.
+$(NODE_MODULES): js/package.json js/package-lock.json
+	@echo "==> js: npm ci"
+	cd js && npm ci --no-audit --no-fund
+	@touch $@
+
+js: $(STATIC_TARGET)
+
+$(STATIC_TARGET): $(JS_SOURCES) $(NODE_MODULES)
+	@echo "==> js: building $(STATIC)/ (npm run build)"
+	cd js && npm run build
+
+test: js
+	@echo "==> ruff check"
+	$(VENV)/bin/ruff check .
+	@echo "==> pytest"
+	$(PY) -m pytest
+
+lint:
+	@echo "==> ruff check"
+	$(VENV)/bin/ruff check .
+
+bench:
+	@echo "==> benchmarks"
+	$(PY) benchmarks/run.py
+
+clean:
+	@echo "==> removing build output"
+	rm -rf $(STATIC) build dist
