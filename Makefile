@@ -34,7 +34,7 @@ help:
 	@echo "make setup   set up this machine: chromium, $(VENV) (cellucid -e .[test]), $(UPSTREAM_VENV) (cellucid==$(UPSTREAM_VERSION))"
 	@echo "make test    ruff check + pytest"
 	@echo "make lint    ruff check"
-	@echo "make bench   run benchmarks/run.py"
+	@echo "make bench   run benchmarks/run.py (arguments in BENCH_ARGS, e.g. BENCH_ARGS=--quick)"
 	@echo "make js      rebuild $(STATIC)/ if js/ changed"
 	@echo "make clean   remove build output ($(STATIC)/, build/, dist/)"
 
@@ -99,7 +99,7 @@ lint:
 
 bench:
 	@echo "==> benchmarks"
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	@echo "==> removing build output"
