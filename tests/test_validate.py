@@ -1349,3 +1349,16 @@ def test_root_ignores_non_dataset_subdirectories(tmp_path: Path) -> None:
     (root / "images").mkdir()
     (root / "images" / "a.png").write_bytes(b"x")
     assert validate_export(root) == []
+
+
+def test_old_nine_key_connectivity_manifest(tmp_path: Path) -> None:
+    """Upstream's manifest without weights (SPEC §7.15): keys reported, edges still checked."""
+    ex = write_dataset(tmp_path / "ds")
+    _edit_edges(ex, _swap_edges)
+    (ex.path / WEIGHTS).unlink()
+    for key in ("weightsPath", "weight_dtype", "weight_bytes"):
+        rewrite_json(ex.path / CONN, drop(key))
+    keys = found(ex.path)
+    assert {(CONN, "weightsPath"), (CONN, "weight_dtype"), (CONN, "weight_bytes")} <= keys
+    assert (SRC, "values") in keys
+    assert not any(file.startswith("connectivity/") and key == "file" for file, key in keys)

@@ -1468,40 +1468,53 @@ class _DatasetCheck:
         self.equal(f, "weight_bytes", conn.get("weight_bytes", _BAD), 8)
         self.check_compression_matches(f, conn)
         index_dtype = conn.get("index_dtype")
-        paths = [
-            self.check_path(f, key, conn.get(key, _BAD)) if key in conn else None
-            for key in ("sourcesPath", "destinationsPath", "weightsPath")
-        ]
-        if n_edges is _BAD or index_dtype not in ("uint16", "uint32") or None in paths:
+        rels = {}
+        for key in ("sourcesPath", "destinationsPath", "weightsPath"):
+            rels[key] = self.check_path(f, key, conn[key]) if key in conn else None
+            if key in conn and rels[key] is None:
+                self.unscannable.add(CONNECTIVITY_DIR)
+        if n_edges is _BAD:
             self.unscannable.add(CONNECTIVITY_DIR)
             return
         if n is not None:
-            if n_edges > n * (n - 1) // 2:
-                self.add(f, "n_edges", f"at most n(n-1)/2 = {n * (n - 1) // 2}", str(n_edges))
-            per_edge = 48 if index_dtype == "uint16" else 44
-            budget = per_edge * n_edges + 4 * n
-            if budget > _BROWSER_EDGE_BUDGET:
+            self.check_edge_count(n, n_edges, index_dtype)
+        weights_rel = rels["weightsPath"]
+        if weights_rel is not None:
+            weights = self.read(weights_rel, EXT_DTYPES["f64"], n_edges)
+            bad = None if weights is None else ~(np.isfinite(weights) & (weights > 0))
+            if bad is not None and bad.any():
                 self.add(
-                    f,
-                    "n_edges",
-                    f"{per_edge}·E + 4·n ≤ {_BROWSER_EDGE_BUDGET} (browser budget)",
-                    f"{budget} for E = {n_edges}, n = {n}",
+                    weights_rel,
+                    "values",
+                    "finite weights > 0",
+                    f"{int(bad.sum())} bad weight(s), e.g. {float(weights[bad][0])!r}",
                 )
-        itype = EXT_DTYPES["u16" if index_dtype == "uint16" else "u32"]
-        src = self.read(paths[0], itype, n_edges)  # type: ignore[arg-type]
-        dst = self.read(paths[1], itype, n_edges)  # type: ignore[arg-type]
-        weights = self.read(paths[2], EXT_DTYPES["f64"], n_edges)  # type: ignore[arg-type]
-        if weights is not None and not (np.isfinite(weights) & (weights > 0)).all():
-            bad = ~(np.isfinite(weights) & (weights > 0))
-            self.add(
-                paths[2],
-                "values",
-                "finite weights > 0",  # type: ignore[arg-type]
-                f"{int(bad.sum())} bad weight(s), e.g. {float(weights[bad][0])!r}",
-            )
-        if src is None or dst is None:
+        src_rel, dst_rel = rels["sourcesPath"], rels["destinationsPath"]
+        if src_rel is None or dst_rel is None:
             return
-        self.check_edges(paths[0], paths[1], src, dst, max_nb)  # type: ignore[arg-type]
+        if index_dtype not in ("uint16", "uint32"):
+            self.referenced.update((src_rel, dst_rel))  # named, but not decodable
+            return
+        itype = EXT_DTYPES["u16" if index_dtype == "uint16" else "u32"]
+        src = self.read(src_rel, itype, n_edges)
+        dst = self.read(dst_rel, itype, n_edges)
+        if src is not None and dst is not None:
+            self.check_edges(src_rel, dst_rel, src, dst, max_nb)
+
+    def check_edge_count(self, n: int, n_edges: int, index_dtype: Any) -> None:
+        """SPEC §2.8: E ≤ n(n−1)/2 and the browser's edge working-set budget."""
+        f = CONNECTIVITY_MANIFEST_FILE
+        if n_edges > n * (n - 1) // 2:
+            self.add(f, "n_edges", f"at most n(n-1)/2 = {n * (n - 1) // 2}", str(n_edges))
+        per_edge = 48 if index_dtype == "uint16" else 44
+        budget = per_edge * n_edges + 4 * n
+        if budget > _BROWSER_EDGE_BUDGET:
+            self.add(
+                f,
+                "n_edges",
+                f"{per_edge}·E + 4·n ≤ {_BROWSER_EDGE_BUDGET} (browser budget)",
+                f"{budget} for E = {n_edges}, n = {n}",
+            )
 
     def check_edges(
         self, src_rel: str, dst_rel: str, src: np.ndarray, dst: np.ndarray, max_nb: Any
