@@ -265,6 +265,23 @@ def _quantised_bits(ext: str) -> int | None:
     return {"u8": 8, "u16": 16}.get(ext)
 
 
+def _category_stats(
+    points: np.ndarray, codes: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-category mean, minimum and maximum of ``points`` (rows with codes < k)."""
+    pts = points.astype(np.float64)
+    counts = np.maximum(np.bincount(codes, minlength=k), 1)[:, None]
+    sums = np.stack(
+        [np.bincount(codes, weights=pts[:, axis], minlength=k) for axis in range(pts.shape[1])],
+        axis=1,
+    )
+    lows = np.full((k, pts.shape[1]), np.inf)
+    highs = np.full((k, pts.shape[1]), -np.inf)
+    np.minimum.at(lows, codes, pts)
+    np.maximum.at(highs, codes, pts)
+    return sums / counts, lows, highs
+
+
 # ---- one dataset directory -------------------------------------------------------------------
 @dataclass
 class _ObsField:
@@ -1161,7 +1178,7 @@ class _DatasetCheck:
                 f, path, "a list of strings with a non-whitespace character", _show(categories)
             )
             return False
-        duplicates = sorted({c for c in categories if categories.count(c) > 1})
+        duplicates = sorted(c for c, count in Counter(categories).items() if count > 1)
         if duplicates:
             self.add(f, path, "unique category labels", f"duplicates {_show(duplicates)}")
             return False
@@ -1243,16 +1260,24 @@ class _DatasetCheck:
             self.check_centroid_values(codes, field)
 
     def check_centroid_values(self, codes: np.ndarray, field: _ObsField) -> None:
-        """SPEC §2.6.8: counts, positions and which categories have a centroid."""
+        """SPEC §2.6.8: counts, positions and which categories have a centroid.
+
+        Per-category sums, minima and maxima come from one vectorised pass per dimension,
+        so fields with tens of thousands of categories stay linear in n.
+        """
         f, k = OBS_MANIFEST_FILE, len(field.categories)
-        counts = np.bincount(codes[codes < k].astype(np.int64), minlength=k)
+        index = {c: i for i, c in enumerate(field.categories)}
+        valid = codes < k
+        member_codes = codes[valid].astype(np.intp)
+        counts = np.bincount(member_codes, minlength=k)
         listed_sets = []
         for dim_key, items in (field.centroids or {}).items():
             dp = f"_categoricalFields[{field.index}][4].{dim_key}"
             points = self.points.get(int(dim_key)) if dim_key in ("1", "2", "3") else None
+            stats = None if points is None else _category_stats(points[valid], member_codes, k)
             listed = {}
             for j, item in enumerate(items):
-                c = field.categories.index(item["category"])
+                c = index[item["category"]]
                 m = int(counts[c])
                 listed[item["category"]] = m
                 if item["n_points"] > m:
@@ -1263,17 +1288,16 @@ class _DatasetCheck:
                         _show(item["n_points"]),
                     )
                     continue
-                if points is None or m == 0:
+                if stats is None or m == 0:
                     continue
-                members = points[codes == c].astype(np.float64)
+                means, lows, highs = stats
                 position = np.asarray(item["position"], dtype=np.float64)
                 if item["n_points"] == m:
-                    ok = np.allclose(position, members.mean(axis=0), rtol=0, atol=1e-4)
+                    ok = np.allclose(position, means[c], rtol=0, atol=1e-4)
                     expected = f"the mean of the category's {m} points"
                 else:
                     ok = bool(
-                        np.all(position >= members.min(axis=0) - 1e-6)
-                        and np.all(position <= members.max(axis=0) + 1e-6)
+                        np.all(position >= lows[c] - 1e-6) and np.all(position <= highs[c] + 1e-6)
                     )
                     expected = "a mean of category members (inside their bounding box)"
                 if not ok:
@@ -1284,7 +1308,7 @@ class _DatasetCheck:
                 omitted = [
                     c
                     for i, c in enumerate(field.categories)
-                    if c not in listed and counts[i] >= smallest
+                    if counts[i] >= smallest and c not in listed
                 ]
                 if omitted:
                     self.add(
@@ -1325,37 +1349,47 @@ class _DatasetCheck:
                 "NaN for cells with a missing category",
                 f"{int((defined & (codes == missing)).sum())} defined value(s)",
             )
-        with_values = []
-        for c in range(k):
-            member = codes == c
-            n_defined = int(defined[member].sum())
-            if 0 < n_defined < int(member.sum()):
+        valid = codes < k
+        member_codes = codes[valid].astype(np.intp)
+        members = np.bincount(member_codes, minlength=k)
+        has_value = defined[valid]
+        n_defined = np.bincount(member_codes[has_value], minlength=k)
+        partial = np.flatnonzero((n_defined > 0) & (n_defined < members))
+        if partial.size:
+            c = int(partial[0])
+            self.add(
+                rel,
+                "values",
+                "all or none of a category's cells with a quantile",
+                f"{partial.size} categories with some, e.g. {int(n_defined[c])} of "
+                f"{int(members[c])} in {field.categories[c]!r}",
+            )
+        with_values = np.flatnonzero(n_defined > 0)
+        if not quantised and with_values.size:
+            maxima = np.full(k, -np.inf)
+            np.maximum.at(maxima, member_codes[has_value], values[valid][has_value])
+            short = with_values[maxima[with_values] != 1.0]
+            if short.size:
+                c = int(short[0])
                 self.add(
                     rel,
                     "values",
-                    "all or none of a category's cells with a quantile",
-                    f"{n_defined} of {int(member.sum())} in {field.categories[c]!r}",
+                    "quantile 1 for the farthest member of each category",
+                    f"{short.size} categories below, e.g. max {float(maxima[c])!r} in "
+                    f"{field.categories[c]!r}",
                 )
-            if n_defined:
-                with_values.append(field.categories[c])
-                if not quantised and float(values[member].max()) != 1.0:
-                    self.add(
-                        rel,
-                        "values",
-                        "quantile 1 for the farthest member of each category",
-                        f"max {float(values[member].max())!r} in {field.categories[c]!r}",
-                    )
         q = (self.obs or {}).get("centroid_outlier_quantile")
         if field.centroids and q is not None:
             first = next(iter(field.centroids.values()), [])
             have = [item["category"] for item in first]
-            if have != with_values:
+            got = [field.categories[c] for c in with_values]
+            if have != got:
                 self.add(
                     rel,
                     "values",
                     "quantiles for exactly the categories that have centroids "
                     f"({_show(have)}; both need centroid_min_points cells)",
-                    _show(with_values),
+                    _show(got),
                 )
 
     # -- var_manifest.json and var/ (SPEC §2.7)
