@@ -24,7 +24,7 @@ import pandas as pd
 from .._version import __version__
 from . import encode as enc
 from .binary import le_buffer, le_bytes
-from .genes import DEFAULT_BLOCK_BYTES, GeneMatrix
+from .genes import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
 from .naming import (
     CONNECTIVITY_DIR,
     CONNECTIVITY_MANIFEST_FILE,
@@ -428,13 +428,11 @@ class ExportDataset:
         return le_bytes(f.outliers, "<f4")
 
     # ----- genes
-    def gene_blocks(
-        self, block_bytes: int = DEFAULT_BLOCK_BYTES
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(gene indices, float32 block)``; row ``i`` of the block is gene ``indices[i]``."""
+    def gene_blocks(self, block_values: int = DEFAULT_BLOCK_VALUES) -> Iterator[GeneBlock]:
+        """Blocks of gene columns; ``block.positions`` are indices into :attr:`gene_ids`."""
         if self.genes is None:
             return
-        yield from self.genes.blocks(self.gene_columns, block_bytes)
+        yield from self.genes.blocks(self.gene_columns, block_values)
 
     def encode_gene(self, index: int, values: np.ndarray) -> memoryview:
         """Raw payload of one gene column (a view, no copy when possible).

@@ -1,10 +1,11 @@
-"""Reading gene columns out of an expression matrix, in blocks, without copying the matrix.
+"""Reading gene columns out of an expression matrix, block by block, without copying it.
 
-The export stores one dense column per gene, but matrices usually arrive cell-major (CSR
-from scanpy, or a dense C-ordered array). Converting a large CSR matrix to CSC doubles its
-memory, so :class:`CsrGenes` walks the matrix once, gene block by gene block, keeping a
-cursor per row. Every block is a C-ordered ``(n_genes_in_block, n_cells)`` float32 array:
-row ``j`` is one gene's column, contiguous and ready to be written.
+The export stores one dense column per gene, but matrices usually arrive cell-major (CSR from
+scanpy, or a dense C-ordered array). Converting a large CSR matrix to CSC would double its
+memory, so :class:`CsrGenes` walks the matrix once, gene range by gene range, keeping a
+cursor per row. Each range becomes a small CSC block (scipy's C++ counting sort), and a gene's
+dense column is only materialised right before it is written, into a reused buffer that stays
+in the CPU cache. Extra memory is one or two blocks of stored values, never a dense block.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-#: default size of one dense block of gene columns
-DEFAULT_BLOCK_BYTES = 128 * 1024 * 1024
+#: stored values per block of genes (about 12 bytes each while a block is built)
+DEFAULT_BLOCK_VALUES = 8_000_000
+
+
+class GeneBlock(Protocol):
+    """Some genes' columns; ``positions[i]`` says which requested gene row ``i`` is."""
+
+    positions: np.ndarray
+
+    def column(self, i: int, out: np.ndarray) -> np.ndarray:
+        """The float32 column of gene ``i`` of the block (may fill and return ``out``)."""
+        ...
 
 
 class GeneMatrix(Protocol):
@@ -27,38 +38,63 @@ class GeneMatrix(Protocol):
     n_genes: int
 
     def blocks(
-        self, columns: np.ndarray, block_bytes: int = DEFAULT_BLOCK_BYTES
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(positions, block)`` covering every entry of ``columns`` once.
-
-        ``positions`` index into ``columns``; ``block[i]`` is the float32 column of
-        ``columns[positions[i]]``.
-        """
+        self, columns: np.ndarray, block_values: int = DEFAULT_BLOCK_VALUES
+    ) -> Iterator[GeneBlock]:
+        """Yield blocks that together cover every entry of ``columns`` exactly once."""
         ...
 
 
-def genes_per_block(n_cells: int, block_bytes: int) -> int:
-    return max(1, int(block_bytes // (4 * max(n_cells, 1))))
+class DenseBlock:
+    def __init__(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        self.positions = positions
+        self.rows = rows  # (genes, n_cells) float32, C order
+
+    def column(self, i: int, out: np.ndarray) -> np.ndarray:
+        return self.rows[i]
+
+
+class SparseBlock:
+    """Genes of a block as CSC arrays over ``(n_cells, n_genes_in_block)``."""
+
+    def __init__(
+        self, positions: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+    ):
+        self.positions = positions
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+
+    def column(self, i: int, out: np.ndarray) -> np.ndarray:
+        out.fill(0)
+        s, e = self.indptr[i], self.indptr[i + 1]
+        out[self.indices[s:e]] = self.data[s:e]
+        return out
 
 
 def _sorted_batches(columns: np.ndarray, per_block: int) -> Iterator[np.ndarray]:
-    """Positions into ``columns`` grouped in ascending column order."""
+    """Positions into ``columns`` in ascending column order, ``per_block`` at a time."""
     order = np.argsort(columns, kind="stable")
-    for start in range(0, order.size, per_block):
+    for start in range(0, order.size, max(1, per_block)):
         yield order[start : start + per_block]
 
 
+def _genes_per_block(n_values: int, n_genes: int, block_values: int) -> int:
+    per_gene = max(1.0, n_values / max(n_genes, 1))
+    return max(1, int(block_values / per_gene))
+
+
 class DenseGenes:
-    """A dense ``numpy`` matrix (any memory order)."""
+    """A dense matrix (any memory order)."""
 
     def __init__(self, matrix: np.ndarray) -> None:
         self.matrix = matrix
         self.n_cells, self.n_genes = matrix.shape
 
-    def blocks(self, columns, block_bytes=DEFAULT_BLOCK_BYTES):
-        for pos in _sorted_batches(columns, genes_per_block(self.n_cells, block_bytes)):
+    def blocks(self, columns, block_values=DEFAULT_BLOCK_VALUES):
+        per = _genes_per_block(self.n_cells * self.n_genes, self.n_genes, block_values)
+        for pos in _sorted_batches(columns, per):
             sub = np.take(self.matrix, columns[pos], axis=1)
-            yield pos, np.ascontiguousarray(sub.T, dtype=np.float32)
+            yield DenseBlock(pos, np.ascontiguousarray(sub.T, dtype=np.float32))
 
 
 class CscGenes:
@@ -68,33 +104,30 @@ class CscGenes:
         self.matrix = matrix
         self.n_cells, self.n_genes = matrix.shape
 
-    def blocks(self, columns, block_bytes=DEFAULT_BLOCK_BYTES):
-        n = self.n_cells
-        for pos in _sorted_batches(columns, genes_per_block(n, block_bytes)):
-            sub = self.matrix[:, columns[pos]]
-            sub = sp.csc_matrix(sub)
-            sub.sum_duplicates()
-            out = np.zeros((pos.size, n), dtype=np.float32)
-            which = np.repeat(np.arange(pos.size, dtype=np.int64), np.diff(sub.indptr))
-            out[which, sub.indices] = sub.data
-            yield pos, out
+    def blocks(self, columns, block_values=DEFAULT_BLOCK_VALUES):
+        per = _genes_per_block(self.matrix.nnz, self.n_genes, block_values)
+        for pos in _sorted_batches(columns, per):
+            sub = sp.csc_matrix(self.matrix[:, columns[pos]])
+            if not sub.has_canonical_format:
+                sub = sub.copy()
+                sub.sum_duplicates()
+            yield SparseBlock(pos, sub.indptr, sub.indices, sub.data)
 
 
 class CsrGenes:
-    """A CSR sparse matrix read gene block by gene block in one pass.
+    """A CSR sparse matrix read one gene range at a time, in a single pass.
 
-    Each row keeps a cursor to its first entry not yet consumed. For the next block of
-    columns ``[lo, hi)`` a vectorised binary search over all rows at once finds where each
-    row's entries reach ``hi``; the entries in between are scattered into the dense block.
-    Total work is proportional to the number of stored values, and the extra memory is one
-    dense block plus that block's entries.
+    Each row keeps a cursor to its first entry not yet consumed. For the next range of
+    columns ``[lo, hi)`` a binary search vectorised over all rows finds where each row's
+    entries reach ``hi``; the entries in between form the block. Total work is
+    proportional to the number of stored values.
     """
 
     def __init__(self, matrix: Any) -> None:
         if not matrix.has_canonical_format:
             warnings.warn(
                 "the expression matrix has unsorted or duplicate indices; exporting from a "
-                "canonical copy (call X.sum_duplicates(); X.sort_indices() to avoid the copy)",
+                "canonical copy (X.sum_duplicates(); X.sort_indices() avoids the copy)",
                 stacklevel=3,
             )
             matrix = sp.csr_matrix(matrix, copy=True)
@@ -103,35 +136,44 @@ class CsrGenes:
         self.matrix = matrix
         self.n_cells, self.n_genes = matrix.shape
 
-    def blocks(self, columns, block_bytes=DEFAULT_BLOCK_BYTES):
+    def blocks(self, columns, block_values=DEFAULT_BLOCK_VALUES):
         m = self.matrix
         n = self.n_cells
         indices, data = m.indices, m.data
         cursor = m.indptr[:-1].astype(np.int64)
         row_end = m.indptr[1:].astype(np.int64)
-        rows_all = np.arange(n, dtype=np.int64)
-        for pos in _sorted_batches(columns, genes_per_block(n, block_bytes)):
+        consumed = 0  # every entry with a column below this is behind the cursors
+        per = _genes_per_block(m.nnz, self.n_genes, block_values)
+        for pos in _sorted_batches(columns, per):
             cols = columns[pos]
-            lo_col, hi_col = int(cols[0]), int(cols[-1]) + 1
-            start = _first_at_least(indices, cursor, row_end, lo_col)
-            end = _first_at_least(indices, start, row_end, hi_col)
-            cursor = end
-            out = np.zeros((pos.size, n), dtype=np.float32)
+            lo, hi = int(cols[0]), int(cols[-1]) + 1
+            start = cursor if lo == consumed else _first_at_least(indices, cursor, row_end, lo)
+            end = _first_at_least(indices, start, row_end, hi)
+            cursor, consumed = end, hi
             lengths = end - start
-            total = int(lengths.sum())
-            if total:
-                offsets = np.cumsum(lengths) - lengths
-                flat = np.arange(total, dtype=np.int64)
-                flat += np.repeat(start - offsets, lengths)
-                local = np.full(hi_col - lo_col, -1, dtype=np.int64)
-                local[cols - lo_col] = np.arange(pos.size)
-                slot = local[indices[flat] - lo_col]
-                rows = np.repeat(rows_all, lengths)
-                keep = slot >= 0
-                if not keep.all():
-                    slot, rows, flat = slot[keep], rows[keep], flat[keep]
-                out.ravel()[slot * n + rows] = data[flat]
-            yield pos, out
+            bptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=bptr[1:])
+            flat = np.repeat(start - bptr[:-1], lengths)
+            flat += np.arange(flat.size, dtype=np.int64)
+            local = indices[flat]
+            local -= lo
+            values = data[flat]
+            del flat
+            if bptr[-1] < np.iinfo(np.int32).max:  # keep scipy from widening the indices
+                bptr = bptr.astype(np.int32)
+                local = local.astype(np.int32, copy=False)
+            if hi - lo != cols.size:  # a subset of the range: renumber, drop the rest
+                slot = np.full(hi - lo, -1, dtype=np.int64)
+                slot[cols - lo] = np.arange(cols.size)
+                local = slot[local]
+                keep = local >= 0
+                rows = np.repeat(np.arange(n, dtype=np.int64), lengths)[keep]
+                block = sp.csr_matrix(
+                    (values[keep], (rows, local[keep])), shape=(n, cols.size)
+                ).tocsc()
+            else:
+                block = sp.csr_matrix((values, local, bptr), shape=(n, cols.size)).tocsc()
+            yield SparseBlock(pos, block.indptr, block.indices, block.data)
 
 
 def _first_at_least(indices: np.ndarray, lo: np.ndarray, hi: np.ndarray, value: int) -> np.ndarray:
@@ -165,3 +207,12 @@ def gene_matrix(matrix: Any) -> GeneMatrix:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"gene_expression must be numeric; got dtype {arr.dtype}")
     return DenseGenes(arr)
+
+
+def iter_columns(matrix: GeneMatrix, columns: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(position, float32 column)`` for every requested column; a convenience for tests
+    and single-gene reads (the column array is only valid until the next one is yielded)."""
+    buf = np.empty(matrix.n_cells, dtype=np.float32)
+    for block in matrix.blocks(np.asarray(columns, dtype=np.int64)):
+        for i, p in enumerate(block.positions):
+            yield int(p), block.column(i, buf)

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .binary import encode_payload
 from .dataset import DatasetInfo, ExportDataset, ExportInputs, ExportSettings, make_source
-from .genes import DEFAULT_BLOCK_BYTES
+from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
 from .inputs import (
     embeddings_from_obsm,
     expression_of,
@@ -171,7 +172,7 @@ def _prepare_arrays(
     quiet: bool = False,
     overwrite: bool | None = None,
     workers: int | None = None,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    block_values: int = DEFAULT_BLOCK_VALUES,
 ) -> Path:
     names = {
         "obs_manifest_filename": obs_manifest_filename,
@@ -240,7 +241,7 @@ def _prepare_arrays(
             f"{out} already holds an export ({shown}); pass force=True (CLI: --force) to replace it"
         )
     dataset = ExportDataset(inputs)
-    return write_dataset(dataset, out, quiet=quiet, workers=workers, block_bytes=block_bytes)
+    return write_dataset(dataset, out, quiet=quiet, workers=workers, block_values=block_values)
 
 
 def _n_cells(points: dict[int, Any], obs: pd.DataFrame) -> int:
@@ -330,7 +331,7 @@ def write_dataset(
     *,
     quiet: bool = False,
     workers: int | None = None,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    block_values: int = DEFAULT_BLOCK_VALUES,
 ) -> Path:
     """Write every file of ``dataset`` into ``out_dir`` through a staging folder."""
     out_dir = Path(out_dir).resolve()
@@ -345,7 +346,7 @@ def write_dataset(
         workers = workers or os.cpu_count() or 2
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellucid-export") as pool:
             _write_payloads(dataset, staging, pool, progress)
-            _write_genes(dataset, staging, pool, progress, block_bytes)
+            _write_genes(dataset, staging, pool, progress, block_values)
         (staging / OBS_DIR).mkdir(exist_ok=True)  # obs/ always exists
         for name, data in dataset.manifest_bytes().items():
             (staging / name).write_bytes(data)
@@ -394,32 +395,35 @@ def _write_payloads(
 
 
 def _write_genes(
-    ds: ExportDataset, root: Path, pool: ThreadPoolExecutor, progress: _Progress, block_bytes: int
+    ds: ExportDataset, root: Path, pool: ThreadPoolExecutor, progress: _Progress, block_values: int
 ) -> None:
+    """Encode and write gene columns on the pool while the next block is being read."""
     if not ds.gene_ids:
         return
     (root / VAR_DIR).mkdir(parents=True, exist_ok=True)
     comp = ds.compression
-    per_task = 16
+    per_task = 32
+    local = threading.local()
 
-    def write_some(indices: np.ndarray, rows: np.ndarray, block: np.ndarray) -> int:
-        for gi, row in zip(indices, rows, strict=False):
-            _write_file(root / ds.gene_path(int(gi)), ds.encode_gene(int(gi), block[row]), comp)
-        return len(indices)
+    def write_some(block: GeneBlock, start: int, stop: int) -> int:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty(ds.n_cells, dtype=np.float32)
+        for i in range(start, stop):
+            gi = int(block.positions[i])
+            raw = ds.encode_gene(gi, block.column(i, buf))
+            _write_file(root / ds.gene_path(gi), raw, comp)
+        return stop - start
 
     previous: list[Future[int]] = []
     with progress.bar(len(ds.gene_ids), "genes", "gene") as bar:
-        for indices, block in ds.gene_blocks(block_bytes):
+        for block in ds.gene_blocks(block_values):
+            size = len(block.positions)
             current = [
-                pool.submit(
-                    write_some,
-                    indices[i : i + per_task],
-                    np.arange(i, min(i + per_task, len(indices))),
-                    block,
-                )
-                for i in range(0, len(indices), per_task)
+                pool.submit(write_some, block, i, min(i + per_task, size))
+                for i in range(0, size, per_task)
             ]
-            for fut in previous:  # at most two blocks in memory: one written, one read
+            for fut in previous:  # at most two blocks alive: one being written, one read
                 bar.update(fut.result())
             previous = current
         for fut in previous:
