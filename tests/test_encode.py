@@ -422,6 +422,24 @@ def test_outlier_ties_take_the_highest_rank():
     np.testing.assert_array_equal(got, np.array([1, 5, 5, 5, 5, 7, 7], np.float32) / 7)
 
 
+@pytest.mark.parametrize("k", [0, 3])
+def test_outliers_when_every_category_is_missing(k):
+    """An all-missing column (e.g. object dtype, all None → no category at all) is all NaN."""
+    got = compute_outlier_quantiles(
+        np.full(6, -1, dtype=np.int64), k, rng(0).normal(size=(6, 2)), 1
+    )
+    assert got.shape == (6,) and np.isnan(got).all()
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_centroids_when_every_category_is_missing(k):
+    cats = [f"c{i}" for i in range(k)]
+    assert (
+        compute_centroids(np.full(6, -1, dtype=np.int64), cats, rng(0).normal(size=(6, 2)), 0.9, 1)
+        == []
+    )
+
+
 @pytest.mark.parametrize("min_points", [1, 3, 10, 11, 100])
 @pytest.mark.parametrize("k_dims", [1, 4])
 def test_outliers_match_loop_reference(min_points, k_dims):
