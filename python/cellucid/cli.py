@@ -32,6 +32,10 @@ def _level(text: str) -> int:
     return value
 
 
+# -v works before or after the subcommand; SUPPRESS keeps a subcommand from resetting it
+_VERBOSE: dict = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show tracebacks"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cellucid",
@@ -73,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-citation")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing export")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-v", "--verbose", **_VERBOSE)
 
     v = sub.add_parser(
         "validate",
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("path", type=Path)
     v.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
-    v.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    v.add_argument("-v", "--verbose", **_VERBOSE)
 
     d = sub.add_parser(
         "datasets",
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("root", type=Path)
     d.add_argument("--default", dest="default_dataset", help="id of the default dataset")
-    d.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    d.add_argument("-v", "--verbose", **_VERBOSE)
     return parser
 
 
