@@ -1362,3 +1362,19 @@ def test_old_nine_key_connectivity_manifest(tmp_path: Path) -> None:
     assert {(CONN, "weightsPath"), (CONN, "weight_dtype"), (CONN, "weight_bytes")} <= keys
     assert (SRC, "values") in keys
     assert not any(file.startswith("connectivity/") and key == "file" for file, key in keys)
+
+
+@pytest.mark.parametrize("bits", [None, 8, 16])
+def test_no_category_large_enough(tmp_path: Path, bits) -> None:
+    """centroid_min_points above every category: no centroids, all-NaN outliers whose
+    quantised bounds are the default 0, 1 (SPEC §2.6.6, §2.6.8, §2.6.9)."""
+    ex = write_dataset(tmp_path / "ds", min_points=100, obs_quantization=bits)
+    assert np.isnan(ex.outliers["cell type"]).all()
+    assert validate_export(ex.path) == []
+
+
+def test_fixed_outlier_bounds_with_data(tmp_path: Path) -> None:
+    """Upstream appended fixed 0.0, 1.0 outlier bounds (SPEC §7.16)."""
+    ex = write_dataset(tmp_path / "ds", obs_quantization=8)
+    rewrite_json(ex.path / OBS, put("_categoricalFields", 0, 5, value=0.0))
+    assert_reports(ex.path, OBS, "_categoricalFields[0][5]", "only when no cell")

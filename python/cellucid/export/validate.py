@@ -1147,7 +1147,13 @@ class _DatasetCheck:
             )
         centroids_ok = self.check_centroids_shape(f"{p}[4]", centroids, categories if ok else [])
         bounds = self.check_bounds(f, p, entry, 5) if quantised else []
-        if bounds and not (0 < bounds[0] <= 1 and (bounds[1] <= 1 or bounds[0] + 1 == bounds[1])):
+        # quantiles lie in (0, 1]; a constant field has hi = lo + 1 and one without any
+        # quantile the default 0, 1 (checked against the payload in check_outliers)
+        if (
+            bounds
+            and bounds != [0.0, 1.0]
+            and not (0 < bounds[0] <= 1 and (bounds[1] <= 1 or bounds[0] + 1 == bounds[1]))
+        ):
             self.add(
                 f,
                 f"{p}[5]",
@@ -1332,8 +1338,15 @@ class _DatasetCheck:
         """SPEC §2.6.9: NaN or a rank quantile in (0, 1], per category all or nothing."""
         k, missing = len(field.categories), _MISSING_CODE[field.dtype]
         defined = ~np.isnan(values)
-        if not quantised:
-            bad = defined & ~((values > 0) & (values <= 1))
+        if quantised and field.bounds == [0.0, 1.0] and defined.any():
+            self.add(
+                OBS_MANIFEST_FILE,
+                f"_categoricalFields[{field.index}][5]",
+                "data-derived outlier bounds (0, 1 only when no cell has a quantile)",
+                "min 0.0, max 1.0",
+            )
+        else:
+            bad = defined & ~((values > 0) & (values <= 1 + 1e-6))
             if bad.any():
                 self.add(
                     rel,
