@@ -57,16 +57,23 @@ class SparseBlock:
     """Genes of a block as CSC arrays over ``(n_cells, n_genes_in_block)``."""
 
     def __init__(
-        self, positions: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
-    ):
+        self,
+        positions: np.ndarray,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        column_of: np.ndarray | None = None,
+    ) -> None:
         self.positions = positions
         self.indptr = indptr
         self.indices = indices
         self.data = data
+        self.column_of = column_of  # block row -> CSC column, when columns repeat
 
     def column(self, i: int, out: np.ndarray) -> np.ndarray:
         out.fill(0)
-        s, e = self.indptr[i], self.indptr[i + 1]
+        j = i if self.column_of is None else int(self.column_of[i])
+        s, e = self.indptr[j], self.indptr[j + 1]
         out[self.indices[s:e]] = self.data[s:e]
         return out
 
@@ -145,7 +152,9 @@ class CsrGenes:
         consumed = 0  # every entry with a column below this is behind the cursors
         per = _genes_per_block(m.nnz, self.n_genes, block_values)
         for pos in _sorted_batches(columns, per):
-            cols = columns[pos]
+            cols, column_of = np.unique(columns[pos], return_inverse=True)
+            if cols.size == pos.size:
+                column_of = None
             lo, hi = int(cols[0]), int(cols[-1]) + 1
             start = cursor if lo == consumed else _first_at_least(indices, cursor, row_end, lo)
             end = _first_at_least(indices, start, row_end, hi)
@@ -173,7 +182,7 @@ class CsrGenes:
                 ).tocsc()
             else:
                 block = sp.csr_matrix((values, local, bptr), shape=(n, cols.size)).tocsc()
-            yield SparseBlock(pos, block.indptr, block.indices, block.data)
+            yield SparseBlock(pos, block.indptr, block.indices, block.data, column_of)
 
 
 def _first_at_least(indices: np.ndarray, lo: np.ndarray, hi: np.ndarray, value: int) -> np.ndarray:
