@@ -408,104 +408,92 @@ def _adata(**obsm):
     return ad
 
 
-def test_anndata_without_embedding_lists_obsm_keys(tmp_path):
-    ad = _adata(X_pca=latent(N, 3), X_tsne=embedding(N, 2), X_umap=embedding(N, 4))
-    expect_error(
-        tmp_path,
-        ValueError,
-        ["X_pca", "X_tsne", "X_umap"],
-        lambda out: prepare(ad, out, quiet=True),
-    )
-
-
-def test_anndata_with_empty_obsm(tmp_path):
-    expect_error(
-        tmp_path, ValueError, ["obsm", "X_umap"], lambda out: prepare(_adata(), out, quiet=True)
-    )
-
-
-def test_anndata_with_no_cells(tmp_path):
+def _no_cells():
     import anndata
 
     ad = anndata.AnnData(obs=pd.DataFrame(index=pd.Index([], dtype=str)))
     ad.obsm["X_umap"] = np.zeros((0, 2))
-    expect_error(
-        tmp_path,
-        ValueError,
-        [r"no cells|n_obs|0 cells|empty"],
-        lambda out: prepare(ad, out, quiet=True),
-    )
+    return ad
 
 
-def test_anndata_nan_embedding(tmp_path):
-    ad = _adata(X_umap=nan_embedding(2, np.nan))
-    expect_error(
-        tmp_path, ValueError, [r"\b3\b", r"\b17\b"], lambda out: prepare(ad, out, quiet=True)
-    )
-
-
-def test_anndata_unknown_latent_key(tmp_path):
-    ad = _adata(X_umap=embedding(N, 2), X_pca=latent(N, 3))
-    expect_error(
-        tmp_path,
-        KeyError,
-        ["'scvi'", "X_pca", "X_umap"],
-        lambda out: prepare(ad, out, latent_key="scvi", quiet=True),
-    )
-
-
-def test_anndata_unknown_layer(tmp_path):
-    ad = make_adata(N, 3)
-    expect_error(
-        tmp_path,
-        KeyError,
-        ["'raw'", "counts"],
-        lambda out: prepare(ad, out, layer="raw", quiet=True),
-    )
-
-
-def test_anndata_obs_collision_suggests_obs_keys(tmp_path):
+def _collision():
     ad = _adata(X_umap=embedding(N, 2))
     ad.obs["pct mito"] = 1.0
     ad.obs["pct_mito"] = 2.0
-    expect_error(
-        tmp_path,
-        ValueError,
-        ["'pct mito'", "'pct_mito'", "obs_keys"],
-        lambda out: prepare(ad, out, quiet=True),
-    )
+    return ad
 
 
-def test_anndata_duplicate_var_names_hint(tmp_path):
+def _duplicate_var_names():
     import anndata
 
-    x = expression(N, 3)
-    ad = anndata.AnnData(X=x, var=pd.DataFrame(index=["g", "h", "g"]))
+    ad = anndata.AnnData(X=expression(N, 3), var=pd.DataFrame(index=["g", "h", "g"]))
     ad.obs_names = [f"c{i}" for i in range(N)]
     ad.obsm["X_umap"] = embedding(N, 2)
-    expect_error(
-        tmp_path,
+    return ad
+
+
+# (id, exception, message patterns, AnnData builder, prepare options)
+ANNDATA_CASES = [
+    (
+        "no_embedding_lists_obsm_keys",
+        ValueError,
+        ["X_pca", "X_tsne", "X_umap"],
+        lambda: _adata(X_pca=latent(N, 3), X_tsne=embedding(N, 2), X_umap=embedding(N, 4)),
+        {},
+    ),
+    ("empty_obsm", ValueError, ["obsm", "X_umap"], _adata, {}),
+    ("no_cells", ValueError, [r"no cells|n_obs|0 cells|empty"], _no_cells, {}),
+    (
+        "nan_embedding",
+        ValueError,
+        [r"\b3\b", r"\b17\b"],
+        lambda: _adata(X_umap=nan_embedding(2, np.nan)),
+        {},
+    ),
+    (
+        "unknown_latent_key",
+        KeyError,
+        ["'scvi'", "X_pca", "X_umap"],
+        lambda: _adata(X_umap=embedding(N, 2), X_pca=latent(N, 3)),
+        {"latent_key": "scvi"},
+    ),
+    ("unknown_layer", KeyError, ["'raw'", "counts"], lambda: make_adata(N, 3), {"layer": "raw"}),
+    (
+        "obs_collision_suggests_obs_keys",
+        ValueError,
+        ["'pct mito'", "'pct_mito'", "obs_keys"],
+        _collision,
+        {},
+    ),
+    (
+        "duplicate_var_names_hint",
         ValueError,
         ["'g'", "var_names_make_unique"],
-        lambda out: prepare(ad, out, quiet=True),
-    )
-
-
-def test_anndata_4d_option(tmp_path):
-    ad = _adata(X_umap=embedding(N, 2))
-    expect_error(
-        tmp_path,
+        _duplicate_var_names,
+        {},
+    ),
+    (
+        "4d_option",
         NotImplementedError,
         ["4D|X_umap_4d"],
-        lambda out: prepare(ad, out, X_umap_4d=embedding(N, 4), quiet=True),
-    )
-
-
-def test_anndata_bad_option_value(tmp_path):
-    ad = _adata(X_umap=embedding(N, 2))
-    expect_error(
-        tmp_path,
+        lambda: _adata(X_umap=embedding(N, 2)),
+        {"X_umap_4d": embedding(N, 4)},
+    ),
+    (
+        "bad_option_value",
         ValueError,
         ["compression"],
-        lambda out: prepare(ad, out, compression=11, quiet=True),
-    )
+        lambda: _adata(X_umap=embedding(N, 2)),
+        {"compression": 11},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("exc", "patterns", "build", "options"),
+    [c[1:] for c in ANNDATA_CASES],
+    ids=[c[0] for c in ANNDATA_CASES],
+)
+def test_anndata_form_errors(tmp_path, exc, patterns, build, options):
+    ad = build()
+    expect_error(tmp_path, exc, patterns, lambda out: prepare(ad, out, quiet=True, **options))
