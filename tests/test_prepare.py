@@ -1439,3 +1439,60 @@ def test_anndata_out_dir_keyword_and_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = prepare(ad, quiet=True)
     assert out == (tmp_path / "exports").resolve()
+
+
+# ============================================================================ more edges
+def test_single_cell_export(tmp_path):
+    out = run(
+        tmp_path / "one",
+        obs=pd.DataFrame({"c": pd.Categorical(["a"]), "v": [1.5]}),
+        X_umap_2d=np.array([[3.0, 4.0]]),
+        latent_space=np.array([[1.0, 2.0]]),
+        connectivities=sp.csr_matrix(np.array([[1.0]])),
+        centroid_min_points=1,
+    )
+    np.testing.assert_array_equal(read_array(out, "points_2d.bin", "float32"), [0.0, 0.0])
+    m = read_json(out, "obs_manifest.json")
+    assert m["_categoricalFields"][0][4] == {
+        "2": [{"category": "a", "position": [0.0, 0.0], "n_points": 1}]
+    }
+    np.testing.assert_array_equal(read_array(out, "obs/c.outliers.f32", "float32"), [1.0])
+    conn = read_json(out, "connectivity_manifest.json")
+    assert (conn["n_edges"], conn["max_neighbors"]) == (0, 0)
+
+
+def test_points_file_above_the_web_app_cap_warns(tmp_path, monkeypatch):
+    """SPEC §2.5: warn above 512 MiB per points file (the limit is lowered to test it)."""
+    import cellucid.export.encode as enc
+
+    n = 50
+    monkeypatch.setattr(enc, "POINTS_FILE_LIMIT", n * 3 * 4 - 1)
+    with pytest.warns(UserWarning, match="points_3d"):
+        out = run(
+            tmp_path / "big",
+            obs=pd.DataFrame(index=range(n)),
+            X_umap_2d=embedding(n, 2),
+            X_umap_3d=embedding(n, 3),
+        )
+    assert (out / "points_3d.bin").stat().st_size == n * 3 * 4
+
+
+def test_not_quiet_reports_progress(tmp_path, capfd):
+    prepare(out_dir=tmp_path / "loud", quiet=False, **full_inputs())
+    captured = capfd.readouterr()
+    assert str(N) in captured.out + captured.err
+
+
+def test_backed_anndata_gives_the_same_payloads(tmp_path):
+    import anndata
+
+    adata = make_adata(N, G)
+    path = tmp_path / "data.h5ad"
+    adata.write_h5ad(path)
+    backed = anndata.read_h5ad(path, backed="r")
+    try:
+        a = prepare(backed, tmp_path / "backed" / "ds", compression=4, quiet=True)
+    finally:
+        backed.file.close()
+    b = prepare(adata, tmp_path / "memory" / "ds", compression=4, quiet=True)
+    assert _payloads(a) == _payloads(b)
