@@ -31,6 +31,8 @@ from cellucid.export.encode import (
     compute_centroids,
     compute_outlier_quantiles,
     dequantize,
+    edge_index_dtype,
+    edge_working_set,
     normalize_points,
     parse_vector_fields,
     quantize,
@@ -740,3 +742,22 @@ def test_parse_does_not_modify_inputs():
     before = snapshot(fields)
     parse_vector_fields(fields, N, [2, 3])
     assert_same(before, fields, "vector_fields")
+
+
+@pytest.mark.parametrize(
+    ("n", "dtype"),
+    [(1, "uint16"), (65_536, "uint16"), (65_537, "uint32"), (4_294_967_296, "uint32")],
+)
+def test_edge_index_dtype(n, dtype):
+    assert edge_index_dtype(n) == dtype
+
+
+def test_edge_index_dtype_beyond_uint32():
+    with pytest.raises(ValueError):
+        edge_index_dtype(4_294_967_297)
+
+
+@pytest.mark.parametrize(("dtype", "per_edge"), [("uint16", 48), ("uint32", 44)])
+def test_edge_working_set(dtype, per_edge):
+    """SPEC §2.8: 44·E + 4·n bytes, 48·E + 4·n with uint16 indices."""
+    assert edge_working_set(1000, 300, dtype) == per_edge * 1000 + 4 * 300

@@ -1496,3 +1496,49 @@ def test_backed_anndata_gives_the_same_payloads(tmp_path):
         backed.file.close()
     b = prepare(adata, tmp_path / "memory" / "ds", compression=4, quiet=True)
     assert _payloads(a) == _payloads(b)
+
+
+def test_var_without_expression_exports_no_genes(tmp_path):
+    out = run(tmp_path / "varonly", var=gene_var(3), **minimal())
+    assert read_json(out, "dataset_identity.json")["stats"]["n_genes"] == 0
+    assert not (out / "var_manifest.json").exists()
+
+
+def test_anndata_wrong_shaped_explicit_embedding_is_not_used(tmp_path):
+    ad = _ad(X_umap=embedding(30, 2), X_umap_2d=embedding(30, 3, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = prepare(ad, tmp_path / "ws", quiet=True)
+    assert read_json(out, "dataset_identity.json")["embeddings"]["available_dimensions"] == [2]
+    np.testing.assert_allclose(
+        read_array(out, "points_2d.bin", "float32", (30, 2)),
+        normalise(ad.obsm["X_umap"])[0],
+        atol=1e-7,
+    )
+
+
+def test_anndata_vector_fields_that_do_not_qualify_are_skipped(tmp_path):
+    n = 30
+    r = rng(6)
+    ad = _ad(
+        n,
+        X_umap=embedding(n, 2),
+        velocity_umap_2d=r.normal(size=(n, 3)),  # explicit key with the wrong shape
+        drift_umap=r.normal(size=(n, 2)),  # fine
+    )
+    ad.obsm["bad name_umap"] = r.normal(size=(n, 2))  # not a safe id
+    with pytest.warns(UserWarning, match="bad name_umap"):
+        out = prepare(ad, tmp_path / "skip", quiet=True)
+    vf = read_json(out, "dataset_identity.json")["vector_fields"]
+    assert list(vf["fields"]) == ["drift_umap"]
+    assert vf["default_field"] == "drift_umap"
+
+
+def test_anndata_vector_fields_option_replaces_derived(tmp_path):
+    n = 30
+    ad = _ad(n, X_umap=embedding(n, 2), velocity_umap=rng(7).normal(size=(n, 2)))
+    mine = rng(8).normal(size=(n, 2))
+    out = prepare(ad, tmp_path / "vopt", vector_fields={"mine_2d": mine}, quiet=True)
+    vf = read_json(out, "dataset_identity.json")["vector_fields"]
+    assert list(vf["fields"]) == ["mine"]
+    assert_vectors(out, "vectors/mine_2d.bin", mine, ad.obsm["X_umap"])
