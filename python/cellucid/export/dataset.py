@@ -63,6 +63,7 @@ class ExportSettings:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or v not in (8, 16)):
                 raise ValueError(f"{name} must be None, 8 or 16; got {v!r}")
+            object.__setattr__(self, name, None if v is None else int(v))
         if self.obs_categorical_dtype not in ("auto", "uint8", "uint16"):
             raise ValueError(
                 "obs_categorical_dtype must be 'auto', 'uint8' or 'uint16'; "
@@ -77,9 +78,11 @@ class ExportSettings:
             raise ValueError(
                 f"centroid_outlier_quantile must be None or strictly between 0.5 and 1; got {q!r}"
             )
+        object.__setattr__(self, "centroid_outlier_quantile", None if q is None else float(q))
         m = self.centroid_min_points
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
             raise ValueError(f"centroid_min_points must be an integer >= 1; got {m!r}")
+        object.__setattr__(self, "centroid_min_points", int(m))
 
 
 @dataclass

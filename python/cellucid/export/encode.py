@@ -53,11 +53,11 @@ def normalize_points(coords: Any, dim: int, name: str = "embedding") -> tuple[np
     return out, scale
 
 
-def _as_2d_float64(coords: Any, dim: int, name: str) -> np.ndarray:
+def _as_2d_float64(coords: Any, dim: int, name: str, allow_1d: bool = False) -> np.ndarray:
     if sp.issparse(coords):
         coords = coords.toarray()
     x = np.asarray(coords)
-    if x.ndim == 1 and dim == 1:
+    if x.ndim == 1 and dim == 1 and allow_1d:
         x = x.reshape(-1, 1)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(
@@ -129,9 +129,16 @@ def _finite_range(v: np.ndarray, finite: np.ndarray) -> tuple[float, float]:
 
 
 def dequantize(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
-    """Decode quantised codes back to float32 (missing marker → NaN)."""
+    """Decode quantised values into float32: ``NaN`` for the missing marker, else
+    ``lo + q * (hi - lo) / maxq`` computed in float64 (SPEC §2.6.6).
+
+    >>> dequantize(np.array([0, 127, 254, 255], dtype=np.uint8), 0.0, 2.0, 8)
+    array([ 0.,  1.,  2., nan], dtype=float32)
+    """
+    if bits not in QUANT_MAX:
+        raise ValueError(f"quantisation bits must be 8 or 16, got {bits!r}")
     c = np.asarray(codes)
-    out = lo + c.astype(np.float64) * ((hi - lo) / QUANT_MAX[bits])
+    out = float(lo) + c.astype(np.float64) * ((float(hi) - float(lo)) / QUANT_MAX[bits])
     out[c == QUANT_MISSING[bits]] = np.nan
     return out.astype(np.float32)
 
@@ -303,8 +310,11 @@ def compute_outlier_quantiles(
     n = codes.shape[0]
     out = np.full(n, np.nan, dtype=np.float32)
     k = n_categories
-    counts_all = np.bincount(codes[codes >= 0], minlength=k)
-    valid = (codes >= 0) & (counts_all[np.maximum(codes, 0)] >= min_points)
+    present = codes >= 0
+    if k == 0 or not present.any():
+        return out
+    counts_all = np.bincount(codes[present], minlength=k)
+    valid = present & (counts_all[np.maximum(codes, 0)] >= min_points)
     if not valid.any():
         return out
     idx = np.flatnonzero(valid)
@@ -464,7 +474,7 @@ def parse_vector_fields(
                 stacklevel=3,
             )
             continue
-        arr = _as_2d_float64(value, dim, f"vector field {key!r}")
+        arr = _as_2d_float64(value, dim, f"vector field {key!r}", allow_1d=True)
         if arr.shape[0] != n:
             raise ValueError(f"vector field {key!r} has {arr.shape[0]} rows; expected n_cells={n}.")
         _require_finite(arr, f"vector field {key!r}")

@@ -9,9 +9,9 @@ encoded, compressed and written on all cores (libdeflate and file writes release
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -339,9 +339,7 @@ def write_dataset(
     t0 = time.perf_counter()
     progress.note(_summary(dataset, out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{out_dir.name}.cellucid-staging-", dir=out_dir.parent)
-    )
+    staging = _sibling_dir(out_dir, "staging")
     try:
         workers = workers or os.cpu_count() or 2
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellucid-export") as pool:
@@ -358,6 +356,19 @@ def write_dataset(
         f"cellucid: exported {dataset.n_cells} cells to {out_dir} in {time.perf_counter() - t0:.1f} s"
     )
     return out_dir
+
+
+def _sibling_dir(out_dir: Path, role: str) -> Path:
+    """A new hidden folder next to ``out_dir``; unlike mkdtemp it keeps the umask's mode,
+    because the staging folder becomes the export itself."""
+    for _ in range(100):
+        path = out_dir.parent / f".{out_dir.name}.cellucid-{role}-{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"could not create a {role} folder next to {out_dir}")
 
 
 def _summary(ds: ExportDataset, out_dir: Path) -> str:
@@ -437,7 +448,7 @@ def _publish(staging: Path, out_dir: Path) -> None:
         return
     old = existing_artifacts(out_dir)
     others = [p.name for p in out_dir.iterdir() if p.name not in old]
-    backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.cellucid-old-", dir=out_dir.parent))
+    backup = _sibling_dir(out_dir, "old")
     moved_old: list[str] = []
     moved_new: list[str] = []
     try:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .binary import EXT_DTYPES, gunzip_member
+from .encode import dequantize as decode_quantized
 from .naming import (
     CONNECTIVITY_MANIFEST_FILE,
     IDENTITY_FILE,
@@ -94,24 +95,6 @@ def payload_path(pattern: str, key: object, ext: str | None = None) -> str:
     if ext is not None:
         path = path.replace("{ext}", ext, 1)
     return path
-
-
-def decode_quantized(codes: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
-    """Decode quantised values (SPEC §2.6.6) into float32.
-
-    ``v = NaN if q == missing else lo + q * (hi - lo) / maxq`` with ``maxq`` 254 or 65534
-    and ``missing`` 255 or 65535 for 8 or 16 bits, computed in float64.
-
-    >>> decode_quantized(np.array([0, 127, 254, 255], dtype=np.uint8), 0.0, 2.0, 8)
-    array([ 0.,  1.,  2., nan], dtype=float32)
-    """
-    if bits not in (8, 16):
-        raise ValueError(f"quantisation bits must be 8 or 16, got {bits!r}")
-    maxq = (1 << bits) - 2
-    q = np.asarray(codes)
-    out = float(lo) + (q.astype(np.float64) * (float(hi) - float(lo))) / maxq
-    out[q == maxq + 1] = np.nan
-    return out.astype(np.float32)
 
 
 @dataclass(frozen=True)
