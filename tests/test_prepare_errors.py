@@ -9,6 +9,7 @@ everything before the first byte is written.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -426,7 +427,9 @@ def _collision():
 def _duplicate_var_names():
     import anndata
 
-    ad = anndata.AnnData(X=expression(N, 3), var=pd.DataFrame(index=["g", "h", "g"]))
+    with warnings.catch_warnings():  # anndata's own "not unique" warning
+        warnings.simplefilter("ignore")
+        ad = anndata.AnnData(X=expression(N, 3), var=pd.DataFrame(index=["g", "h", "g"]))
     ad.obs_names = [f"c{i}" for i in range(N)]
     ad.obsm["X_umap"] = embedding(N, 2)
     return ad
