@@ -175,6 +175,25 @@ def settle(pause: float) -> None:
     time.sleep(pause)  # ext4 'discard' and journal commits of deleted outputs
 
 
+def disk_ceiling(work: Path, n_files: int, total_bytes: int) -> dict:
+    """Time plain sequential writes of the same bytes in the same number of files.
+
+    An uncompressed export can be no faster than the disk takes to absorb its bytes; this is
+    that floor on this machine, measured right after the exports (and after a settle).
+    """
+    out = work / "disk-ceiling"
+    out.mkdir()
+    size = max(1, total_bytes // max(n_files, 1))
+    buf = np.ones(size // 4 + 1, dtype=np.float32).tobytes()[:size]
+    t0 = time.perf_counter()
+    for i in range(n_files):
+        with open(out / f"{i}.bin", "wb", buffering=0) as fh:
+            fh.write(buf)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    return {"files": n_files, "bytes": size * n_files, "wall_s": wall}
+
+
 def best_runs(runs: list[dict]) -> list[dict]:
     """Per (config, tool), the run with the shortest wall time, in first-seen order."""
     best: dict[tuple[str, str], dict] = {}
@@ -320,6 +339,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cellucid-bench-", dir=args.workdir))
     log(f"work dir {work} (free: {shutil.disk_usage(work).free / GIB:.1f} GiB)")
     runs_done: list[dict] = []
+    ceiling: dict | None = None
     try:
         h5ad = work / "input.h5ad"
         t0 = time.perf_counter()
@@ -353,6 +373,11 @@ def main() -> int:
                 f"export peak RSS {result['export_peak_rss_bytes'] / MB:.0f} MB"
             )
             shutil.rmtree(out, ignore_errors=True)
+        plain = [r for r in runs_done if r["config"] == "none" and r["tool"] == "ours"]
+        if plain:
+            settle(args.settle)
+            log("measuring the disk ceiling: plain writes of the uncompressed export's bytes ...")
+            ceiling = disk_ceiling(work, plain[0]["output_files"], plain[0]["output_bytes"])
     finally:
         if args.keep:
             log(f"kept {work}")
@@ -370,6 +395,14 @@ def main() -> int:
     print()
     for c in checks:
         print(f"{'PASS' if c['pass'] else 'FAIL'}  {c['config']:<6} {c['check']:<46} {c['value']}")
+    if ceiling is not None:
+        ours_none = next(r for r in rows if r["config"] == "none" and r["tool"] == "ours")
+        print(
+            f"\ndisk ceiling: plain writes of {ceiling['bytes'] / MB:,.0f} MB in "
+            f"{ceiling['files']:,} files take {ceiling['wall_s']:.2f} s "
+            f"({ceiling['bytes'] / MB / ceiling['wall_s']:,.0f} MB/s); the uncompressed export "
+            f"took {ours_none['wall_s']:.2f} s = {ours_none['wall_s'] / ceiling['wall_s']:.2f}x that floor"
+        )
 
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
@@ -389,6 +422,7 @@ def main() -> int:
         "best": rows,
         "runs": runs_done,
         "checks": checks,
+        "disk_ceiling": ceiling,
     }
     dest.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     log(f"results written to {dest}")
