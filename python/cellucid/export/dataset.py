@@ -153,6 +153,7 @@ class ExportInputs:
     var_gene_id_column: str = "index"
     connectivities: Any = None
     vector_fields: dict[str, Any] | None = None
+    normalize_embeddings: bool = True  # False: raw float32 coordinates, scale 1 (AnnData mode)
 
 
 # --------------------------------------------------------------------------- encoded fields
@@ -204,7 +205,7 @@ class ExportDataset:
         self.settings = s = inputs.settings
         self.compression = s.compression
         self.info = inputs.info
-        self._build_points(inputs.points)
+        self._build_points(inputs.points, inputs.normalize_embeddings)
         self.n_cells = next(iter(self.points.values())).shape[0]
         self._build_latent(inputs.latent, inputs.latent_key)
         self._build_obs(inputs.obs)
@@ -215,7 +216,7 @@ class ExportDataset:
         self._gene_ranges: dict[int, tuple[float, float]] = {}
 
     # ----- building (all validation happens here, before anything is written)
-    def _build_points(self, points: dict[int, Any]) -> None:
+    def _build_points(self, points: dict[int, Any], normalize: bool = True) -> None:
         if 4 in points and points[4] is not None:
             raise NotImplementedError("4D embeddings are not supported (X_umap_4d must be None)")
         given = {d: v for d, v in points.items() if v is not None}
@@ -230,7 +231,7 @@ class ExportDataset:
         for d in sorted(given):
             if d not in (1, 2, 3):
                 raise ValueError(f"embedding dimension must be 1, 2 or 3; got {d}")
-            pts, scale = enc.normalize_points(given[d], d, f"X_umap_{d}d")
+            pts, scale = enc.normalize_points(given[d], d, f"X_umap_{d}d", normalize=normalize)
             self.points[d], self.scales[d] = pts, scale
             n_rows[d] = pts.shape[0]
             if pts.nbytes > enc.POINTS_FILE_LIMIT:

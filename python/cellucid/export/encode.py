@@ -30,10 +30,13 @@ EDGE_BUDGET = 536_870_912
 
 
 # --------------------------------------------------------------------------- embeddings
-def normalize_points(coords: Any, dim: int, name: str = "embedding") -> tuple[np.ndarray, float]:
+def normalize_points(
+    coords: Any, dim: int, name: str = "embedding", *, normalize: bool = True
+) -> tuple[np.ndarray, float]:
     """Centre and scale an ``(n, dim)`` embedding so its longest axis spans [-1, 1].
 
-    Returns the float32 points and the scale (reused for vector fields). Raises
+    Returns the float32 points and the scale (reused for vector fields); with
+    ``normalize=False`` the raw coordinates and a scale of 1. Raises
     ``ValueError`` for a wrong shape or non-finite coordinates.
 
     >>> pts, scale = normalize_points(np.array([[0.0, 0.0], [4.0, 2.0]]), 2)
@@ -42,6 +45,8 @@ def normalize_points(coords: Any, dim: int, name: str = "embedding") -> tuple[np
     """
     x = _as_2d_float64(coords, dim, name)
     _require_finite(x, name)
+    if not normalize:
+        return x.astype(np.float32), 1.0
     lo = x.min(axis=0)
     hi = x.max(axis=0)
     span = float((hi - lo).max())

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .dataset import DatasetInfo, ExportInputs, ExportSettings
 from .genes import GeneMatrix, gene_matrix
 from .naming import safe_name
 
@@ -217,3 +218,91 @@ def expression_of(adata: Any, layer: str | None) -> Any:
     ):
         return x[...]
     return x
+
+
+def derive_from_anndata(
+    adata: Any,
+    *,
+    layer: str | None = None,
+    latent_key: str | None = None,
+    connectivity: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``prepare``-style keyword inputs derived from an AnnData (SPEC §6.2, §6.5).
+
+    Keys given in ``overrides`` replace what would be derived (an explicit ``X_umap_2d``
+    replaces every derived embedding); the rest of ``overrides`` is passed through.
+    """
+    options = dict(overrides or {})
+    if adata.n_obs == 0:
+        raise ValueError("the AnnData has no cells (n_obs == 0); nothing to export")
+    n = adata.n_obs
+    obsm = adata.obsm
+    derived: dict[str, Any] = {}
+    explicit_points = any(options.get(f"X_umap_{d}d") is not None for d in (1, 2, 3))
+    if not explicit_points:
+        for d, arr in embeddings_from_obsm(obsm, n).items():
+            derived[f"X_umap_{d}d"] = arr
+    if "latent_space" not in options:
+        derived["latent_space"], derived["latent_key"] = latent_from_obsm(obsm, latent_key)
+    elif latent_key is not None:
+        derived["latent_key"] = latent_key
+    if "obs" not in options:
+        derived["obs"] = adata.obs
+    if "gene_expression" not in options:
+        derived["gene_expression"] = expression_of(adata, layer)
+        derived.setdefault("var", adata.var)
+    elif layer is not None:
+        raise ValueError("pass either layer=... or gene_expression=..., not both")
+    if connectivity and "connectivities" not in options and "connectivities" in adata.obsp:
+        derived["connectivities"] = adata.obsp["connectivities"]
+    if "vector_fields" not in options:
+        source = options if explicit_points else derived
+        dims = [d for d in (1, 2, 3) if source.get(f"X_umap_{d}d") is not None]
+        fields = vector_fields_from_obsm(obsm, n, dims)
+        if fields:
+            derived["vector_fields"] = fields
+    derived.update(options)
+    return derived
+
+
+def build_inputs(
+    *,
+    obs: pd.DataFrame | None,
+    info: DatasetInfo,
+    settings: ExportSettings,
+    points: Mapping[int, Any],
+    obs_keys: Sequence[str] | None = None,
+    latent_space: Any = None,
+    latent_key: str | None = None,
+    var: pd.DataFrame | None = None,
+    gene_expression: Any = None,
+    var_gene_id_column: str | None = "index",
+    gene_identifiers: Sequence[str] | None = None,
+    connectivities: Any = None,
+    vector_fields: dict[str, Any] | None = None,
+    normalize_embeddings: bool = True,
+) -> ExportInputs:
+    """Select obs columns and genes and bundle everything into :class:`ExportInputs`."""
+    if obs is None:
+        raise ValueError("obs (a pandas DataFrame with one row per cell) is required")
+    obs_sel = select_obs(obs, obs_keys)
+    n_cells = next((int(np.shape(a)[0]) for a in points.values() if np.shape(a)), len(obs_sel))
+    genes, columns, ids, id_column = resolve_genes(
+        gene_expression, var, var_gene_id_column, gene_identifiers, n_cells
+    )
+    return ExportInputs(
+        points=dict(points),
+        obs=obs_sel,
+        info=info,
+        settings=settings,
+        latent=latent_space,
+        latent_key=latent_key,
+        genes=genes,
+        gene_columns=columns,
+        gene_ids=ids,
+        var_gene_id_column=id_column,
+        connectivities=connectivities,
+        vector_fields=vector_fields,
+        normalize_embeddings=normalize_embeddings,
+    )

@@ -23,16 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .binary import encode_payload
-from .dataset import DatasetInfo, ExportDataset, ExportInputs, ExportSettings, make_source
+from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
-from .inputs import (
-    embeddings_from_obsm,
-    expression_of,
-    latent_from_obsm,
-    resolve_genes,
-    select_obs,
-    vector_fields_from_obsm,
-)
+from .inputs import build_inputs, derive_from_anndata
 from .naming import (
     CONNECTIVITY_DIR,
     CONNECTIVITY_MANIFEST_FILE,
@@ -190,8 +183,6 @@ def _prepare_arrays(
             )
     if X_umap_4d is not None:
         raise NotImplementedError("4D embeddings are not supported (X_umap_4d must be None)")
-    if obs is None:
-        raise ValueError("obs (a pandas DataFrame with one row per cell) is required")
     points = {d: a for d, a in ((1, X_umap_1d), (2, X_umap_2d), (3, X_umap_3d)) if a is not None}
     out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
     out = out.expanduser().resolve()
@@ -214,22 +205,18 @@ def _prepare_arrays(
         description=dataset_description or "",
         source=make_source(source_name, source_url, source_citation),
     )
-    obs_sel = select_obs(obs, obs_keys)
-    n_cells = _n_cells(points, obs_sel)
-    genes, columns, ids, id_column = resolve_genes(
-        gene_expression, var, var_gene_id_column, gene_identifiers, n_cells
-    )
-    inputs = ExportInputs(
-        points=points,
-        obs=obs_sel,
+    inputs = build_inputs(
+        obs=obs,
+        obs_keys=obs_keys,
         info=info,
         settings=settings,
-        latent=latent_space,
+        points=points,
+        latent_space=latent_space,
         latent_key=latent_key,
-        genes=genes,
-        gene_columns=columns,
-        gene_ids=ids,
-        var_gene_id_column=id_column,
+        var=var,
+        gene_expression=gene_expression,
+        var_gene_id_column=var_gene_id_column,
+        gene_identifiers=gene_identifiers,
         connectivities=connectivities,
         vector_fields=vector_fields,
     )
@@ -244,14 +231,6 @@ def _prepare_arrays(
     return write_dataset(dataset, out, quiet=quiet, workers=workers, block_values=block_values)
 
 
-def _n_cells(points: dict[int, Any], obs: pd.DataFrame) -> int:
-    for arr in points.values():
-        shape = np.shape(arr)
-        if shape:
-            return int(shape[0])
-    return len(obs)
-
-
 def _prepare_anndata(
     adata: AnnData,
     *,
@@ -260,40 +239,8 @@ def _prepare_anndata(
     latent_key: str | None = None,
     **options: Any,
 ) -> Path:
-    if adata.n_obs == 0:
-        raise ValueError("the AnnData has no cells (n_obs == 0); nothing to export")
-    n = adata.n_obs
-    obsm = adata.obsm
-    derived: dict[str, Any] = {}
-    explicit_points = any(options.get(f"X_umap_{d}d") is not None for d in (1, 2, 3))
-    if not explicit_points:
-        for d, arr in embeddings_from_obsm(obsm, n).items():
-            derived[f"X_umap_{d}d"] = arr
-    if "latent_space" not in options:
-        latent, key = latent_from_obsm(obsm, latent_key)
-        derived["latent_space"] = latent
-        latent_key = key
-    if "obs" not in options:
-        derived["obs"] = adata.obs
-    if "gene_expression" not in options:
-        derived["gene_expression"] = expression_of(adata, layer)
-        derived.setdefault("var", adata.var)
-    elif layer is not None:
-        raise ValueError("pass either layer=... or gene_expression=..., not both")
-    if "connectivities" not in options and "connectivities" in adata.obsp:
-        derived["connectivities"] = adata.obsp["connectivities"]
-    if "vector_fields" not in options:
-        dims = [
-            d
-            for d in (1, 2, 3)
-            if (options.get(f"X_umap_{d}d") if explicit_points else derived.get(f"X_umap_{d}d"))
-            is not None
-        ]
-        vf = vector_fields_from_obsm(obsm, n, dims)
-        if vf:
-            derived["vector_fields"] = vf
-    derived.update(options)
-    return _prepare_arrays(out_dir=out_dir, latent_key=latent_key, **derived)
+    derived = derive_from_anndata(adata, layer=layer, latent_key=latent_key, overrides=options)
+    return _prepare_arrays(out_dir=out_dir, **derived)
 
 
 # --------------------------------------------------------------------------- writing
