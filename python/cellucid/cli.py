@@ -79,6 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.add_argument("-v", "--verbose", **_VERBOSE)
 
+    s = sub.add_parser(
+        "serve",
+        help="serve an .h5ad, a .zarr, an export folder or a folder of exports to the viewer",
+        description="Serve data to the cellucid viewer in your browser. PATH may be an .h5ad "
+        "file, a .zarr store (v2 or v3), an export folder made by 'cellucid prepare', or a "
+        "folder of such exports. Stop with Ctrl+C.",
+    )
+    s.add_argument("path", type=Path)
+    s.add_argument(
+        "-p", "--port", type=int, default=8765, help="port (next free one if busy; 0: any)"
+    )
+    s.add_argument(
+        "-H", "--host", default="127.0.0.1", help="bind address (default: loopback only)"
+    )
+    s.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    s.add_argument("--no-backed", action="store_true", help="load an .h5ad fully into memory")
+    s.add_argument("--latent-key", help="obsm key of the latent space (AnnData only)")
+    s.add_argument("--dataset-name", help="dataset name shown in the viewer (AnnData only)")
+    s.add_argument("-v", "--verbose", **_VERBOSE)
+
     v = sub.add_parser(
         "validate",
         help="check an export folder (or a folder of exports) against the format",
@@ -146,6 +167,35 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .sources.detect import detect
+
+    detected = detect(args.path)  # FileNotFoundError / ValueError -> exit 1 with the message
+    if not args.quiet:
+        print(f"cellucid v{__version__}: opening {detected.kind} {detected.path}", file=sys.stderr)
+    common = {
+        "port": args.port,
+        "host": args.host,
+        "open_browser": not args.no_browser,
+        "quiet": args.quiet,
+    }
+    if detected.kind in ("export", "export_root"):
+        from .server.runner import CellucidServer
+
+        server = CellucidServer(detected.path, **common)
+    else:
+        from .server.runner import AnnDataServer
+
+        options = {"backed": not args.no_backed} if detected.kind == "h5ad" else {}
+        if args.latent_key:
+            options["latent_key"] = args.latent_key
+        if args.dataset_name:
+            options["dataset_name"] = args.dataset_name
+        server = AnnDataServer(detected.path, **common, **options)
+    server.start(blocking=True)  # returns after Ctrl+C, port freed and files closed
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .export.validate import validate_export
 
@@ -173,7 +223,12 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"prepare": _cmd_prepare, "validate": _cmd_validate, "datasets": _cmd_datasets}
+_COMMANDS = {
+    "prepare": _cmd_prepare,
+    "serve": _cmd_serve,
+    "validate": _cmd_validate,
+    "datasets": _cmd_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

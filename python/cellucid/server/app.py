@@ -1,0 +1,411 @@
+"""The aiohttp application: routes of SPEC §3.2 with thin handlers.
+
+Handlers only translate HTTP: data comes from a :class:`~cellucid.sources.base.DataSource`
+(run in a thread pool, never on the event loop), events go to a
+:class:`~cellucid.server.events.ViewerRegistry`. Errors are JSON with proper status codes;
+CORS and ``Cache-Control`` are added to every response in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from yarl import URL
+
+from .._version import __version__
+from ..sources.base import DatasetEntry, DataSource, clean_relpath
+from .events import PendingRequests, ViewerRegistry
+from .files import send_file
+
+log = logging.getLogger("cellucid.server")
+
+MAX_EVENT_BYTES = 256 * 1024 * 1024
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+BUNDLE_MAGIC = b"CELLUCID_SESSION\n"
+BUNDLE_CHUNK = 64 * 1024
+UI_FILES = ("favicon.ico", "site.webmanifest", "browserconfig.xml")
+_ASSET_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".xml": "application/xml",
+    ".wasm": "application/wasm",
+}
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Range",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range",
+}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def default_ui_dir() -> Path:
+    """The viewer bundled in the package (built from ``js/`` at install time)."""
+    return Path(str(resources.files("cellucid") / "static" / "viewer"))
+
+
+@dataclass
+class ServerConfig:
+    """Everything the handlers need besides the request."""
+
+    source: DataSource
+    registry: ViewerRegistry = field(default_factory=ViewerRegistry)
+    bundles: PendingRequests = field(default_factory=PendingRequests)
+    ui_dir: Path = field(default_factory=default_ui_dir)
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_event_bytes: int = MAX_EVENT_BYTES
+    max_bundle_bytes: int = MAX_BUNDLE_BYTES
+    allowed_hosts: frozenset[str] | None = None
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="cellucid-io")
+    )
+
+
+CONFIG = web.AppKey("cellucid_config", ServerConfig)
+
+
+# --------------------------------------------------------------------------- helpers
+def json_response(payload: Any, status: int = 200, **headers: str) -> web.Response:
+    """JSON with ``Content-Type: application/json`` exactly (no charset; SPEC §3.1)."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return web.Response(
+        status=status,
+        body=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+def error_response(status: int, message: str, **headers: str) -> web.Response:
+    return json_response({"status": "error", "message": message}, status, **headers)
+
+
+def origin_allowed(origin: str) -> bool:
+    """Loopback origins (any port) and cellucid.com over https (SPEC §3.7)."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if parts.scheme in ("http", "https") and host in {"localhost", "127.0.0.1", "::1"}:
+        return True
+    return parts.scheme == "https" and (host == "cellucid.com" or host.endswith(".cellucid.com"))
+
+
+def _host_ok(request: web.Request, config: ServerConfig) -> bool:
+    """DNS-rebinding guard: off unless ``allowed_hosts`` is configured (SPEC §3.7)."""
+    if config.allowed_hosts is None:
+        return True
+    try:
+        host = (URL(f"http://{request.host}").host or "").lower()
+    except ValueError:
+        return False
+    allowed = _LOOPBACK | {config.host.lower()} | config.allowed_hosts
+    return host in allowed or f"[{host}]" in allowed
+
+
+# --------------------------------------------------------------------------- middleware
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every failure becomes a JSON error with a proper status; never a traceback."""
+    config = request.app[CONFIG]
+    if not _host_ok(request, config):
+        return error_response(403, f"Host {request.host!r} is not allowed")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        return error_response(exc.status, exc.reason or "error", **headers)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error for %s %s", request.method, request.path)
+        return error_response(500, "internal server error")
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """CORS on every response; ``no-store`` on the API unless a handler chose otherwise."""
+    response.headers.update(CORS_HEADERS)
+    origin = request.headers.get("Origin")
+    if origin and origin_allowed(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers.add("Vary", "Origin")
+        if request.headers.get("Access-Control-Request-Private-Network") == "true":
+            response.headers["Access-Control-Allow-Private-Network"] = "true"
+    if request.path.startswith("/_cellucid/") or response.status >= 400:
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+# --------------------------------------------------------------------------- discovery
+async def health(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    body: dict[str, Any] = {"status": "ok", "type": config.source.kind, "version": __version__}
+    if config.source.kind == "anndata":
+        body.update(_anndata(config))
+    return json_response(body)
+
+
+def _anndata(config: ServerConfig) -> dict[str, Any]:
+    h = config.source.health()
+    return {k: h[k] for k in ("format", "is_backed", "n_cells", "n_genes")}
+
+
+async def info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    if config.source.kind == "exported":
+        body = {
+            "version": __version__,
+            "host": config.host,
+            "port": config.port,
+            "mode": "standalone",
+        }
+    else:
+        h = _anndata(config)
+        body = {
+            "version": __version__,
+            "type": "anndata",
+            "format": h["format"],
+            "host": config.host,
+            "port": config.port,
+            "n_cells": h["n_cells"],
+            "n_genes": h["n_genes"],
+            "is_backed": h["is_backed"],
+        }
+    return json_response(body)
+
+
+async def datasets(request: web.Request) -> web.Response:
+    entries = request.app[CONFIG].source.datasets()
+    return json_response({"datasets": [e.as_json() for e in entries]})
+
+
+# --------------------------------------------------------------------------- viewer UI
+async def index(request: web.Request) -> web.StreamResponse:
+    return await _ui_file(request, "index.html")
+
+
+async def ui_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info.get("name")
+    rel = f"assets/{request.match_info['tail']}" if name is None else name
+    return await _ui_file(request, rel)
+
+
+async def _ui_file(request: web.Request, rel: str) -> web.StreamResponse:
+    from ..sources.base import FileBody, inside
+
+    config = request.app[CONFIG]
+    clean = clean_relpath(rel)
+    path = inside(config.ui_dir, clean) if clean else None
+    if path is None:
+        if rel == "index.html":
+            return error_response(
+                500, f"the viewer is missing from {config.ui_dir}; reinstall cellucid"
+            )
+        raise web.HTTPNotFound(reason=f"no such file: {rel}")
+    ctype = _ASSET_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    body = FileBody.from_path(path, ctype)
+    return await send_file(request, body, cache_control="no-cache", executor=config.executor)
+
+
+# --------------------------------------------------------------------------- data files
+def split_data_path(entries: list[DatasetEntry], path: str) -> tuple[DatasetEntry, str] | None:
+    """Which dataset a URL path belongs to, and the file's path inside it."""
+    for entry in entries:
+        if entry.path == "/" or path.startswith(entry.path):
+            return entry, path[len(entry.path) :]
+    return None
+
+
+async def data_file(request: web.Request) -> web.StreamResponse:
+    if request.method not in ("GET", "HEAD"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "OPTIONS"])
+    config = request.app[CONFIG]
+    raw = request.raw_path.split("?", 1)[0]
+    if "%2f" in raw.lower() or "%5c" in raw.lower() or "%00" in raw:
+        raise web.HTTPNotFound(reason="no such file")
+    found = split_data_path(config.source.datasets(), request.path)
+    rel = clean_relpath(found[1]) if found else None
+    if found is None or rel is None or _has_dot_segment(raw):
+        raise web.HTTPNotFound(reason=f"no such file: {request.path}")
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(config.executor, config.source.open, found[0], rel)
+    if body is None:
+        raise web.HTTPNotFound(reason=f"no such file: {request.path}")
+    cache = "no-cache" if body.virtual or rel.endswith(".json") else "public, max-age=3600"
+    compressible = body.virtual and not rel.endswith(".gz")
+    return await send_file(
+        request, body, cache_control=cache, executor=config.executor, compressible=compressible
+    )
+
+
+def _has_dot_segment(raw_path: str) -> bool:
+    from urllib.parse import unquote
+
+    segments = unquote(raw_path).split("/")
+    return any(s in (".", "..") for s in segments)
+
+
+# --------------------------------------------------------------------------- events
+async def read_limited(request: web.Request, limit: int) -> bytes | web.Response:
+    """The whole body, or the 411/413 response (SPEC §3.5 step 1)."""
+    if request.content_length is None:
+        return error_response(411, "Content-Length is required")
+    if request.content_length > limit:
+        return error_response(413, f"body of {request.content_length} bytes exceeds {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(BUNDLE_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return error_response(413, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def events(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    body = await read_limited(request, config.max_event_bytes)
+    if isinstance(body, web.Response):
+        return body
+    loop = asyncio.get_running_loop()
+    status, payload = await loop.run_in_executor(
+        config.executor, config.registry.handle_event_body, body
+    )
+    return json_response(payload, status)
+
+
+async def session_bundle(request: web.Request) -> web.Response:
+    """Receive a session bundle upload into a temporary file (SPEC §3.6)."""
+    config = request.app[CONFIG]
+    q = request.query
+    viewer_id, token, request_id = q.get("viewerId"), q.get("viewerToken"), q.get("requestId")
+    if not viewer_id or not token or not request_id:
+        return error_response(400, "viewerId, viewerToken and requestId are required")
+    channel = config.registry.get(viewer_id)
+    if channel is None:
+        return error_response(404, "unknown viewer")
+    if not channel.check_token(token):
+        return error_response(403, "bad viewer token")
+    if not config.bundles.consume(viewer_id, request_id):
+        return error_response(404, "no pending session bundle request with this id")
+    length = request.content_length
+    if length is None or length <= 0:
+        return _bundle_failed(config, viewer_id, request_id, 411, "Content-Length is required")
+    if length > config.max_bundle_bytes:
+        return _bundle_failed(
+            config, viewer_id, request_id, 413, f"bundle of {length} bytes is too large"
+        )
+    loop = asyncio.get_running_loop()
+    fd, name = tempfile.mkstemp(prefix="cellucid-session-", suffix=".cellucid-session")
+    received = 0
+    ok = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            head = b""
+            async for chunk in request.content.iter_chunked(BUNDLE_CHUNK):
+                if len(head) < len(BUNDLE_MAGIC):
+                    head += chunk[: len(BUNDLE_MAGIC) - len(head)]
+                    if not BUNDLE_MAGIC.startswith(head):
+                        return _bundle_failed(
+                            config, viewer_id, request_id, 400, "not a .cellucid-session file"
+                        )
+                received += len(chunk)
+                if received > config.max_bundle_bytes:
+                    return _bundle_failed(config, viewer_id, request_id, 413, "bundle too large")
+                await loop.run_in_executor(config.executor, fh.write, chunk)
+        if received < len(BUNDLE_MAGIC) or received != length:
+            return _bundle_failed(config, viewer_id, request_id, 400, "short bundle body")
+        ok = True
+    except OSError as exc:
+        return _bundle_failed(config, viewer_id, request_id, 500, f"could not store bundle: {exc}")
+    finally:
+        if not ok:
+            Path(name).unlink(missing_ok=True)
+    event = {
+        "type": "session_bundle",
+        "requestId": request_id,
+        "status": "ok",
+        "bytes": received,
+        "path": name,
+    }
+    config.registry.deliver_server_event(viewer_id, event)
+    return json_response({"status": "ok", "bytes": received})
+
+
+def _bundle_failed(
+    config: ServerConfig, viewer_id: str, request_id: str, status: int, message: str
+) -> web.Response:
+    event = {"type": "session_bundle", "requestId": request_id, "status": "error", "error": message}
+    config.registry.deliver_server_event(viewer_id, event)
+    return error_response(status, message)
+
+
+async def options(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- app
+def create_app(config: ServerConfig) -> web.Application:
+    """Build the application for one data source."""
+    app = web.Application(
+        middlewares=[errors_middleware],
+        client_max_size=max(config.max_event_bytes, config.max_bundle_bytes) + 1024,
+    )
+    app[CONFIG] = config
+    app.on_response_prepare.append(_on_prepare)
+    r = app.router
+    r.add_route("OPTIONS", "/{tail:.*}", options)
+    for path in ("/", "/index.html"):
+        r.add_get(path, index)
+    r.add_get("/assets/{tail:.+}", ui_asset)
+    for name in UI_FILES:
+        r.add_get(f"/{{name:{name.replace('.', '[.]')}}}", ui_asset)
+    r.add_get("/_cellucid/health", health)
+    r.add_get("/_cellucid/info", info)
+    r.add_get("/_cellucid/datasets", datasets)
+    r.add_post("/_cellucid/events", events)
+    r.add_post("/_cellucid/session_bundle", session_bundle)
+    r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
+    r.add_route("*", "/{tail:.*}", data_file)
+    return app
+
+
+API_METHODS = {
+    "/_cellucid/health": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/info": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/datasets": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/events": ["POST", "OPTIONS"],
+    "/_cellucid/session_bundle": ["POST", "OPTIONS"],
+}
+
+
+async def _unknown_api(request: web.Request) -> web.Response:
+    allowed = API_METHODS.get(request.path)
+    if allowed is not None:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound(reason=f"unknown endpoint {request.path}")

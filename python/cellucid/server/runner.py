@@ -1,0 +1,335 @@
+"""Running the server: in a background thread (notebooks) or in the foreground (the shell).
+
+The listening socket is bound once and handed to aiohttp, so the port printed is the port
+served (no check-then-bind race). A busy port moves to the next free one (SPEC §6.8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import sys
+import threading
+import warnings
+import webbrowser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .._version import __version__
+from ..sources.base import DataSource
+from .app import ServerConfig, create_app
+from .events import PendingRequests, ViewerRegistry
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ..sources.anndata import AnnDataAdapter
+
+DEFAULT_PORT = 8765
+PORT_TRIES = 101  # the requested port and the next 100
+_WILDCARD = {"", "0.0.0.0", "::", "*"}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``: ``port`` if free, else the next free one up to +100.
+
+    ``port=0`` lets the OS choose. Raises ``RuntimeError`` when nothing in range binds.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    bind_host = host.strip("[]") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    candidates = [0] if port == 0 else range(port, min(port + PORT_TRIES, 65536))
+    last: OSError | None = None
+    for p in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((bind_host, p))
+            sock.listen(128)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            last = exc
+    raise RuntimeError(
+        f"no free port on {host} from {port} to {port + PORT_TRIES - 1} ({last}); "
+        "pass another port, or port=0 to let the system choose"
+    )
+
+
+def client_host(host: str) -> str:
+    """The host to put in a URL: loopback for a wildcard bind, brackets for IPv6."""
+    h = host.strip("[]")
+    if h in _WILDCARD:
+        return "[::1]" if h == "::" else "127.0.0.1"
+    return f"[{h}]" if ":" in h else h
+
+
+class _BaseServer:
+    """A data source served over HTTP, with its viewer registry."""
+
+    _viewer_query = ""
+
+    def __init__(
+        self,
+        source: DataSource,
+        port: int | None = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        open_browser: bool = False,
+        quiet: bool = False,
+        *,
+        ui_dir: Path | None = None,
+    ) -> None:
+        self.source = source
+        self.host = host
+        self.requested_port = DEFAULT_PORT if port is None else int(port)
+        self.open_browser = open_browser
+        self.quiet = quiet
+        self.registry = ViewerRegistry()
+        self.bundles = PendingRequests()
+        self._ui_dir = ui_dir
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._sock: socket.socket | None = None
+        self._port: int | None = None
+        self._stopped = False
+
+    # ----- public state
+    @property
+    def port(self) -> int:
+        """The port actually bound (the requested one until the server starts)."""
+        return self._port if self._port is not None else self.requested_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{client_host(self.host)}:{self.port}"
+
+    @property
+    def viewer_url(self) -> str:
+        return f"{self.url}/{self._viewer_query}"
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._started.is_set()
+
+    @property
+    def server_info(self) -> dict[str, Any]:
+        return {"version": __version__, "host": self.host, "port": self.port, "url": self.url}
+
+    # ----- lifecycle
+    def start_background(self) -> _BaseServer:
+        """Start serving in a daemon thread and return once the socket is bound."""
+        if self.is_running():
+            return self
+        if self._stopped:
+            raise RuntimeError("this server was stopped; create a new one")
+        self._sock = bind_socket(self.host, self.requested_port)
+        self._port = self._sock.getsockname()[1]
+        if self.host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+            warnings.warn(
+                f"serving on {self.host}: anyone who can reach this machine can read the data",
+                stacklevel=2,
+            )
+        self._thread = threading.Thread(
+            target=self._run, name=f"cellucid-server-{self._port}", daemon=True
+        )
+        self._thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise RuntimeError(f"server failed to start: {self._error}") from self._error
+        self._banner()
+        if self.open_browser:
+            webbrowser.open(self.viewer_url)
+        return self
+
+    def start(self, blocking: bool = True) -> _BaseServer | None:
+        """Serve; with ``blocking=True`` until Ctrl+C (then return None), else in the background."""
+        self.start_background()
+        if not blocking:
+            return self
+        try:
+            self.wait()
+        except KeyboardInterrupt:
+            if not self.quiet:
+                print("\ncellucid: stopping", file=sys.stderr)
+        finally:
+            self.stop()
+        return None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the server stops (wakes up regularly so Ctrl+C gets through)."""
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            thread.join(0.25 if timeout is None else min(0.25, timeout))
+            if timeout is not None:
+                timeout -= 0.25
+                if timeout <= 0:
+                    return
+
+    def stop(self) -> None:
+        """Stop serving, free the port and release the data source (idempotent)."""
+        self._stopped = True
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self.source.close()
+
+    def __enter__(self) -> _BaseServer:
+        return self.start_background()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        status = "running" if self.is_running() else "stopped"
+        return f"{type(self).__name__}(port={self.port}, status={status})"
+
+    # ----- the server thread
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to start_background
+            self._error = exc
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        config = ServerConfig(
+            source=self.source,
+            registry=self.registry,
+            bundles=self.bundles,
+            host=self.host,
+            port=self.port,
+        )
+        if self._ui_dir is not None:
+            config.ui_dir = self._ui_dir
+        runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            assert self._sock is not None
+            await web.SockSite(runner, self._sock, shutdown_timeout=2.0).start()
+            self._started.set()
+            await self._stop_event.wait()
+        finally:
+            await runner.cleanup()
+            config.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _banner(self) -> None:
+        if self.quiet:
+            return
+        lines = [
+            f"cellucid v{__version__}",
+            f"  Local URL:  {self.url}/",
+            f"  Viewer URL: {self.viewer_url}",
+        ]
+        if self.host.strip("[]") in _WILDCARD:
+            lines.append(f"  Warning: bound to {self.host}: reachable from other machines")
+        if self.port != self.requested_port and self.requested_port != 0:
+            lines.append(f"  (port {self.requested_port} was busy; using {self.port})")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+class CellucidServer(_BaseServer):
+    """Serve an export folder, or a folder of exports, over HTTP (SPEC §6.4).
+
+    Examples
+    --------
+    >>> with CellucidServer("exports/pbmc68k", port=0, quiet=True) as server:  # doctest: +SKIP
+    ...     print(server.url)
+    http://127.0.0.1:40123
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        port: int | None = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        open_browser: bool = False,
+        quiet: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        from ..sources.export_folder import ExportFolderSource
+
+        self.data_dir = Path(data_dir)
+        super().__init__(ExportFolderSource(data_dir), port, host, open_browser, quiet, **kwargs)
+
+    def __repr__(self) -> str:
+        status = "running" if self.is_running() else "stopped"
+        return f"CellucidServer('{self.data_dir}', port={self.port}, status={status})"
+
+
+class AnnDataServer(_BaseServer):
+    """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``) as virtual export files (SPEC §6.5).
+
+    ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
+    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` for paths, ...).
+    """
+
+    _viewer_query = "?anndata=true"
+
+    def __init__(
+        self,
+        data: AnnData | str | Path,
+        port: int | None = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        open_browser: bool = False,
+        quiet: bool = False,
+        *,
+        ui_dir: Path | None = None,
+        **adapter_kwargs: Any,
+    ) -> None:
+        from ..sources.anndata import AnnDataAdapter
+
+        if isinstance(data, (str, Path)):
+            adapter = AnnDataAdapter.from_file(data, **adapter_kwargs)
+        else:
+            adapter_kwargs.pop("backed", None)
+            adapter = AnnDataAdapter(data, **adapter_kwargs)
+        self.adapter: AnnDataAdapter = adapter
+        super().__init__(adapter, port, host, open_browser, quiet, ui_dir=ui_dir)
+
+
+def serve(
+    data_dir: str | Path,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    open_browser: bool = True,
+    quiet: bool = False,
+    *,
+    blocking: bool = True,
+) -> CellucidServer | None:
+    """Serve an export folder. Blocks until Ctrl+C and returns None, or with
+    ``blocking=False`` returns the running :class:`CellucidServer`."""
+    server = CellucidServer(data_dir, port, host, open_browser, quiet)
+    result = server.start(blocking=blocking)
+    return server if result is not None else None
+
+
+def serve_anndata(
+    data: AnnData | str | Path,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    open_browser: bool = True,
+    quiet: bool = False,
+    *,
+    blocking: bool = True,
+    **adapter_kwargs: Any,
+) -> AnnDataServer | None:
+    """Serve an AnnData or an ``.h5ad``/``.zarr`` path; like :func:`serve`."""
+    server = AnnDataServer(data, port, host, open_browser, quiet, **adapter_kwargs)
+    result = server.start(blocking=blocking)
+    return server if result is not None else None

@@ -1,0 +1,276 @@
+"""An AnnData seen as the files of an export (SPEC §3.4 "virtual files", §6.5).
+
+:class:`AnnDataAdapter` derives its inputs exactly as ``prepare(adata, ...)`` does and builds
+the same :class:`~cellucid.export.dataset.ExportDataset`, so every file it serves decodes to
+what ``prepare`` would write (with compression and quantisation off). Manifests and the
+identity are built once at start; payloads are produced per request; gene columns go through
+a byte-bounded LRU. Backed files stay on disk: only obs, obsm, obsp and var are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..export.binary import gzip_bytes, le_buffer
+from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
+from ..export.genes import CscGenes, CsrGenes, iter_columns
+from ..export.inputs import build_inputs, derive_from_anndata
+from ..export.naming import safe_name
+from .base import DatasetEntry, FileBody, content_type_for
+from .detect import is_zarr_store, load_anndata
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+Format = Literal["h5ad", "zarr", "in-memory"]
+#: a one-time CSC copy of an in-memory CSR matrix warns above this size (SPEC §6.5)
+CSC_COPY_WARN_BYTES = 2 * 1024**3
+GZIP_LEVEL = 6
+
+
+class _ColumnLRU:
+    """Recent gene columns, bounded by count and by bytes."""
+
+    def __init__(self, max_items: int = 100, max_bytes: int = 256 * 1024**2) -> None:
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self._items: OrderedDict[int, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: int) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: int, value: bytes) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._items[key] = value
+            self._bytes += len(value)
+            while self._items and (
+                len(self._items) > self.max_items or self._bytes > self.max_bytes
+            ):
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class AnnDataAdapter:
+    """Serve an AnnData as an export dataset, generating each file on request.
+
+    Parameters follow the upstream adapter (SPEC §6.5); ``layer`` picks an expression
+    layer instead of ``X``.
+
+    Examples
+    --------
+    >>> import scanpy as sc
+    >>> adapter = AnnDataAdapter(sc.datasets.pbmc68k_reduced())
+    >>> adapter.health()["n_cells"]
+    700
+    >>> body = adapter.open(adapter.datasets()[0], "obs_manifest.json")
+    >>> body.content_type
+    'application/json'
+    """
+
+    kind: Literal["anndata"] = "anndata"
+
+    def __init__(
+        self,
+        adata: AnnData,
+        latent_key: str | None = None,
+        gene_id_column: str | None = "index",
+        normalize_embeddings: bool = True,
+        centroid_outlier_quantile: float | None = 0.95,
+        centroid_min_points: int = 10,
+        dataset_name: str | None = None,
+        dataset_id: str | None = None,
+        connectivity: bool = True,
+        obs_keys: list[str] | None = None,
+        *,
+        layer: str | None = None,
+        _format: Format = "in-memory",
+        _path: Path | None = None,
+    ) -> None:
+        self.adata = adata
+        self.format: Format = _format
+        self.path = _path
+        self.is_backed = bool(getattr(adata, "isbacked", False)) or _format == "zarr"
+        self._lock = threading.RLock()
+        self._closed = False
+        file_name = _path.name if _path is not None else None
+        if dataset_name is None:
+            dataset_name = _display_name(_path) if _path is not None else "AnnData Dataset"
+        info = DatasetInfo(
+            id=dataset_id if dataset_id is not None else safe_name(dataset_name),
+            name=dataset_name,
+            description="Loaded directly from AnnData",
+            source=make_source(file_name, filename=file_name) if file_name else None,
+        )
+        settings = ExportSettings(
+            centroid_outlier_quantile=centroid_outlier_quantile,
+            centroid_min_points=centroid_min_points,
+        )
+        derived = derive_from_anndata(
+            adata,
+            layer=layer,
+            latent_key=latent_key,
+            connectivity=connectivity,
+            overrides=self._expression(adata, layer),
+        )
+        latent_from = derived.pop("latent_key", None)
+        inputs = build_inputs(
+            info=info,
+            settings=settings,
+            points={d: derived.pop(f"X_umap_{d}d", None) for d in (1, 2, 3)},
+            obs_keys=obs_keys,
+            var_gene_id_column=gene_id_column,
+            latent_key=latent_from,
+            normalize_embeddings=normalize_embeddings,
+            **derived,
+        )
+        inputs.points = {d: a for d, a in inputs.points.items() if a is not None}
+        try:
+            self.dataset = ExportDataset(inputs)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (hint: choose columns with obs_keys=[...])") from exc
+        self._manifests = self.dataset.manifest_bytes()
+        self._payloads = self.dataset.payload_producers()
+        self._genes = self.dataset.gene_paths()
+        self._columns = _ColumnLRU()
+        self._csc_ready = False
+        self._etag_seed = hashlib.sha1(
+            f"{info.id}|{self.dataset.created_at}|{id(self)}".encode()
+        ).hexdigest()[:16]
+
+    # ----- construction helpers
+    @staticmethod
+    def _expression(adata: AnnData, layer: str | None) -> dict[str, Any]:
+        """Overrides that keep a backed expression matrix on disk (none for in-memory)."""
+        del adata, layer
+        return {}
+
+    @classmethod
+    def from_file(cls, path: str | Path, backed: bool | str = "r", **kwargs: Any) -> AnnDataAdapter:
+        """Open an ``.h5ad`` (backed read-only by default) or a ``.zarr`` store."""
+        p = Path(path).expanduser()
+        fmt: Format = "zarr" if is_zarr_store(p) else "h5ad"
+        adata = load_anndata(p, backed=backed if fmt == "h5ad" else False)
+        return cls(adata, _format=fmt, _path=p.resolve(), **kwargs)
+
+    # ----- DataSource
+    @property
+    def n_cells(self) -> int:
+        return self.dataset.n_cells
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.dataset.gene_ids)
+
+    def datasets(self) -> list[DatasetEntry]:
+        ident = self.dataset.info
+        return [DatasetEntry(id=ident.id, name=ident.name, path="/")]
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "type": "anndata",
+            "format": self.format,
+            "is_backed": self.is_backed,
+            "n_cells": self.n_cells,
+            "n_genes": self.n_genes,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return self.dataset.identity()
+
+    def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
+        gz = relpath.endswith(".gz")
+        base = relpath[:-3] if gz else relpath
+        raw = self.raw_payload(base)
+        if raw is None or (gz and base.endswith(".json")):
+            return None
+        data = gzip_bytes(raw, GZIP_LEVEL) if gz else raw
+        etag = f'"{self._etag_seed}-{hashlib.sha1(relpath.encode()).hexdigest()[:12]}"'
+        return FileBody.from_bytes(data, content_type_for(relpath), etag)
+
+    def raw_payload(self, relpath: str) -> bytes | memoryview | None:
+        """The uncompressed bytes of a file of the dataset, or ``None`` if there is none."""
+        if relpath in self._manifests:
+            return self._manifests[relpath]
+        producer = self._payloads.get(relpath)
+        if producer is not None:
+            return producer()
+        index = self._genes.get(relpath)
+        if index is not None:
+            return self.gene_payload(index)
+        return None
+
+    def gene_payload(self, index: int) -> bytes:
+        """One gene's float32 column (LRU-cached)."""
+        cached = self._columns.get(index)
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._columns.get(index)
+            if cached is not None:
+                return cached
+            self._prepare_columns()
+            column = np.asarray(self.dataset.gene_columns[index : index + 1])
+            ((_, values),) = iter_columns(self.dataset.genes, column)
+            data = bytes(le_buffer(values, "<f4"))
+        self._columns.put(index, data)
+        return data
+
+    def _prepare_columns(self) -> None:
+        """Give an in-memory CSR matrix a one-time CSC copy, so a column costs one slice."""
+        if self._csc_ready:
+            return
+        genes = self.dataset.genes
+        if isinstance(genes, CsrGenes):
+            m = genes.matrix
+            size = m.data.nbytes + m.indices.nbytes + 8 * (m.shape[1] + 1)
+            if size > CSC_COPY_WARN_BYTES:
+                warnings.warn(
+                    f"making a {size / 2**30:.1f} GiB column-major copy of the expression matrix "
+                    "for fast gene reads; save the AnnData as CSC or export it with prepare()",
+                    stacklevel=3,
+                )
+            self.dataset.genes = CscGenes(sp.csc_matrix(m))
+        self._csc_ready = True
+
+    def close(self) -> None:
+        """Release the backed file (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            file = getattr(self.adata, "file", None)
+            if getattr(self.adata, "isbacked", False) and file is not None:
+                file.close()
+
+    def __enter__(self) -> AnnDataAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _display_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".h5ad", ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return name

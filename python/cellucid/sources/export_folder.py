@@ -1,0 +1,67 @@
+"""An export folder, or a folder of exports, served as the files on disk (SPEC §2.2, §3.3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from ..export.catalog import find_datasets, is_dataset_dir
+from ..export.naming import IDENTITY_FILE
+from .base import DatasetEntry, FileBody, content_type_for, inside
+
+
+class ExportFolderSource:
+    """Serve one dataset directory, or every eligible dataset of an export root.
+
+    >>> src = ExportFolderSource("exports/pbmc68k")  # doctest: +SKIP
+    >>> [d.path for d in src.datasets()]  # doctest: +SKIP
+    ['/']
+    """
+
+    kind: Literal["exported"] = "exported"
+
+    def __init__(self, path: str | Path) -> None:
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"export folder not found: {root}")
+        self.root = root.resolve()
+        if is_dataset_dir(self.root):
+            dirs = {"/": self.root}
+        else:
+            found = find_datasets(self.root)
+            if not found:
+                raise ValueError(
+                    f"{self.root} is neither an export folder (dataset_identity.json, "
+                    "obs_manifest.json, points_<d>d.bin) nor a folder of exports"
+                )
+            dirs = {f"/{d.name}/": d.resolve() for d in found}
+        self._dirs = dirs
+        self._entries = [self._entry(url, d) for url, d in dirs.items()]
+        ids = [e.id for e in self._entries]
+        dups = sorted({i for i in ids if ids.count(i) > 1})
+        if dups:
+            raise ValueError(f"two datasets share the identity id(s) {dups}; ids must be unique")
+
+    @staticmethod
+    def _entry(url: str, directory: Path) -> DatasetEntry:
+        try:
+            identity = json.loads((directory / IDENTITY_FILE).read_text(encoding="utf-8"))
+            return DatasetEntry(id=str(identity["id"]), name=str(identity["name"]), path=url)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{directory / IDENTITY_FILE} is unreadable: {exc}") from exc
+
+    def datasets(self) -> list[DatasetEntry]:
+        return list(self._entries)
+
+    def health(self) -> dict[str, Any]:
+        return {"type": "exported"}
+
+    def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
+        path = inside(self._dirs[dataset.path], relpath)
+        if path is None:
+            return None
+        return FileBody.from_path(path, content_type_for(relpath))
+
+    def close(self) -> None:
+        """Nothing to release: files are opened per request."""
