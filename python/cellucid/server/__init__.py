@@ -1,0 +1,1 @@
+"""The local data server and the viewer ↔ Python event bridge (SPEC §3, §4)."""
