@@ -26,7 +26,7 @@ from yarl import URL
 
 from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, clean_relpath
-from .events import PendingRequests, ViewerRegistry
+from .events import EventRequestError, ViewerRegistry
 from .files import send_file
 
 log = logging.getLogger("cellucid.server")
@@ -71,7 +71,6 @@ class ServerConfig:
 
     source: DataSource
     registry: ViewerRegistry = field(default_factory=ViewerRegistry)
-    bundles: PendingRequests = field(default_factory=PendingRequests)
     ui_dir: Path = field(default_factory=default_ui_dir)
     host: str = "127.0.0.1"
     port: int = 0
@@ -306,12 +305,11 @@ async def session_bundle(request: web.Request) -> web.Response:
     viewer_id, token, request_id = q.get("viewerId"), q.get("viewerToken"), q.get("requestId")
     if not viewer_id or not token or not request_id:
         return error_response(400, "viewerId, viewerToken and requestId are required")
-    channel = config.registry.get(viewer_id)
-    if channel is None:
-        return error_response(404, "unknown viewer")
-    if not channel.check_token(token):
-        return error_response(403, "bad viewer token")
-    if not config.bundles.consume(viewer_id, request_id):
+    try:
+        config.registry.authenticate(viewer_id, token)
+    except EventRequestError as exc:
+        return json_response(exc.body, exc.status)
+    if not config.registry.pending.consume(viewer_id, request_id):
         return error_response(404, "no pending session bundle request with this id")
     length = request.content_length
     if length is None or length <= 0:

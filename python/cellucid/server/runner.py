@@ -22,7 +22,7 @@ from aiohttp import web
 from .._version import __version__
 from ..sources.base import DataSource
 from .app import ServerConfig, create_app
-from .events import PendingRequests, ViewerRegistry
+from .events import ViewerRegistry
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -91,7 +91,6 @@ class _BaseServer:
         self.open_browser = open_browser
         self.quiet = quiet
         self.registry = ViewerRegistry()
-        self.bundles = PendingRequests()
         self._ui_dir = ui_dir
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -211,7 +210,6 @@ class _BaseServer:
         config = ServerConfig(
             source=self.source,
             registry=self.registry,
-            bundles=self.bundles,
             host=self.host,
             port=self.port,
         )
