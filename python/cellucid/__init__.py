@@ -14,14 +14,31 @@ _LAZY: dict[str, str] = {
     "prepare": "cellucid.export.prepare",
     "generate_datasets_manifest": "cellucid.export.catalog",
     "validate_export": "cellucid.export.validate",
+    "serve": "cellucid.server.runner",
+    "serve_anndata": "cellucid.server.runner",
+    "CellucidServer": "cellucid.server.runner",
+    "AnnDataServer": "cellucid.server.runner",
+    "AnnDataAdapter": "cellucid.sources.anndata",
 }
 
-__all__ = ["__version__", "generate_datasets_manifest", "prepare", "validate_export"]
+__all__ = [
+    "AnnDataAdapter",
+    "AnnDataServer",
+    "CellucidServer",
+    "__version__",
+    "generate_datasets_manifest",
+    "prepare",
+    "serve",
+    "serve_anndata",
+    "validate_export",
+]
 
 if TYPE_CHECKING:
     from .export.catalog import generate_datasets_manifest
     from .export.prepare import prepare
     from .export.validate import validate_export
+    from .server.runner import AnnDataServer, CellucidServer, serve, serve_anndata
+    from .sources.anndata import AnnDataAdapter
 
 
 def __getattr__(name: str) -> Any:
