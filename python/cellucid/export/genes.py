@@ -201,6 +201,8 @@ def _first_at_least(indices: np.ndarray, lo: np.ndarray, hi: np.ndarray, value: 
 
 def gene_matrix(matrix: Any) -> GeneMatrix:
     """Wrap an expression matrix for block-wise column reads, without copying when possible."""
+    if hasattr(matrix, "blocks") and hasattr(matrix, "n_cells"):  # already a GeneMatrix
+        return matrix
     if sp.issparse(matrix):
         fmt = matrix.format
         if fmt == "csr":

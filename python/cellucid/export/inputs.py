@@ -200,24 +200,23 @@ def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]
 
 
 def expression_of(adata: Any, layer: str | None) -> Any:
-    """``adata.X`` or ``adata.layers[layer]``, loaded into memory if the AnnData is backed."""
+    """``adata.X`` or ``adata.layers[layer]``; a backed ``X`` stays on disk as a
+    :class:`~cellucid.sources.backed.BackedMatrix` (read gene block by gene block)."""
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(
                 f"layer {layer!r} not found; available layers: {_listing(list(adata.layers.keys()))}"
             )
-        x = adata.layers[layer]
-    else:
-        x = adata.X
-    if x is None:
+        return adata.layers[layer]
+    if adata.X is None:
         return None
-    if hasattr(x, "to_memory"):  # backed sparse dataset
-        return x.to_memory()
-    if type(x).__module__.startswith("h5py") or (
-        hasattr(x, "chunks") and not isinstance(x, np.ndarray)
-    ):
-        return x[...]
-    return x
+    if getattr(adata, "isbacked", False):
+        from ..sources.backed import BackedMatrix
+
+        backed = BackedMatrix.from_anndata(adata)
+        if backed is not None:
+            return backed
+    return adata.X
 
 
 def derive_from_anndata(

@@ -215,11 +215,13 @@ class _BaseServer:
         )
         if self._ui_dir is not None:
             config.ui_dir = self._ui_dir
-        runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            create_app(config), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await runner.setup()
         try:
             assert self._sock is not None
-            await web.SockSite(runner, self._sock, shutdown_timeout=2.0).start()
+            await web.SockSite(runner, self._sock).start()
             self._started.set()
             await self._stop_event.wait()
         finally:

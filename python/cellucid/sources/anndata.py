@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,8 +23,10 @@ from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_so
 from ..export.genes import CscGenes, CsrGenes, iter_columns
 from ..export.inputs import build_inputs, derive_from_anndata
 from ..export.naming import safe_name
+from .backed import BackedMatrix
 from .base import DatasetEntry, FileBody, content_type_for
-from .detect import is_zarr_store, load_anndata
+from .column_cache import ColumnCache, ColumnLRU
+from .detect import is_zarr_store, load_anndata, load_anndata_lazy
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -34,39 +35,8 @@ Format = Literal["h5ad", "zarr", "in-memory"]
 #: a one-time CSC copy of an in-memory CSR matrix warns above this size (SPEC §6.5)
 CSC_COPY_WARN_BYTES = 2 * 1024**3
 GZIP_LEVEL = 6
-
-
-class _ColumnLRU:
-    """Recent gene columns, bounded by count and by bytes."""
-
-    def __init__(self, max_items: int = 100, max_bytes: int = 256 * 1024**2) -> None:
-        self.max_items, self.max_bytes = max_items, max_bytes
-        self._items: OrderedDict[int, bytes] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: int) -> bytes | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: int, value: bytes) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old)
-            self._items[key] = value
-            self._bytes += len(value)
-            while self._items and (
-                len(self._items) > self.max_items or self._bytes > self.max_bytes
-            ):
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= len(dropped)
-
-    def __len__(self) -> int:
-        return len(self._items)
+#: recent gene columns kept encoded; bounded so a cache build fits the memory budget too
+LRU_GENES, LRU_BYTES = 100, 128 * 1024**2
 
 
 class AnnDataAdapter:
@@ -102,13 +72,15 @@ class AnnDataAdapter:
         obs_keys: list[str] | None = None,
         *,
         layer: str | None = None,
+        cache_columns: bool = True,
         _format: Format = "in-memory",
         _path: Path | None = None,
+        _matrix: BackedMatrix | None = None,
     ) -> None:
         self.adata = adata
         self.format: Format = _format
         self.path = _path
-        self.is_backed = bool(getattr(adata, "isbacked", False)) or _format == "zarr"
+        self.is_backed = _matrix is not None or bool(getattr(adata, "isbacked", False))
         self._lock = threading.RLock()
         self._closed = False
         file_name = _path.name if _path is not None else None
@@ -124,12 +96,13 @@ class AnnDataAdapter:
             centroid_outlier_quantile=centroid_outlier_quantile,
             centroid_min_points=centroid_min_points,
         )
+        lazy = {"gene_expression": _matrix, "var": adata.var} if _matrix is not None else {}
         derived = derive_from_anndata(
             adata,
-            layer=layer,
+            layer=None if _matrix is not None else layer,
             latent_key=latent_key,
             connectivity=connectivity,
-            overrides=self._expression(adata, layer),
+            overrides=lazy,
         )
         latent_from = derived.pop("latent_key", None)
         inputs = build_inputs(
@@ -150,26 +123,32 @@ class AnnDataAdapter:
         self._manifests = self.dataset.manifest_bytes()
         self._payloads = self.dataset.payload_producers()
         self._genes = self.dataset.gene_paths()
-        self._columns = _ColumnLRU()
+        self._columns = ColumnLRU(LRU_GENES, max_bytes=LRU_BYTES)
         self._csc_ready = False
+        self.column_cache: ColumnCache | None = None
+        genes = self.dataset.genes
+        # from backed CSR one gene costs a pass over the matrix until the column cache exists
+        backed_csr = isinstance(genes, BackedMatrix) and genes.format == "csr"
+        if cache_columns and backed_csr and not genes.cache_ready:
+            self.column_cache = genes.column_cache()
+            self.column_cache.build_in_background()
         self._etag_seed = hashlib.sha1(
             f"{info.id}|{self.dataset.created_at}|{id(self)}".encode()
         ).hexdigest()[:16]
 
     # ----- construction helpers
-    @staticmethod
-    def _expression(adata: AnnData, layer: str | None) -> dict[str, Any]:
-        """Overrides that keep a backed expression matrix on disk (none for in-memory)."""
-        del adata, layer
-        return {}
-
     @classmethod
-    def from_file(cls, path: str | Path, backed: bool | str = "r", **kwargs: Any) -> AnnDataAdapter:
-        """Open an ``.h5ad`` (backed read-only by default) or a ``.zarr`` store."""
+    def from_file(
+        cls, path: str | Path, backed: bool | str = "r", *, layer: str | None = None, **kwargs: Any
+    ) -> AnnDataAdapter:
+        """Open an ``.h5ad`` or a ``.zarr`` store; by default only the annotations are read
+        and the expression matrix stays on disk (``backed=False`` loads an .h5ad fully)."""
         p = Path(path).expanduser()
         fmt: Format = "zarr" if is_zarr_store(p) else "h5ad"
-        adata = load_anndata(p, backed=backed if fmt == "h5ad" else False)
-        return cls(adata, _format=fmt, _path=p.resolve(), **kwargs)
+        if backed or fmt == "zarr":
+            adata, matrix = load_anndata_lazy(p, layer=layer)
+            return cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
+        return cls(load_anndata(p), _format=fmt, _path=p.resolve(), layer=layer, **kwargs)
 
     # ----- DataSource
     @property
@@ -219,20 +198,15 @@ class AnnDataAdapter:
         return None
 
     def gene_payload(self, index: int) -> bytes:
-        """One gene's float32 column (LRU-cached)."""
-        cached = self._columns.get(index)
-        if cached is not None:
-            return cached
-        with self._lock:
-            cached = self._columns.get(index)
-            if cached is not None:
-                return cached
+        """One gene's float32 column (LRU-cached; concurrent requests share one read)."""
+        return self._columns.get_or_load(index, self._load_gene)
+
+    def _load_gene(self, index: int) -> bytes:
+        with self._lock:  # one reader at a time for backed files and the CSC copy
             self._prepare_columns()
             column = np.asarray(self.dataset.gene_columns[index : index + 1])
             ((_, values),) = iter_columns(self.dataset.genes, column)
-            data = bytes(le_buffer(values, "<f4"))
-        self._columns.put(index, data)
-        return data
+            return bytes(le_buffer(values, "<f4"))
 
     def _prepare_columns(self) -> None:
         """Give an in-memory CSR matrix a one-time CSC copy, so a column costs one slice."""
@@ -257,6 +231,8 @@ class AnnDataAdapter:
             if self._closed:
                 return
             self._closed = True
+            if isinstance(self.dataset.genes, BackedMatrix):
+                self.dataset.genes.close()
             file = getattr(self.adata, "file", None)
             if getattr(self.adata, "isbacked", False) and file is not None:
                 file.close()

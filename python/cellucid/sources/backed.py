@@ -261,24 +261,16 @@ class BackedMatrix:
         With ``attach_cache`` a ready column cache of this exact file (default cache folder)
         is used for gene reads; none is built. :meth:`close` closes the file.
         """
-        from .detect import is_zarr_store
+        from .detect import is_zarr_store, require
 
         p = Path(path).expanduser()
         if not p.exists():
             raise FileNotFoundError(f"Path not found: {p}")
         if is_zarr_store(p):
-            try:
-                import zarr
-            except ImportError as exc:  # pragma: no cover - zarr is a dependency
-                raise ImportError("reading .zarr stores needs zarr: pip install zarr") from exc
-            root = zarr.open_group(str(p), mode="r")
+            root = require("zarr").open_group(str(p), mode="r")
             owner = None
         else:
-            try:
-                import h5py
-            except ImportError as exc:  # pragma: no cover - h5py is a dependency
-                raise ImportError("reading .h5ad files needs h5py: pip install h5py") from exc
-            root = owner = h5py.File(p, "r")
+            root = owner = require("h5py").File(p, "r")
         try:
             if element not in root:
                 raise KeyError(f"{element!r} not found in {p}")
@@ -287,6 +279,7 @@ class BackedMatrix:
             if owner is not None:
                 owner.close()
             raise
+        matrix.root = root  # the open file or store, for reading the annotations lazily
         if attach_cache:
             matrix._attach_existing_cache()
         return matrix

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+    from .backed import BackedMatrix
 
 Kind = Literal["h5ad", "zarr", "export", "export_root"]
 
@@ -57,22 +59,52 @@ def detect(path: str | Path) -> Detected:
     raise ValueError(f"Unable to detect format of {p}: {EXPECTED}")
 
 
+def require(module: str) -> Any:
+    """Import ``zarr`` or ``h5py`` with an error that says how to install it (SPEC §6.5)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - both are dependencies
+        what = ".zarr stores" if module == "zarr" else ".h5ad files"
+        raise ImportError(f"reading {what} needs {module}: pip install {module}") from exc
+
+
 def load_anndata(path: str | Path, backed: bool | str = False) -> AnnData:
-    """Read an ``.h5ad`` (optionally backed, read-only) or a ``.zarr`` store."""
+    """Read an ``.h5ad`` (optionally backed, read-only) or a ``.zarr`` store into memory."""
     import anndata
 
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"Path not found: {p}")
     if is_zarr_store(p):
-        try:
-            import zarr  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - zarr is a dependency
-            raise ImportError("reading .zarr stores needs zarr: pip install zarr") from exc
+        require("zarr")
         return anndata.read_zarr(p)
-    try:
-        import h5py  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - h5py is a dependency
-        raise ImportError("reading .h5ad files needs h5py: pip install h5py") from exc
+    require("h5py")
     mode = ("r" if backed is True else backed) if backed else None
     return anndata.read_h5ad(p, backed=mode)
+
+
+def load_anndata_lazy(path: str | Path, layer: str | None = None) -> tuple[AnnData, BackedMatrix]:
+    """Cell and gene annotations in memory, the expression matrix left on disk.
+
+    Returns an AnnData without ``X`` (obs, var, obsm, obsp read) and the expression matrix
+    (``X`` or ``layers/<layer>``) as a :class:`~cellucid.sources.backed.BackedMatrix`.
+    Works for ``.h5ad`` files and ``.zarr`` stores (v2 and v3).
+    """
+    import anndata
+    from anndata.io import read_elem
+
+    from .backed import BackedMatrix
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"Path not found: {p}")
+    element = "X" if layer is None else f"layers/{layer}"
+    matrix = BackedMatrix.open(p, element)
+    root = matrix.root
+    parts = {k: read_elem(root[k]) for k in ("obs", "var", "obsm", "obsp") if k in root}
+    adata = anndata.AnnData(
+        obs=parts.get("obs"), var=parts.get("var"), obsm=parts.get("obsm"), obsp=parts.get("obsp")
+    )
+    return adata, matrix
