@@ -9,6 +9,7 @@ anything on the client side.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -74,6 +75,8 @@ def single(base: Path):
     os.symlink(base / "secret.f32", root / "obs" / "leak.values.f32")
     os.symlink(base, root / "escape")
     os.symlink(base / "secret.txt", root / "points_9d.bin")
+    # larger than the server's 1 MiB read chunk (not a real payload; served as a file)
+    (root / "obs" / "big.values.f32").write_bytes(np.random.default_rng(1).bytes(3 * 1024**2 + 123))
     return ex
 
 
@@ -472,6 +475,19 @@ def test_query_string_on_data_file_is_ignored(srv: AppServer, single) -> None:
     assert resp.status == 200
     assert resp.body == (single.path / "points_2d.bin").read_bytes()
     assert_error(srv.raw("/points_2d.bin%3Fv=1"), 404)
+
+
+def test_large_file_streams_exactly(srv: AppServer, single) -> None:
+    """A file above the 1 MiB read chunk: full body, ranges across chunk boundaries, HEAD."""
+    data = (single.path / "obs" / "big.values.f32").read_bytes()
+    assert len(data) > 3 * 1024**2
+    resp = srv.get("/obs/big.values.f32")
+    assert resp.status == 200 and resp.body == data
+    assert resp.header("Content-Length") == str(len(data))
+    for lo, hi in ((1024**2 - 5, 1024**2 + 5), (0, 2 * 1024**2), (len(data) - 10, len(data) - 1)):
+        part = srv.get("/obs/big.values.f32", Range=f"bytes={lo}-{hi}")
+        assert part.status == 206 and part.body == data[lo : hi + 1], (lo, hi)
+    assert_head_matches(srv.port, "/obs/big.values.f32", srv.raw("/obs/big.values.f32"))
 
 
 # ---- Range, validators --------------------------------------------------------------------------
@@ -1000,6 +1016,31 @@ def test_event_over_limit_413(bridge) -> None:
     # just under the limit is fine
     pad = 64 * 1024 - len(json.dumps(_ev(a, "custom_big", blob=""))) - 1
     assert _post_event(server.port, _ev(a, "custom_big", blob="x" * pad)).status == 200
+
+
+def test_rejected_bodies_do_not_poison_a_kept_alive_connection(bridge) -> None:
+    """After 411/413/400 with an unread body, the next request on the same connection is
+    parsed as a request (the body is never taken for one)."""
+    server, a, _ = bridge
+    smuggled = b"GET /_cellucid/info HTTP/1.1\r\nHost: x\r\n\r\n"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        for body, status in (
+            (iter([b'{"type": ', smuggled]), 411),
+            (smuggled + b"x" * (64 * 1024), 413),
+            (smuggled, 400),
+        ):
+            conn.request("POST", "/_cellucid/events", body=body)
+            resp = conn.getresponse()
+            assert resp.status == status
+            resp.read()
+            conn.request("GET", "/_cellucid/health")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert json.loads(resp.read())["type"] == "exported"
+    finally:
+        conn.close()
+    assert a.state.last_event is None
 
 
 def test_event_default_limit_is_256_mib(single) -> None:
