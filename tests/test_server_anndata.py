@@ -503,6 +503,51 @@ def test_connectivity_false_hides_the_graph(adata) -> None:
         assert stats["has_connectivity"] is False and stats["n_edges"] is None
 
 
+def _edit(adata: ad.AnnData, what: str) -> ad.AnnData:
+    adata = adata.copy()
+    if what == "no_embedding":
+        for key in ("X_umap", "X_umap_1d", "X_umap_3d"):
+            del adata.obsm[key]
+    elif what == "nan_embedding":
+        adata.obsm["X_umap_3d"][4, 1] = np.nan
+    elif what == "obs_collision":
+        adata.obs["n_genes"] = 1.0  # 'n genes' has the same safe name
+    elif what == "gene_duplicate":
+        adata.var_names = ["A", "A", "B", "C", "D", "E"]
+    elif what == "gene_collision":
+        adata.var_names = ["CD8A/B", "CD8A_B", "B", "C", "D", "E"]
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs", "error", "fragment"),
+    [
+        ("no_embedding", {}, ValueError, "X_pca"),  # lists the obsm keys
+        ("nan_embedding", {}, ValueError, "X_umap_3d"),
+        ("obs_collision", {}, ValueError, "obs_keys"),
+        ("gene_duplicate", {}, ValueError, "var_names_make_unique"),
+        ("gene_collision", {}, ValueError, "CD8A/B"),
+        (None, {"latent_key": "nope"}, KeyError, "nope"),
+        (None, {"centroid_outlier_quantile": 1.5}, ValueError, "1.5"),
+        (None, {"centroid_outlier_quantile": 0.5}, ValueError, "0.5"),
+        (None, {"centroid_min_points": 0}, ValueError, "centroid_min_points"),
+        (None, {"dataset_name": "   "}, ValueError, "dataset_name"),
+        (None, {"dataset_id": " padded"}, ValueError, "dataset_id"),
+    ],
+)
+def test_anndata_server_refuses_to_start(adata, what, kwargs, error, fragment: str) -> None:
+    """§6.5: bad inputs fail the start with a helpful message, never a silent fix."""
+    data = _edit(adata, what) if what else adata
+    with pytest.raises(error, match=re.escape(fragment)):
+        AnnDataServer(data, port=0, quiet=True, **kwargs)
+
+
+def test_normalize_embeddings_false_serves_raw_float32(adata) -> None:
+    with serving(AnnDataAdapter(adata, normalize_embeddings=False)) as server:
+        raw = np.frombuffer(_get(server, "points_3d.bin").body, dtype="<f4").reshape(N, 3)
+        np.testing.assert_array_equal(raw, adata.obsm["X_umap_3d"].astype(np.float32))
+
+
 # ---- runner: serve_anndata / AnnDataServer (§6.5) --------------------------------------------------
 def test_serve_anndata_non_blocking(adata, prepared: Path) -> None:
     server = serve_anndata(adata, port=0, open_browser=False, quiet=True, blocking=False)
