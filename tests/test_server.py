@@ -733,6 +733,7 @@ def test_no_origin_needs_nothing(srv: AppServer) -> None:
         "/_cellucid/session_bundle",
         "/_cellucid/health",
         "/_cellucid/datasets",
+        "/_cellucid/nope",
         "/points_2d.bin",
         "/assets/viewer.js",
         "/",
