@@ -1580,3 +1580,28 @@ def test_default_port_is_8765() -> None:
     assert runner.DEFAULT_PORT == 8765
     assert CellucidServer.__init__.__defaults__[0] == 8765
     assert serve.__defaults__[:4] == (8765, "127.0.0.1", True, False)
+
+
+def test_unsatisfiable_range_carries_a_json_error(srv: AppServer, single) -> None:
+    """§3.1: error statuses carry a JSON body; a 416 also says the real size."""
+    size = (single.path / "points_2d.bin").stat().st_size
+    resp = srv.get("/points_2d.bin", Range=f"bytes={size + 10}-")
+    assert resp.status == 416
+    assert resp.header("Content-Range") == f"bytes */{size}"
+    assert resp.header("Content-Type") == "application/json"
+    assert resp.json() == {"status": "error", "message": "range not satisfiable"}
+
+
+def test_symlinked_dataset_leaving_the_root_is_not_served(base: Path, tmp_path: Path) -> None:
+    """§3.1: a dataset directory that links outside the export root is refused (404)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    write_dataset(root / "inside", n=20, dataset_id="inside", name="Inside")
+    outside = write_dataset(tmp_path / "elsewhere", n=20, dataset_id="outside", name="Out")
+    os.symlink(outside.path, root / "linked")
+    with pytest.warns(UserWarning, match="outside"):
+        source = ExportFolderSource(root)
+    assert [d.path for d in source.datasets()] == ["/inside/"]
+    with serving(source) as server:
+        assert server.get("/linked/dataset_identity.json").status == 404
+        assert server.get("/inside/dataset_identity.json").status == 200

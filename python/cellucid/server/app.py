@@ -77,9 +77,18 @@ class ServerConfig:
     max_event_bytes: int = MAX_EVENT_BYTES
     max_bundle_bytes: int = MAX_BUNDLE_BYTES
     allowed_hosts: frozenset[str] | None = None
+    #: data reads (gene columns can be slow); kept apart so they never queue events or UI
     executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="cellucid-io")
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="cellucid-data")
     )
+    #: event bodies, uploads and viewer assets
+    fast_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="cellucid-events")
+    )
+
+    def shutdown(self) -> None:
+        for pool in (self.executor, self.fast_executor):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 CONFIG = web.AppKey("cellucid_config", ServerConfig)
@@ -120,7 +129,7 @@ def _host_ok(request: web.Request, config: ServerConfig) -> bool:
         host = (URL(f"http://{request.host}").host or "").lower()
     except ValueError:
         return False
-    allowed = _LOOPBACK | {config.host.lower()} | config.allowed_hosts
+    allowed = _LOOPBACK | {config.host.lower()} | {h.lower() for h in config.allowed_hosts}
     return host in allowed or f"[{host}]" in allowed
 
 
@@ -133,6 +142,8 @@ async def errors_middleware(
     config = request.app[CONFIG]
     if not _host_ok(request, config):
         return error_response(403, f"Host {request.host!r} is not allowed")
+    if request.method == "OPTIONS":  # CORS preflight on any path (SPEC §3.2, §3.7)
+        return web.Response(status=204)
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -228,7 +239,7 @@ async def _ui_file(request: web.Request, rel: str) -> web.StreamResponse:
         raise web.HTTPNotFound(reason=f"no such file: {rel}")
     ctype = _ASSET_TYPES.get(path.suffix.lower(), "application/octet-stream")
     body = FileBody.from_path(path, ctype)
-    return await send_file(request, body, cache_control="no-cache", executor=config.executor)
+    return await send_file(request, body, cache_control="no-cache", executor=config.fast_executor)
 
 
 # --------------------------------------------------------------------------- data files
@@ -293,7 +304,7 @@ async def events(request: web.Request) -> web.Response:
         return body
     loop = asyncio.get_running_loop()
     status, payload = await loop.run_in_executor(
-        config.executor, config.registry.handle_event_body, body
+        config.fast_executor, config.registry.handle_event_body, body
     )
     return json_response(payload, status)
 
@@ -335,7 +346,7 @@ async def session_bundle(request: web.Request) -> web.Response:
                 received += len(chunk)
                 if received > config.max_bundle_bytes:
                     return _bundle_failed(config, viewer_id, request_id, 413, "bundle too large")
-                await loop.run_in_executor(config.executor, fh.write, chunk)
+                await loop.run_in_executor(config.fast_executor, fh.write, chunk)
         if received < len(BUNDLE_MAGIC) or received != length:
             return _bundle_failed(config, viewer_id, request_id, 400, "short bundle body")
         ok = True
@@ -363,10 +374,6 @@ def _bundle_failed(
     return error_response(status, message)
 
 
-async def options(request: web.Request) -> web.Response:
-    return web.Response(status=204)
-
-
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -377,7 +384,6 @@ def create_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app.on_response_prepare.append(_on_prepare)
     r = app.router
-    r.add_route("OPTIONS", "/{tail:.*}", options)
     for path in ("/", "/index.html"):
         r.add_get(path, index)
     r.add_get("/assets/{tail:.+}", ui_asset)

@@ -46,6 +46,27 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return start, end
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` header accepts gzip (a ``q=0`` refuses it)."""
+    accepted = False
+    for item in header.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() not in ("gzip", "*"):
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip() == "gzip":
+            return q > 0
+        accepted = q > 0  # "*" applies unless gzip is named
+    return accepted
+
+
 def _not_modified(request: web.Request, body: FileBody) -> bool:
     inm = request.headers.get("If-None-Match")
     if inm is not None:
@@ -85,8 +106,17 @@ async def send_file(
     if range_header is not None:
         parsed = _parse_range(range_header, body.size)
         if parsed is False:
-            headers["Content-Range"] = f"bytes */{body.size}"
-            return web.Response(status=416, headers=headers)
+            message = b'{"status":"error","message":"range not satisfiable"}'
+            headers.update(
+                {
+                    "Content-Range": f"bytes */{body.size}",
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(message)),
+                }
+            )
+            if request.method == "HEAD":
+                return web.Response(status=416, headers=headers)
+            return web.Response(status=416, body=message, headers=headers)
         if parsed:
             start, end = parsed
             status = 206
@@ -96,7 +126,7 @@ async def send_file(
         compressible
         and status == 200
         and body.size >= MIN_COMPRESS
-        and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        and accepts_gzip(request.headers.get("Accept-Encoding", ""))
     )
     if compressible:
         headers["Vary"] = "Accept-Encoding"

@@ -226,7 +226,7 @@ class _BaseServer:
             await self._stop_event.wait()
         finally:
             await runner.cleanup()
-            config.executor.shutdown(wait=False, cancel_futures=True)
+            config.shutdown()
 
     def _banner(self) -> None:
         if self.quiet:

@@ -116,10 +116,7 @@ class AnnDataAdapter:
             **derived,
         )
         inputs.points = {d: a for d, a in inputs.points.items() if a is not None}
-        try:
-            self.dataset = ExportDataset(inputs)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (hint: choose columns with obs_keys=[...])") from exc
+        self.dataset = ExportDataset(inputs)
         self._manifests = self.dataset.manifest_bytes()
         self._payloads = self.dataset.payload_producers()
         self._genes = self.dataset.gene_paths()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +36,19 @@ class ExportFolderSource:
                     f"{self.root} is neither an export folder (dataset_identity.json, "
                     "obs_manifest.json, points_<d>d.bin) nor a folder of exports"
                 )
-            dirs = {f"/{d.name}/": d.resolve() for d in found}
+            dirs = {}
+            for d in found:
+                real = d.resolve()
+                if real.parent != self.root:  # a symlink leaving the root (SPEC §3.1)
+                    warnings.warn(
+                        f"skipping {d.name}: it links to {real}, outside {self.root}; "
+                        "copy the export into the folder or serve it on its own",
+                        stacklevel=2,
+                    )
+                    continue
+                dirs[f"/{d.name}/"] = real
+            if not dirs:
+                raise ValueError(f"{self.root} holds no servable export folder")
         self._dirs = dirs
         self._entries = [self._entry(url, d) for url, d in dirs.items()]
         ids = [e.id for e in self._entries]
