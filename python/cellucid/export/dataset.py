@@ -209,6 +209,7 @@ class ExportDataset:
         self.n_cells = next(iter(self.points.values())).shape[0]
         self._build_latent(inputs.latent, inputs.latent_key)
         self._build_obs(inputs.obs)
+        self.latent = None  # only the outlier quantiles needed it; a server lives long
         self._build_genes(inputs)
         self._build_edges(inputs.connectivities)
         self._build_vectors(inputs.vector_fields)
@@ -246,11 +247,12 @@ class ExportDataset:
 
     def _build_latent(self, latent: Any, latent_key: str | None) -> None:
         n = next(iter(self.points.values())).shape[0]
+        self.has_latent = latent is not None
         if latent is None:
             self.latent = None
             self.latent_key = None
             return
-        self.latent = enc.as_latent(latent, n)
+        self.latent = enc.as_latent(latent, n)  # released once the outliers are computed
         self.latent_key = latent_key or "latent_space"
 
     def _build_obs(self, obs: pd.DataFrame) -> None:
@@ -470,7 +472,7 @@ class ExportDataset:
         if self.continuous:
             schemas["continuous"] = self._schema_continuous(OBS_DIR, bits)
         if self.categorical:
-            has_outliers = self.latent is not None
+            has_outliers = self.has_latent
             ext = (enc.QUANT_EXT[bits] if bits else "f32") if has_outliers else None
             schemas["categorical"] = {
                 "codesPathPattern": self._gz(f"{OBS_DIR}/{{key}}.codes.{{ext}}"),

@@ -305,12 +305,18 @@ def compute_centroids(
 
 
 def compute_outlier_quantiles(
-    codes: np.ndarray, n_categories: int, latent: np.ndarray, min_points: int
+    codes: np.ndarray,
+    n_categories: int,
+    latent: np.ndarray,
+    min_points: int,
+    chunk_rows: int = 65536,
 ) -> np.ndarray:
     """Per-cell distance rank within its category in the latent space (SPEC §2.6.9).
 
     ``quantile_i = #{j in category : d_j <= d_i} / m`` (ties take the highest rank); cells of
-    categories smaller than ``min_points`` or with a missing category get NaN.
+    categories smaller than ``min_points`` or with a missing category get NaN. The latent
+    space is read in row chunks (float64 arithmetic), so memory stays at a few per-cell
+    vectors however wide it is.
     """
     n = codes.shape[0]
     out = np.full(n, np.nan, dtype=np.float32)
@@ -322,12 +328,27 @@ def compute_outlier_quantiles(
     valid = present & (counts_all[np.maximum(codes, 0)] >= min_points)
     if not valid.any():
         return out
+    sums = np.zeros((k, latent.shape[1]), dtype=np.float64)
+    for a in range(0, n, chunk_rows):
+        ok = valid[a : a + chunk_rows]
+        rows = np.flatnonzero(ok)
+        if rows.size:
+            member = sp.csr_matrix(
+                (np.ones(rows.size), (codes[a : a + chunk_rows][ok], rows)),
+                shape=(k, ok.size),
+            )
+            sums += member @ np.asarray(latent[a : a + chunk_rows], dtype=np.float64)
+    counts = np.bincount(codes[valid], minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts[:, None]
+    dist_all = np.zeros(n, dtype=np.float64)
+    for a in range(0, n, chunk_rows):
+        block = np.asarray(latent[a : a + chunk_rows], dtype=np.float64)
+        cc = np.maximum(codes[a : a + chunk_rows], 0)
+        dist_all[a : a + block.shape[0]] = np.sqrt(((block - means[cc]) ** 2).sum(axis=1))
     idx = np.flatnonzero(valid)
     c = codes[idx]
-    lat = latent[idx]
-    counts = np.bincount(c, minlength=k)
-    means = _group_means(c, lat, k, counts)
-    dist = np.sqrt(((lat - means[c]) ** 2).sum(axis=1))
+    dist = dist_all[idx]
     order, starts, _ = _group_sorted(c, dist, k)
     sc, sd = c[order], dist[order]
     last = np.ones(sc.shape[0], dtype=bool)
@@ -342,7 +363,8 @@ def compute_outlier_quantiles(
 
 
 def as_latent(latent: Any, n: int) -> np.ndarray:
-    """Validate a latent space and return it as a float64 ``(n, k)`` array."""
+    """Validate a latent space and return it as a float ``(n, k)`` array, without copying
+    float32/float64 input (outlier distances are computed in float64 chunks anyway)."""
     x = latent.toarray() if sp.issparse(latent) else np.asarray(latent)
     if x.ndim == 1:
         x = x.reshape(-1, 1)
@@ -351,7 +373,8 @@ def as_latent(latent: Any, n: int) -> np.ndarray:
             f"latent_space must have shape (n_cells={n}, k>=1); got {x.shape}. "
             "Pass e.g. adata.obsm['X_pca']."
         )
-    x = x.astype(np.float64, copy=False)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
     _require_finite(x, "latent_space")
     return x
 

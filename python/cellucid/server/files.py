@@ -143,6 +143,8 @@ async def send_file(
     if request.method == "HEAD":
         headers["Content-Length"] = str(length)
         return web.Response(status=status, headers=headers)
+    if body.virtual:  # already in memory: one slice, no thread hop
+        return web.Response(status=status, body=body.read(start, length), headers=headers)
     if length <= CHUNK:
         data = await loop.run_in_executor(executor, body.read, start, length)
         return web.Response(status=status, body=data, headers=headers)

@@ -639,8 +639,10 @@ class ColumnLRU:
         self.hits = 0
         self.misses = 0
 
-    @staticmethod
-    def _size(value: Any) -> int:
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        if isinstance(value, tuple):  # e.g. a sparse column: (rows, values)
+            return sum(cls._size(v) for v in value)
         return int(getattr(value, "nbytes", 0) or (len(value) if isinstance(value, bytes) else 0))
 
     def __len__(self) -> int:
