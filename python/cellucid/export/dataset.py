@@ -201,7 +201,8 @@ class ExportDataset:
     """
 
     def __init__(self, inputs: ExportInputs) -> None:
-        self.inputs = inputs
+        # ``inputs`` is not kept: a server lives long, and the raw embeddings, latent space
+        # and connectivity matrix are not needed once encoded
         self.settings = s = inputs.settings
         self.compression = s.compression
         self.info = inputs.info

@@ -79,7 +79,7 @@ class AnnDataAdapter:
         _path: Path | None = None,
         _matrix: BackedMatrix | None = None,
     ) -> None:
-        self.adata = adata
+        self.adata: AnnData | None = adata  # None once a file's annotations are encoded
         self.format: Format = _format
         self.path = _path
         self.is_backed = _matrix is not None or bool(getattr(adata, "isbacked", False))
@@ -145,8 +145,10 @@ class AnnDataAdapter:
         p = Path(path).expanduser()
         fmt: Format = "zarr" if is_zarr_store(p) else "h5ad"
         if backed or fmt == "zarr":
-            adata, matrix = load_anndata_lazy(p, layer=layer)
-            return cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
+            adata, matrix = load_anndata_lazy(p, layer=layer, latent_key=kwargs.get("latent_key"))
+            adapter = cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
+            adapter.adata = None  # ours, and fully encoded: free obs, var and obsm
+            return adapter
         return cls(load_anndata(p), _format=fmt, _path=p.resolve(), layer=layer, **kwargs)
 
     # ----- DataSource

@@ -85,12 +85,16 @@ def load_anndata(path: str | Path, backed: bool | str = False) -> AnnData:
     return anndata.read_h5ad(p, backed=mode)
 
 
-def load_anndata_lazy(path: str | Path, layer: str | None = None) -> tuple[AnnData, BackedMatrix]:
+def load_anndata_lazy(
+    path: str | Path, layer: str | None = None, latent_key: str | None = None
+) -> tuple[AnnData, BackedMatrix]:
     """Cell and gene annotations in memory, the expression matrix left on disk.
 
-    Returns an AnnData without ``X`` (obs, var, obsm, obsp read) and the expression matrix
-    (``X`` or ``layers/<layer>``) as a :class:`~cellucid.sources.backed.BackedMatrix`.
-    Works for ``.h5ad`` files and ``.zarr`` stores (v2 and v3).
+    Returns an AnnData without ``X`` and the expression matrix (``X`` or
+    ``layers/<layer>``) as a :class:`~cellucid.sources.backed.BackedMatrix`. Of ``obsm``
+    only what an export uses is read: UMAP embeddings, velocity-like ``*_umap`` vectors
+    and the latent space (``latent_key``, else the known candidates); other embeddings may
+    be large and stay on disk. Works for ``.h5ad`` files and ``.zarr`` stores (v2, v3).
     """
     import anndata
     from anndata.io import read_elem
@@ -102,9 +106,17 @@ def load_anndata_lazy(path: str | Path, layer: str | None = None) -> tuple[AnnDa
         raise FileNotFoundError(f"Path not found: {p}")
     element = "X" if layer is None else f"layers/{layer}"
     matrix = BackedMatrix.open(p, element)
+    from ..export.inputs import LATENT_CANDIDATES
+
     root = matrix.root
-    parts = {k: read_elem(root[k]) for k in ("obs", "var", "obsm", "obsp") if k in root}
+    parts = {k: read_elem(root[k]) for k in ("obs", "var", "obsp") if k in root}
+    obsm = {}
+    if "obsm" in root:
+        wanted = {latent_key} if latent_key else set(LATENT_CANDIDATES)
+        for key in root["obsm"]:
+            if key in wanted or key.startswith("X_umap") or "_umap" in key:
+                obsm[key] = read_elem(root["obsm"][key])
     adata = anndata.AnnData(
-        obs=parts.get("obs"), var=parts.get("var"), obsm=parts.get("obsm"), obsp=parts.get("obsp")
+        obs=parts.get("obs"), var=parts.get("var"), obsm=obsm or None, obsp=parts.get("obsp")
     )
     return adata, matrix
