@@ -98,8 +98,10 @@ lint:
 	$(VENV)/bin/ruff check .
 
 bench:
-	@echo "==> benchmarks"
+	@echo "==> export benchmark (ours vs upstream cellucid==0.0.9)"
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	@echo "==> server benchmark (ours vs upstream cellucid==0.0.9)"
+	$(PY) benchmarks/server.py $(BENCH_ARGS)
 
 clean:
 	@echo "==> removing build output"
