@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import create_csr_group  # benchmarks/_common.py (this script's folder)
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "python"))
 
@@ -110,18 +112,7 @@ def generate(path: Path, n_cells: int, n_genes: int, density: float, seed: int) 
     rows_per_chunk = max(1, 40_000_000 // n_genes)  # 160 MB of uniforms per chunk
     chunk = 1 << 20
     with h5py.File(path, "a") as f:
-        g = f.create_group("X")
-        g.attrs["encoding-type"] = "csr_matrix"
-        g.attrs["encoding-version"] = "0.1.0"
-        g.attrs["shape"] = np.array([n_cells, n_genes])
-        indptr = g.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64)
-        indices = g.create_dataset(
-            "indices", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(chunk,)
-        )
-        data = g.create_dataset(
-            "data", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(chunk,)
-        )
-        indptr[0] = 0
+        indptr, indices, data = create_csr_group(f, n_cells, n_genes, chunk)
         nnz = 0
         for r0 in range(0, n_cells, rows_per_chunk):
             r1 = min(n_cells, r0 + rows_per_chunk)

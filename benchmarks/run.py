@@ -23,7 +23,6 @@ Progress goes to stderr, the table to stdout; the exit status is 1 when a target
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import platform
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import write_results  # benchmarks/_common.py (this script's folder)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -404,12 +405,7 @@ def main() -> int:
             f"took {ours_none['wall_s']:.2f} s = {ours_none['wall_s'] / ceiling['wall_s']:.2f}x that floor"
         )
 
-    results_dir = HERE / "results"
-    results_dir.mkdir(exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    dest = results_dir / f"{stamp}-{n_cells}x{n_genes}.json"
     payload = {
-        "created": stamp,
         "cells": n_cells,
         "genes": n_genes,
         "density": args.density,
@@ -424,7 +420,7 @@ def main() -> int:
         "checks": checks,
         "disk_ceiling": ceiling,
     }
-    dest.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    dest = write_results(f"{n_cells}x{n_genes}", payload)
     log(f"results written to {dest}")
     return 0 if all(c["pass"] for c in checks) else 1
 

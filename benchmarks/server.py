@@ -42,7 +42,6 @@ target fails.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gzip
 import json
 import os
@@ -62,6 +61,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _common import create_csr_group, write_results  # benchmarks/_common.py (this script's folder)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -150,14 +151,7 @@ def generate(path: Path, n_cells: int, n_genes: int, density: float, seed: int) 
     n_counts = np.zeros(n_cells, dtype=np.float64)
     rows_per_chunk = max(1, 20_000_000 // n_genes)
     with h5py.File(path, "a") as f:
-        g = f.create_group("X")
-        g.attrs["encoding-type"] = "csr_matrix"
-        g.attrs["encoding-version"] = "0.1.0"
-        g.attrs["shape"] = np.array([n_cells, n_genes])
-        indptr = g.create_dataset("indptr", shape=(n_cells + 1,), dtype=np.int64)
-        kw = {"shape": (0,), "maxshape": (None,), "chunks": (1 << 20,)}
-        indices = g.create_dataset("indices", dtype=np.int32, **kw)
-        data = g.create_dataset("data", dtype=np.float32, **kw)
+        indptr, indices, data = create_csr_group(f, n_cells, n_genes)
         indptr[0] = nnz = 0
         for r0 in range(0, n_cells, rows_per_chunk):
             r1 = min(n_cells, r0 + rows_per_chunk)
@@ -1155,12 +1149,7 @@ def main() -> int:
     for m in verify.mismatches[:20]:
         print(f"  WRONG: {m}")
 
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    dest = results / f"{stamp}-server-{args.cells}x{args.genes}.json"
     payload = {
-        "created": stamp,
         "cells": args.cells,
         "genes": args.genes,
         "density": args.density,
@@ -1180,7 +1169,7 @@ def main() -> int:
         "checks": checks,
         "total_s": total,
     }
-    dest.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    dest = write_results(f"server-{args.cells}x{args.genes}", payload)
     log(f"results written to {dest}")
     return 0 if all(c["pass"] for c in checks) else 1
 
