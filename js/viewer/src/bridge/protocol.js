@@ -1,0 +1,428 @@
+// The pure half of the viewer bridge (SPEC §4.2, §4.3): message classification, command
+// validation, event payload shapes, the hover throttle and the HTTP outbox. No DOM, no
+// network, no timers of its own (they are injected), so node can unit-test all of it
+// (js/test/bridge.test.mjs). bridge.js wires it to the window, the viewer and fetch.
+
+/** One hover event per this many milliseconds at most, keeping the latest (SPEC §4.3). */
+export const HOVER_INTERVAL_MS = 50;
+/** Browsers cap keepalive request bodies at about 64 KiB in flight; stay below that. */
+export const KEEPALIVE_MAX_BYTES = 60 * 1024;
+/** Selections up to this many cells travel as a JSON list, larger ones in binary. */
+export const LIST_MAX_CELLS = 1000;
+/** Inside the widget, wait this long for the parent to pin its origin before using HTTP. */
+export const PIN_TIMEOUT_MS = 5000;
+
+export const ENVELOPE_KEYS = Object.freeze(["type", "viewerId", "viewerToken"]);
+
+/** Commands (SPEC §4.2, plus our setSelection) and the keys each takes besides the envelope. */
+export const COMMAND_KEYS = Object.freeze({
+  highlight: ["cells", "color"],
+  clearHighlights: [],
+  setColorBy: ["field"],
+  setVisibility: ["cells", "visible"],
+  setSelection: ["cells"],
+  resetCamera: [],
+  freeze: [],
+  ping: ["requestId"],
+  debug_snapshot: ["requestId"],
+  requestSessionBundle: ["requestId"],
+});
+
+/** Events the viewer sends and their exact payload keys (SPEC §4.3). */
+export const EVENT_KEYS = Object.freeze({
+  ready: ["n_cells", "dimensions"],
+  selection: ["cells", "source"],
+  hover: ["cell", "position"],
+  click: ["cell", "button", "shift", "ctrl"],
+  pong: ["requestId", "t"],
+  debug_snapshot: [
+    "requestId",
+    "ts",
+    "locationHref",
+    "origin",
+    "serverUrl",
+    "connected",
+    "parentOrigin",
+    "userAgent",
+  ],
+  command_error: ["command", "reason"],
+});
+
+const COLOR_RE = /^#[0-9A-Fa-f]{6}$/;
+
+export function isPlainObject(value) {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Compare two strings without stopping at the first difference. */
+export function sameSecret(a, b) {
+  if (typeof a !== "string" || typeof b !== "string") return false;
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a.charCodeAt(i) || 0) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
+ * Who sent this message? `{verdict, reason}` with verdict
+ *   "ignore"        not a command for us (no string type, or a wrong/missing token): silent
+ *   "reject"        the right token for another viewerId: logged
+ *   "authenticated" ours; origin pinning and field validation come next
+ * A viewer without a token (a standalone page) authenticates nothing.
+ */
+export function classifyMessage(data, { viewerId, viewerToken }) {
+  if (!isPlainObject(data) || typeof data.type !== "string") {
+    return { verdict: "ignore", reason: "not a command object with a string type" };
+  }
+  if (!viewerToken || !sameSecret(data.viewerToken, viewerToken)) {
+    return { verdict: "ignore", reason: "wrong or missing viewerToken" };
+  }
+  if (data.viewerId !== viewerId) {
+    return {
+      verdict: "reject",
+      reason: `viewerId ${JSON.stringify(data.viewerId)} is not this viewer (${viewerId})`,
+    };
+  }
+  return { verdict: "authenticated", reason: "" };
+}
+
+/**
+ * Origin pinning (SPEC §4.2): the first authenticated message pins its origin; later
+ * messages from any other origin are refused.
+ */
+export class OriginPin {
+  constructor() {
+    this.origin = null;
+  }
+
+  /** true when `origin` is (now) the pinned origin. */
+  admit(origin) {
+    if (this.origin === null) {
+      this.origin = origin;
+      return true;
+    }
+    return origin === this.origin;
+  }
+}
+
+/** Whether `value` survives JSON unchanged (plain objects, arrays, strings, finite numbers, booleans, null). */
+export function isJsonSafe(value, depth = 0) {
+  if (depth > 64) return false;
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((item) => isJsonSafe(item, depth + 1));
+  if (isPlainObject(value)) return Object.values(value).every((item) => isJsonSafe(item, depth + 1));
+  return false;
+}
+
+function keyProblem(data, type, extra) {
+  const allowed = new Set([...ENVELOPE_KEYS, ...extra]);
+  const unknown = Object.keys(data).filter((key) => !allowed.has(key));
+  const missing = extra.filter((key) => !Object.prototype.hasOwnProperty.call(data, key));
+  const parts = [];
+  if (missing.length) parts.push(`is missing ${missing.join(", ")}`);
+  if (unknown.length) parts.push(`does not take ${unknown.join(", ")}`);
+  return parts.length ? `${type} ${parts.join(" and ")}` : null;
+}
+
+function bad(reason) {
+  const error = new Error(reason);
+  error.name = "CommandError";
+  return error;
+}
+
+/**
+ * Validate a cell list against a dataset of `nCells` cells: a JSON list of unique
+ * non-negative integers < nCells, or a binary cell set of events.py (decoded by
+ * `decode`, i.e. cellset.js decodeCells). Returns a Uint32Array (order kept); throws
+ * an Error whose message says what is wrong.
+ */
+export function parseCells(value, nCells, decode, { allowEmpty = true, label = "cells" } = {}) {
+  if (!Number.isInteger(nCells) || nCells < 0) throw bad("no dataset is loaded yet");
+  let cells;
+  if (Array.isArray(value)) {
+    cells = new Uint32Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+        throw bad(`${label}[${i}] is ${JSON.stringify(v) ?? String(v)}, not a non-negative integer`);
+      }
+      if (v >= nCells) throw bad(`${label}[${i}] = ${v} is not below the ${nCells} cells`);
+      cells[i] = v;
+    }
+  } else if (isPlainObject(value) && typeof value.encoding === "string") {
+    try {
+      cells = decode(value, nCells);
+    } catch (err) {
+      throw bad(`${label}: ${(err && err.message) || err}`);
+    }
+    if (!(cells instanceof Uint32Array)) cells = Uint32Array.from(cells);
+    for (let i = 0; i < cells.length; i++) {
+      if (cells[i] >= nCells) throw bad(`${label} holds ${cells[i]}, not below the ${nCells} cells`);
+    }
+  } else {
+    throw bad(`${label} must be a list of cell indices or an encoded cell set`);
+  }
+  if (!allowEmpty && cells.length === 0) throw bad(`${label} must not be empty`);
+  const seen = new Uint8Array(nCells);
+  for (let i = 0; i < cells.length; i++) {
+    if (seen[cells[i]]) throw bad(`${label} holds ${cells[i]} twice`);
+    seen[cells[i]] = 1;
+  }
+  return cells;
+}
+
+function requireString(data, key, { nonEmpty = true } = {}) {
+  const value = data[key];
+  if (typeof value !== "string" || (nonEmpty && value.length === 0)) {
+    throw bad(`${data.type}.${key} must be a non-empty string`);
+  }
+  return value;
+}
+
+/**
+ * Check an authenticated command (SPEC §4.2). Returns `{ok: true, command}` with the
+ * command's own keys normalised (cells as Uint32Array, null for "all cells"), or
+ * `{ok: false, reason}`. Custom types pass through with their JSON payload.
+ */
+export function checkCommand(data, { nCells, decode }) {
+  const type = data.type;
+  if (type.length === 0) return { ok: false, reason: "type must not be empty" };
+  const extra = Object.prototype.hasOwnProperty.call(COMMAND_KEYS, type) ? COMMAND_KEYS[type] : null;
+  if (extra === null) {
+    if (!isJsonSafe(data)) return { ok: false, reason: `${type}: the message is not plain JSON` };
+    const payload = {};
+    for (const [key, value] of Object.entries(data)) {
+      if (!ENVELOPE_KEYS.includes(key)) payload[key] = value;
+    }
+    return { ok: true, command: { type, custom: true, payload } };
+  }
+  const problem = keyProblem(data, type, extra);
+  if (problem) return { ok: false, reason: problem };
+  try {
+    const command = { type };
+    switch (type) {
+      case "highlight":
+        if (typeof data.color !== "string" || !COLOR_RE.test(data.color)) {
+          throw bad(`highlight.color must be "#RRGGBB", not ${JSON.stringify(data.color)}`);
+        }
+        command.cells = parseCells(data.cells, nCells, decode, { allowEmpty: false, label: "highlight.cells" });
+        command.color = data.color;
+        break;
+      case "setColorBy":
+        command.field = requireString(data, "field");
+        break;
+      case "setVisibility":
+        if (typeof data.visible !== "boolean") throw bad("setVisibility.visible must be true or false");
+        command.cells =
+          data.cells === null ? null : parseCells(data.cells, nCells, decode, { label: "setVisibility.cells" });
+        command.visible = data.visible;
+        break;
+      case "setSelection":
+        command.cells = parseCells(data.cells, nCells, decode, { label: "setSelection.cells" });
+        break;
+      case "ping":
+      case "debug_snapshot":
+      case "requestSessionBundle":
+        command.requestId = requireString(data, "requestId");
+        break;
+      default:
+        break;
+    }
+    return { ok: true, command };
+  } catch (err) {
+    return { ok: false, reason: err.message };
+  }
+}
+
+// ---- event payloads ---------------------------------------------------------------------
+
+function finiteOr0(value) {
+  const number = Number(value);
+  return Number.isFinite(number) ? number : 0;
+}
+
+function cellOrNull(cell) {
+  return typeof cell === "number" && Number.isInteger(cell) && cell >= 0 ? cell : null;
+}
+
+/** `{x, y, z}` zero-padded from `{x, y[, z]}` or `[x, y[, z]]`; null stays null. */
+export function padPosition(position) {
+  if (position === null || position === undefined) return null;
+  const [x, y, z] = Array.isArray(position) || ArrayBuffer.isView(position)
+    ? [position[0], position[1], position[2]]
+    : [position.x, position.y, position.z];
+  return { x: finiteOr0(x), y: finiteOr0(y), z: finiteOr0(z) };
+}
+
+export function hoverPayload(event) {
+  const cell = cellOrNull(event && event.cell);
+  const position = event ? padPosition(event.position) : null;
+  return { cell, position: cell === null && position === null ? null : position };
+}
+
+/** The click payload, or null for clicks that must not be sent (empty space, odd buttons). */
+export function clickPayload(event) {
+  const cell = cellOrNull(event && event.cell);
+  const button = event && event.button;
+  if (cell === null || ![0, 1, 2].includes(button)) return null;
+  return {
+    cell,
+    button,
+    shift: Boolean(event.shift || event.shiftKey),
+    ctrl: Boolean(event.ctrl || event.ctrlKey || event.meta || event.metaKey),
+  };
+}
+
+/** ready's `dimensions` is one number (1|2|3): the viewer's current dimension. */
+export function readyPayload(event, viewer = {}) {
+  const nCells = Number.isInteger(event && event.n_cells) ? event.n_cells : viewer.nCells;
+  let dims = event ? event.dimensions : undefined;
+  if (Array.isArray(dims)) {
+    dims = dims.includes(viewer.dim) ? viewer.dim : Math.max(...dims);
+  } else if (!Number.isInteger(dims)) {
+    dims = viewer.dim;
+  }
+  return { n_cells: nCells, dimensions: dims };
+}
+
+/** selection cells: a JSON list up to LIST_MAX_CELLS, else the smaller binary form (`encode`). */
+export function selectionPayload(event, nCells, encode) {
+  const raw = event && event.cells;
+  const cells = raw instanceof Uint32Array ? raw : Uint32Array.from(raw || []);
+  const source = typeof event.source === "string" && event.source ? event.source : "lasso";
+  return {
+    cells: cells.length <= LIST_MAX_CELLS ? Array.from(cells) : encode(cells, nCells),
+    source,
+  };
+}
+
+/** Redact the token from a URL before it goes into a debug snapshot. */
+export function redactToken(href) {
+  try {
+    const url = new URL(href);
+    if (url.searchParams.has("viewerToken")) url.searchParams.set("viewerToken", "redacted");
+    return url.href;
+  } catch {
+    return String(href);
+  }
+}
+
+// ---- hover throttle -----------------------------------------------------------------------
+
+function hoverKey(payload) {
+  if (payload.cell !== null) return `cell:${payload.cell}`;
+  return payload.position === null ? "left" : "empty";
+}
+
+/**
+ * At most one hover per `interval` ms, sending the latest pending position when the gap
+ * ends (trailing edge: the final position is never lost). A hover for the cell that was
+ * sent last is suppressed (so is a second "left the canvas").
+ */
+export class HoverThrottle {
+  constructor(send, { interval = HOVER_INTERVAL_MS, now = () => Date.now(), timers = globalThis } = {}) {
+    this.send = send;
+    this.interval = interval;
+    this.now = now;
+    this.timers = timers;
+    this.timer = null;
+    this.pending = null;
+    this.lastSentAt = -Infinity;
+    this.lastKey = null;
+  }
+
+  push(payload) {
+    this.pending = payload;
+    if (this.timer !== null) return;
+    const wait = this.lastSentAt + this.interval - this.now();
+    if (wait <= 0) {
+      this.fire();
+    } else {
+      this.timer = this.timers.setTimeout(() => {
+        this.timer = null;
+        this.fire();
+      }, wait);
+    }
+  }
+
+  /** Send what is pending now (page going away). */
+  flush() {
+    if (this.timer !== null) {
+      this.timers.clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.fire();
+  }
+
+  cancel() {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this.pending = null;
+  }
+
+  fire() {
+    const payload = this.pending;
+    this.pending = null;
+    if (payload === null) return;
+    const key = hoverKey(payload);
+    if (key === this.lastKey) return;
+    this.lastKey = key;
+    this.lastSentAt = this.now();
+    this.send(payload);
+  }
+}
+
+// ---- HTTP outbox -------------------------------------------------------------------------
+
+/**
+ * Events POSTed one at a time, in order (parallel requests could overtake each other).
+ * A hover waiting behind a slow request is replaced by a newer hover.
+ * `post(body)` returns a promise; its rejection is passed to `onError` and the next
+ * event goes on.
+ */
+export class Outbox {
+  constructor(post, { onError = () => {} } = {}) {
+    this.post = post;
+    this.onError = onError;
+    this.queue = [];
+    this.busy = false;
+    this.idleWaiters = [];
+  }
+
+  push(body) {
+    const last = this.queue[this.queue.length - 1];
+    if (body.type === "hover" && last && last.type === "hover") {
+      this.queue[this.queue.length - 1] = body;
+    } else {
+      this.queue.push(body);
+    }
+    if (!this.busy) this.pump();
+  }
+
+  async pump() {
+    this.busy = true;
+    while (this.queue.length) {
+      const body = this.queue.shift();
+      try {
+        await this.post(body);
+      } catch (err) {
+        this.onError(err, body);
+      }
+    }
+    this.busy = false;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once everything queued so far has been posted (or failed). */
+  idle() {
+    if (!this.busy && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Take what has not started yet (page going away: sent in parallel with keepalive). */
+  drain() {
+    return this.queue.splice(0);
+  }
+}
