@@ -1,68 +1,225 @@
-// Placeholder viewer page: reports which cellucid server (if any) served it.
-// The WebGL viewer replaces this in a later release; the server discovery stays.
+// Boots the viewer page: finds the server (its own page directory, SPEC §3.8), runs the
+// startup sequence of SPEC §4.1, builds the UI and installs the bridge to Python.
+// ?bench=N runs a synthetic N-cell benchmark without any server.
 
 import "./style.css";
 import { describeHealth, healthUrl, pageBase, probeHealth } from "./health.js";
+import { discover, openDataset } from "./app/dataset.js";
+import { LoadError, Progress } from "./app/net.js";
+import { Viewer } from "./app/viewer.js";
+import { buildPanel } from "./ui/panel.js";
+import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
+import { installLasso } from "./ui/lasso.js";
+import { h, fmtInt, fmtNum } from "./ui/dom.js";
+import { makeExporter } from "./render/export.js";
+import { runBenchHud, syntheticDataset } from "./ui/bench.js";
 
-const POLL_MS = 3000; // the viewer re-checks health every 3 s (SPEC §4.1)
+const POLL_MS = 3000;
+const query = new URLSearchParams(window.location.search);
+const screen = new Screen(document.getElementById("screen"));
+const connEls = [document.getElementById("conn")];
+const app = document.getElementById("app");
+const panelEl = document.getElementById("panel");
+const stageEl = document.getElementById("stage");
+const canvasHost = document.getElementById("canvas-host");
+const lassoLayer = document.getElementById("lasso-layer");
+const tooltip = document.getElementById("tooltip");
 
-const panel = document.querySelector("main");
-const statusEl = document.getElementById("status");
-const detailsEl = document.getElementById("details");
-
-function show(state, message, rows = []) {
-  panel.dataset.state = state;
-  statusEl.textContent = message;
-  detailsEl.replaceChildren();
-  for (const [label, value] of rows) {
-    const dt = document.createElement("dt");
-    dt.textContent = label;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    detailsEl.append(dt, dd);
-  }
-  detailsEl.hidden = rows.length === 0;
+function connection(state, text) {
+  for (const el of connEls) setConnection(el, state, text);
 }
 
-function render(result, base, everConnected) {
-  const where = ["Server", base.href];
-  switch (result.kind) {
-    case "ok":
-      show("ok", "Connected to a cellucid server.", [where, ...describeHealth(result.health)]);
-      break;
-    case "static":
-      show("static", "This page is on a static host (no cellucid server).", [where]);
-      break;
-    case "error":
-      show("error", `The cellucid server reported a problem: ${result.detail}`, [where]);
-      break;
-    default:
-      show(
-        everConnected ? "lost" : "none",
-        everConnected
-          ? "Lost the connection to the cellucid server."
-          : "No cellucid server found. Start one with: cellucid serve <folder or .h5ad>, then open the URL it prints.",
-        [where, ["Details", result.detail]],
-      );
-  }
+function describe(health) {
+  return describeHealth(health)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(" · ");
 }
 
-async function main() {
-  const base = pageBase(window.location.href);
-  const url = healthUrl(window.location.href);
-  let everConnected = false;
-  let stopped = false;
-  window.addEventListener("pagehide", () => {
-    stopped = true;
+/** The UI around a started Viewer: panel, tooltip, lasso, keys, freeze overlay. */
+function mountUi(viewer, { datasets, currentId }) {
+  app.hidden = false;
+  const exporter = makeExporter(viewer);
+  viewer.tool = "navigate";
+  const setTool = (t) => {
+    viewer.tool = t;
+    lassoLayer.hidden = t !== "lasso";
+    viewer.scene.setInteractive(t !== "lasso");
+    stageEl.dataset.tool = t;
+    viewer.emit("tool", t);
+  };
+  const ui = buildPanel(viewer, {
+    panel: panelEl,
+    datasets,
+    currentId,
+    exporter,
+    onTool: setTool,
+    onDataset: (id) => {
+      const q = new URLSearchParams(window.location.search);
+      q.set("dataset", id);
+      window.location.search = q.toString();
+    },
   });
-  for (;;) {
-    const result = await probeHealth(url);
-    if (stopped) return;
-    if (result.kind === "ok") everConnected = true;
-    render(result, base, everConnected);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    if (stopped) return;
-  }
+  connEls.push(ui.conn);
+  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode));
+  setTool("navigate");
+
+  // Tooltip: cell index and its value for the active field.
+  viewer.on("pointer", ({ cell, x, y }) => {
+    if (cell === null || viewer.tool === "lasso") {
+      tooltip.hidden = true;
+      return;
+    }
+    const f = viewer.field;
+    const v = viewer.cellValue(cell);
+    tooltip.replaceChildren(h("div.tt-cell", { text: `Cell ${fmtInt(cell)}` }), f ? h("div", {}, h("span.muted", { text: `${f.key}: ` }), h("strong", { text: typeof v === "number" ? (Number.isFinite(v) ? fmtNum(v) : "missing") : String(v) })) : null);
+    tooltip.hidden = false;
+    const w = stageEl.clientWidth;
+    tooltip.style.left = `${Math.min(x + 14, w - tooltip.offsetWidth - 4)}px`;
+    tooltip.style.top = `${y + 14}px`;
+  });
+  canvasHost.addEventListener("pointerleave", () => {
+    tooltip.hidden = true;
+    viewer.handleHover(null);
+  });
+
+  window.addEventListener("keydown", (e) => {
+    if (viewer.frozen || e.target.closest("input, select, textarea")) return;
+    if (e.key === "Escape") viewer.clearSelection();
+    else if (e.key === "l" || e.key === "L") setTool(viewer.tool === "lasso" ? "navigate" : "lasso");
+    else if (e.key === "n" || e.key === "N") setTool("navigate");
+    else if (e.key === "r" || e.key === "R") viewer.resetCamera();
+  });
+
+  viewer.on("freeze", ({ reason, image }) => {
+    // The last frame stays visible under the overlay; the WebGL context is gone.
+    if (image) canvasHost.replaceChildren(h("img.frozen-frame", { src: image, alt: "" }));
+    freezeOverlay(document.body, { reason });
+  });
+  viewer.on("error", (err) => {
+    const box = panelEl.querySelector(".loading");
+    if (box) {
+      box.hidden = false;
+      box.classList.add("bad");
+      box.textContent = `${err.file}: ${err.message}`;
+    }
+  });
+  return ui;
 }
 
-main();
+function defaultField(viewer) {
+  const ds = viewer.dataset;
+  const cat = ds.fields.find((f) => f.kind === "category" && f.categories.length <= 200 && f.categories.length > 1);
+  return (cat || ds.fields.find((f) => f.kind === "category") || ds.fields[0] || {}).key;
+}
+
+async function tryBridge(viewer) {
+  // Bridge to Python (src/bridge/bridge.js, another helper's module): see integration notes.
+  return null;
+}
+
+async function start(dataset, { datasets = [], currentId, bench = false } = {}) {
+  const viewer = new Viewer({ dataset, stage: { canvasHost } });
+  window.__cellucid = viewer;
+  app.hidden = false;
+  await viewer.start();
+  mountUi(viewer, { datasets, currentId });
+  await tryBridge(viewer);
+  screen.hide();
+  viewer.emit("ready", { n_cells: viewer.nCells, dimensions: viewer.dimensions.slice() });
+  const key = defaultField(viewer);
+  if (key !== undefined) await viewer.setColorBy(key).catch((err) => console.error(err));
+  return viewer;
+}
+
+async function pickDataset(datasets, defaultId) {
+  const wanted = query.get("dataset");
+  if (wanted && datasets.some((d) => d.id === wanted)) return datasets.find((d) => d.id === wanted);
+  if (datasets.length === 1) return datasets[0];
+  screen.show("pick", "Choose a dataset");
+  return new Promise((resolve) => {
+    const list = h(
+      "ul.pick-list",
+      {},
+      ...datasets.map((d) =>
+        h(
+          "li",
+          {},
+          h("button.pick", { type: "button", on: { click: () => (list.remove(), resolve(d)) } }, h("strong", { text: d.name || d.id }), d.n_cells ? h("span.muted", { text: ` ${fmtInt(d.n_cells)} cells` }) : null, d.id === defaultId ? h("span.muted", { text: " (default)" }) : null),
+        ),
+      ),
+    );
+    screen.el.querySelector(".screen-box").append(list);
+  });
+}
+
+function pollHealth(viewer) {
+  const url = healthUrl(window.location.href);
+  let timer = null;
+  const tick = async () => {
+    const r = await probeHealth(url);
+    if (viewer.frozen) return;
+    if (r.kind !== "ok") {
+      connection("lost", `Lost the connection to the cellucid server (${r.detail || r.kind})`);
+      viewer.freeze("Lost the connection to the cellucid server.");
+      return;
+    }
+    timer = setTimeout(tick, POLL_MS);
+  };
+  timer = setTimeout(tick, POLL_MS);
+  window.addEventListener("pagehide", () => {
+    clearTimeout(timer);
+    viewer.freeze("The page was hidden.");
+  });
+}
+
+async function boot() {
+  const base = pageBase(window.location.href);
+  const progress = new Progress();
+  progress.listeners.add((p) => screen.progress(p));
+  screen.show("loading", "Looking for a cellucid server…");
+  connection("pending", `Server: ${base.href}`);
+  let found;
+  try {
+    found = await discover(base, progress);
+  } catch (err) {
+    if (err.file === "_cellucid/health" || (err.file === "datasets.json" && err.key === "(http)")) {
+      connection("none", `No cellucid server found at ${base.href}`);
+      screen.show("none", "No cellucid server found. Start one with: cellucid serve <folder or .h5ad>, then open the URL it prints.");
+      screen.setDetails([["Server", base.href], ["Details", err.message]]);
+      return;
+    }
+    throw err;
+  }
+  if (found.health) connection("ok", `Connected · ${describe(found.health)}`);
+  else connection("static", "Static host (no cellucid server)");
+  const entry = await pickDataset(found.datasets, found.defaultId);
+  screen.show("loading", `Loading ${entry.name || entry.id}…`);
+  const ds = await openDataset(base, entry, progress);
+  screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
+  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id });
+  if (found.mode === "server") pollHealth(viewer);
+  else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
+}
+
+async function bench(n) {
+  const startedAt = performance.now();
+  const dim = query.get("dim") === "3" ? 3 : 2;
+  screen.show("loading", `Generating ${fmtInt(n)} points…`);
+  await new Promise((r) => setTimeout(r, 0));
+  const ds = syntheticDataset(n, dim);
+  connection("static", "Benchmark mode (no server)");
+  const viewer = await start(ds, { bench: true });
+  const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0" });
+  stats.generateMs = Math.round(ds.generateMs);
+  viewer.bench = stats;
+}
+
+function fail(err) {
+  console.error(err);
+  const e = err instanceof LoadError ? err : { message: String((err && err.message) || err) };
+  screen.error(e, [["Server", pageBase(window.location.href).href]]);
+  if (window.__cellucid && window.__cellucid.emit && e.file) window.__cellucid.emit("error", { file: e.file, key: e.key, message: e.message });
+}
+
+const benchN = query.get("bench");
+(benchN !== null ? bench(Math.max(1, Math.min(20_000_000, parseInt(benchN, 10) || 100000))) : boot()).catch(fail);

@@ -1,0 +1,256 @@
+// One dataset over the SPEC §2 contract: discovery, manifests, lazy payloads.
+// Per-cell data stays in typed arrays; decoded payloads are validated (length, codes)
+// and any contract breach is a LoadError naming the file and the key.
+
+import { fetchBytes, fetchJson, LoadError, Progress } from "./net.js";
+import { checkDataset, dequantize, fillPattern, safeName, typedView } from "./interim.js";
+
+/** Small LRU map. */
+export class Lru {
+  constructor(limit) {
+    this.limit = limit;
+    this.map = new Map();
+  }
+  get(k) {
+    if (!this.map.has(k)) return undefined;
+    const v = this.map.get(k);
+    this.map.delete(k);
+    this.map.set(k, v);
+    return v;
+  }
+  set(k, v) {
+    this.map.delete(k);
+    this.map.set(k, v);
+    while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value);
+  }
+  has(k) {
+    return this.map.has(k);
+  }
+}
+
+/**
+ * Health → catalog. Resolves {mode: "server"|"static", health, datasets, defaultId}.
+ * Health 404 (or a static host) means static mode: the catalog is datasets.json.
+ */
+export async function discover(pageBase, progress) {
+  let health = null;
+  let mode = "server";
+  let res;
+  try {
+    res = await fetch(new URL("_cellucid/health", pageBase), { cache: "no-store", credentials: "same-origin" });
+  } catch (err) {
+    throw new LoadError("_cellucid/health", "(http)", `No cellucid server found: ${err.message || err}`);
+  }
+  if (res.status === 404) mode = "static";
+  else if (!res.ok) throw new LoadError("_cellucid/health", "(http)", `The cellucid server reported a problem (HTTP ${res.status})`);
+  else {
+    try {
+      health = await res.json();
+    } catch {
+      throw new LoadError("_cellucid/health", "(json)", "No cellucid server found: the health answer is not JSON");
+    }
+    if (health && health.status === "static") mode = "static";
+    else if (!health || health.status !== "ok") throw new LoadError("_cellucid/health", "status", `expected "ok", found ${JSON.stringify(health && health.status)}`);
+  }
+  if (mode === "static") {
+    const cat = await fetchJson(pageBase, "datasets.json", { progress, label: "datasets.json" });
+    if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("datasets.json", "datasets", "expected a non-empty list");
+    return { mode, health, datasets: cat.datasets, defaultId: cat.default || cat.datasets[0].id };
+  }
+  const cat = await fetchJson(pageBase, "_cellucid/datasets", { progress, label: "_cellucid/datasets", cache: "no-store" });
+  if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("_cellucid/datasets", "datasets", "expected a non-empty list");
+  return { mode, health, datasets: cat.datasets, defaultId: cat.datasets[0].id };
+}
+
+/** Directory URL of a catalog entry, relative to the page directory (never the host root). */
+export function datasetBase(pageBase, entry) {
+  const p = String(entry.path || "/").replace(/^\/+/, "");
+  if (/^[a-z]+:|\.\.|\\|[?#]/i.test(p)) throw new LoadError("_cellucid/datasets", "path", `a relative dataset path, found ${entry.path}`);
+  return new URL(p ? (p.endsWith("/") ? p : p + "/") : "./", pageBase);
+}
+
+export class Dataset {
+  constructor(base, entry, identity, obs, vars, connectivity) {
+    this.base = base;
+    this.entry = entry;
+    this.identity = identity;
+    this.obs = obs;
+    this.vars = vars;
+    this.connectivity = connectivity;
+    this.n = identity.stats.n_cells;
+    this.dimensions = identity.embeddings.available_dimensions.slice();
+    this.defaultDimension = identity.embeddings.default_dimension;
+    this.progress = new Progress();
+    this.points = new Map();
+    this.fieldCache = new Lru(24);
+    this.geneCache = new Lru(32);
+    this.pending = new Map();
+    // Field descriptors, in identity order (continuous, then categorical).
+    this.fields = [];
+    for (const t of obs._continuousFields || []) this.fields.push({ key: String(t[0]), kind: "continuous", tuple: t });
+    for (const t of obs._categoricalFields || []) {
+      this.fields.push({ key: String(t[0]), kind: "category", tuple: t, categories: t[1], codesDtype: t[2], missing: t[3], centroids: t[4] });
+    }
+    this.fieldByKey = new Map(this.fields.map((f) => [f.key, f]));
+    this.genes = vars ? vars.fields.map((t) => String(t[0])) : [];
+    this.geneIndex = new Map(this.genes.map((g, i) => [g, i]));
+    const vf = identity.vector_fields;
+    this.vectorFields = vf && vf.fields ? Object.entries(vf.fields).map(([id, f]) => ({ id, ...f })) : [];
+  }
+
+  get id() {
+    return this.identity.id;
+  }
+
+  async loadPoints(d, progress = this.progress) {
+    if (this.points.has(d)) return this.points.get(d);
+    const rel = this.identity.embeddings.files[`${d}d`];
+    if (!rel) throw new LoadError("dataset_identity.json", `embeddings.files.${d}d`, `dimension ${d} is not available`);
+    return this.once(`points${d}`, async () => {
+      const bytes = await fetchBytes(this.base, rel, { progress });
+      if (bytes.byteLength !== this.n * d * 4) {
+        throw new LoadError(rel, `embeddings.files.${d}d`, `${rel}: expected ${this.n * d * 4} bytes (n_cells × ${d} × 4), found ${bytes.byteLength}`);
+      }
+      const pts = typedView(bytes, "float32", rel);
+      this.points.set(d, pts);
+      return pts;
+    });
+  }
+
+  async once(key, fn) {
+    if (this.pending.has(key)) return this.pending.get(key);
+    const p = fn().finally(() => this.pending.delete(key));
+    this.pending.set(key, p);
+    return p;
+  }
+
+  /** An obs field → {key, kind:"continuous", values: Float32Array} | {key, kind:"category", codes, categories, missing}. */
+  async loadField(key) {
+    const f = this.fieldByKey.get(key);
+    if (!f) throw new LoadError("obs_manifest.json", key, `no obs field ${JSON.stringify(key)}`);
+    const hit = this.fieldCache.get(key);
+    if (hit) return hit;
+    return this.once(`obs:${key}`, async () => {
+      let out;
+      if (f.kind === "continuous") {
+        const s = this.obs._obsSchemas.continuous;
+        const rel = fillPattern(s.pathPattern, key);
+        out = { key, kind: "continuous", source: "obs", values: this.decodeContinuous(await fetchBytes(this.base, rel, { progress: this.progress }), s, f.tuple, rel, key) };
+      } else {
+        const s = this.obs._obsSchemas.categorical;
+        const ext = f.codesDtype === "uint16" ? "u16" : "u8";
+        const rel = fillPattern(s.codesPathPattern, key, ext);
+        const codes = typedView(await fetchBytes(this.base, rel, { progress: this.progress }), f.codesDtype, rel);
+        if (codes.length !== this.n) throw new LoadError(rel, key, `${rel}: expected ${this.n} codes, found ${codes.length}`);
+        const k = f.categories.length;
+        for (let i = 0; i < codes.length; i++) {
+          const c = codes[i];
+          if (c >= k && c !== f.missing) throw new LoadError(rel, key, `${rel}: code ${c} at cell ${i} is ≥ ${k} categories and not the missing marker ${f.missing}`);
+        }
+        out = { key, kind: "category", source: "obs", codes, categories: f.categories.map(String), missing: f.missing, centroids: f.centroids };
+      }
+      this.fieldCache.set(key, out);
+      return out;
+    });
+  }
+
+  decodeContinuous(bytes, schema, tuple, rel, key) {
+    let values;
+    if (schema.quantized) {
+      const q = typedView(bytes, schema.dtype, rel);
+      if (!(Number.isFinite(tuple[1]) && Number.isFinite(tuple[2]) && tuple[1] < tuple[2])) {
+        throw new LoadError(rel, key, `${key}: quantised field needs finite min < max in its manifest tuple`);
+      }
+      values = dequantize(q, tuple[1], tuple[2]);
+    } else values = typedView(bytes, "float32", rel);
+    if (values.length !== this.n) throw new LoadError(rel, key, `${rel}: expected ${this.n} values, found ${values.length}`);
+    return values;
+  }
+
+  /** Gene expression (LRU-cached), same shape as a continuous field. */
+  async loadGene(gene) {
+    const idx = this.geneIndex.get(gene);
+    if (idx === undefined) throw new LoadError("var_manifest.json", gene, `no gene ${JSON.stringify(gene)}`);
+    const hit = this.geneCache.get(gene);
+    if (hit) return hit;
+    return this.once(`var:${gene}`, async () => {
+      const s = this.vars._varSchema;
+      const rel = fillPattern(s.pathPattern, gene);
+      const values = this.decodeContinuous(await fetchBytes(this.base, rel, { progress: this.progress }), s, this.vars.fields[idx], rel, gene);
+      const out = { key: gene, kind: "continuous", source: "var", values };
+      this.geneCache.set(gene, out);
+      return out;
+    });
+  }
+
+  async loadEdges() {
+    const c = this.connectivity;
+    if (!c) return null;
+    return this.once("edges", async () => {
+      if (this.edges) return this.edges;
+      const [s, d, w] = await Promise.all([
+        fetchBytes(this.base, c.sourcesPath, { progress: this.progress }),
+        fetchBytes(this.base, c.destinationsPath, { progress: this.progress }),
+        fetchBytes(this.base, c.weightsPath, { progress: this.progress }),
+      ]);
+      const src = typedView(s, c.index_dtype, c.sourcesPath);
+      const dst = typedView(d, c.index_dtype, c.destinationsPath);
+      const weights = typedView(w, "float64", c.weightsPath);
+      if (src.length !== c.n_edges) throw new LoadError(c.sourcesPath, "n_edges", `expected ${c.n_edges} sources, found ${src.length}`);
+      if (dst.length !== c.n_edges) throw new LoadError(c.destinationsPath, "n_edges", `expected ${c.n_edges} destinations, found ${dst.length}`);
+      if (weights.length !== c.n_edges) throw new LoadError(c.weightsPath, "n_edges", `expected ${c.n_edges} weights, found ${weights.length}`);
+      this.edges = { src, dst, weights };
+      return this.edges;
+    });
+  }
+
+  async loadVectors(fieldId, d) {
+    const f = this.vectorFields.find((v) => v.id === fieldId);
+    const rel = f && f.files[`${d}d`];
+    if (!rel) return null;
+    return this.once(`vec:${fieldId}:${d}`, async () => {
+      const v = typedView(await fetchBytes(this.base, rel, { progress: this.progress }), "float32", rel);
+      if (v.length !== this.n * d) throw new LoadError(rel, `vector_fields.${fieldId}`, `expected ${this.n * d} floats, found ${v.length}`);
+      return v;
+    });
+  }
+}
+
+/** Identity → manifests (parallel) → cross-checks (§4.1). Points are loaded by the caller. */
+export async function openDataset(pageBase, entry, progress) {
+  const base = datasetBase(pageBase, entry);
+  const identity = await fetchJson(base, "dataset_identity.json", { progress });
+  if (identity && entry.id !== undefined && identity.id !== entry.id) {
+    throw new LoadError("dataset_identity.json", "id", `dataset_identity.json: id ${JSON.stringify(identity.id)} does not match the catalog id ${JSON.stringify(entry.id)}`);
+  }
+  const stats = (identity && identity.stats) || {};
+  const [obs, vars, connectivity] = await Promise.all([
+    fetchJson(base, "obs_manifest.json", { progress }),
+    stats.n_genes > 0 ? fetchJson(base, "var_manifest.json", { progress }) : null,
+    stats.has_connectivity ? fetchJson(base, "connectivity_manifest.json", { progress }) : null,
+  ]);
+  const violations = checkDataset({ catalogEntry: entry, identity, obs, vars, connectivity });
+  if (violations.length) {
+    const v = violations[0];
+    const err = new LoadError(v.file, v.key, `${v.file}: ${v.key}: expected ${fmt(v.expected)}, found ${fmt(v.found)}`);
+    err.violations = violations;
+    throw err;
+  }
+  // Safe-name collisions would make two keys read one file (§2.4): refuse.
+  for (const [file, keys] of [["obs_manifest.json", [...(obs._continuousFields || []), ...(obs._categoricalFields || [])].map((t) => String(t[0]))], ["var_manifest.json", vars ? vars.fields.map((t) => String(t[0])) : []]]) {
+    const seen = new Map();
+    for (const k of keys) {
+      const s = safeName(k);
+      if (!s) throw new LoadError(file, k, `${file}: key ${JSON.stringify(k)} has an empty safe file name`);
+      if (seen.has(s)) throw new LoadError(file, k, `${file}: keys ${JSON.stringify(seen.get(s))} and ${JSON.stringify(k)} share the file name ${s}`);
+      seen.set(s, k);
+    }
+  }
+  const ds = new Dataset(base, entry, identity, obs, vars, connectivity);
+  ds.progress = progress;
+  return ds;
+}
+
+function fmt(v) {
+  return typeof v === "string" ? v : JSON.stringify(v);
+}

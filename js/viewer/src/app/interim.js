@@ -1,0 +1,253 @@
+// INTERIM: small stand-ins for the pure modules other helpers are writing
+// (src/data/{http,decode,contract,names}.js, src/color/*, src/select/lasso.js).
+// Each export mirrors the ARCHITECTURE.md API; when the real module lands, the
+// imports in app/ and render/ switch to it and the matching code here goes away.
+
+// ---------------------------------------------------------------- names (§2.4)
+export function safeName(key) {
+  const s = String(key)
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[._]+|[._]+$/g, "");
+  return s;
+}
+
+export function fillPattern(pattern, key, ext) {
+  let out = pattern.replace("{key}", safeName(key));
+  if (ext !== undefined) out = out.replace("{ext}", ext);
+  return out;
+}
+
+// ---------------------------------------------------------------- decode (§2.3, §2.6.6)
+const CTORS = { float32: Float32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, float64: Float64Array };
+
+export function typedView(bytes, dtype, file) {
+  const Ctor = CTORS[dtype];
+  if (!Ctor) throw new ContractError(file, "dtype", "float32|uint8|uint16|uint32|float64", dtype);
+  if (bytes.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) {
+    throw new ContractError(file, "byteLength", `a multiple of ${Ctor.BYTES_PER_ELEMENT}`, bytes.byteLength);
+  }
+  // Copy when unaligned so the typed view is valid.
+  const buf = bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0 ? bytes : bytes.slice();
+  return new Ctor(buf.buffer, buf.byteOffset, buf.byteLength / Ctor.BYTES_PER_ELEMENT);
+}
+
+/** Quantised u8/u16 → Float32 (NaN for the missing marker), §2.6.6. */
+export function dequantize(q, lo, hi) {
+  const bits = q.BYTES_PER_ELEMENT === 1 ? 8 : 16;
+  const maxq = bits === 8 ? 254 : 65534;
+  const missing = bits === 8 ? 255 : 65535;
+  const step = (hi - lo) / maxq;
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) {
+    const v = q[i];
+    out[i] = v === missing ? NaN : lo + v * step;
+  }
+  return out;
+}
+
+export async function gunzip(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// ---------------------------------------------------------------- contract (§2.12)
+export class ContractError extends Error {
+  constructor(file, key, expected, found) {
+    super(`${file}: ${key}: expected ${expected}, found ${typeof found === "string" ? found : JSON.stringify(found)}`);
+    this.file = file;
+    this.key = key;
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/** Returns violations [{file, key, expected, found}] for identity + manifests (the main cross-file rules). */
+export function checkDataset({ catalogEntry, identity, obs, vars, connectivity }) {
+  const v = [];
+  const bad = (file, key, expected, found) => v.push({ file, key, expected, found });
+  const ID = "dataset_identity.json";
+  if (!identity || typeof identity !== "object") {
+    bad(ID, "(document)", "a JSON object", identity);
+    return v;
+  }
+  for (const k of ["version", "id", "name", "description", "cellucid_data_version", "stats", "embeddings", "obs_fields"]) {
+    if (!(k in identity)) bad(ID, k, "present", "missing");
+  }
+  if (v.length) return v;
+  if (identity.version !== 2) bad(ID, "version", 2, identity.version);
+  if (catalogEntry && catalogEntry.id !== identity.id) bad(ID, "id", catalogEntry.id, identity.id);
+  const st = identity.stats || {};
+  const n = st.n_cells;
+  if (!Number.isInteger(n) || n < 1) bad(ID, "stats.n_cells", "integer ≥ 1", n);
+  const emb = identity.embeddings || {};
+  const dims = emb.available_dimensions;
+  if (!Array.isArray(dims) || !dims.length || dims.some((d) => ![1, 2, 3].includes(d))) {
+    bad(ID, "embeddings.available_dimensions", "non-empty subset of [1,2,3]", dims);
+  } else {
+    if (!dims.includes(emb.default_dimension)) bad(ID, "embeddings.default_dimension", `one of ${dims}`, emb.default_dimension);
+    for (const d of dims) if (!emb.files || typeof emb.files[`${d}d`] !== "string") bad(ID, `embeddings.files.${d}d`, "a path", emb.files && emb.files[`${d}d`]);
+  }
+  const OM = "obs_manifest.json";
+  if (!obs || obs._format !== "compact_v1") bad(OM, "_format", "compact_v1", obs && obs._format);
+  else {
+    if (obs.n_points !== n) bad(OM, "n_points", n, obs.n_points);
+    const manifestFields = [
+      ...(obs._continuousFields || []).map((t) => ({ key: t[0], kind: "continuous" })),
+      ...(obs._categoricalFields || []).map((t) => ({ key: t[0], kind: "category", n_categories: Array.isArray(t[1]) ? t[1].length : -1 })),
+    ];
+    const idFields = identity.obs_fields || [];
+    if (idFields.length !== manifestFields.length) bad(ID, "obs_fields", `${manifestFields.length} fields (as in ${OM})`, idFields.length);
+    else
+      idFields.forEach((f, i) => {
+        const m = manifestFields[i];
+        if (f.key !== m.key || f.kind !== m.kind) bad(ID, `obs_fields[${i}]`, `${m.key} (${m.kind})`, `${f.key} (${f.kind})`);
+        else if (m.kind === "category" && f.n_categories !== m.n_categories) bad(ID, `obs_fields[${i}].n_categories`, m.n_categories, f.n_categories);
+      });
+    if (st.n_continuous_fields !== (obs._continuousFields || []).length) bad(ID, "stats.n_continuous_fields", (obs._continuousFields || []).length, st.n_continuous_fields);
+    if (st.n_categorical_fields !== (obs._categoricalFields || []).length) bad(ID, "stats.n_categorical_fields", (obs._categoricalFields || []).length, st.n_categorical_fields);
+    if ((obs._categoricalFields || []).length && !(obs._obsSchemas || {}).categorical) bad(OM, "_obsSchemas.categorical", "present", "missing");
+    if ((obs._continuousFields || []).length && !(obs._obsSchemas || {}).continuous) bad(OM, "_obsSchemas.continuous", "present", "missing");
+  }
+  const VM = "var_manifest.json";
+  if (st.n_genes > 0) {
+    if (!vars) bad(VM, "(file)", "present since stats.n_genes > 0", "missing");
+    else {
+      if (vars.n_points !== n) bad(VM, "n_points", n, vars.n_points);
+      if (!Array.isArray(vars.fields) || vars.fields.length !== st.n_genes) bad(VM, "fields", `${st.n_genes} genes`, Array.isArray(vars.fields) ? vars.fields.length : vars.fields);
+      if (!vars._varSchema || typeof vars._varSchema.pathPattern !== "string") bad(VM, "_varSchema.pathPattern", "a path pattern", vars._varSchema);
+    }
+  }
+  const CM = "connectivity_manifest.json";
+  if (st.has_connectivity) {
+    if (!connectivity) bad(CM, "(file)", "present since stats.has_connectivity", "missing");
+    else {
+      if (connectivity.n_cells !== n) bad(CM, "n_cells", n, connectivity.n_cells);
+      if (connectivity.n_edges !== st.n_edges) bad(CM, "n_edges", st.n_edges, connectivity.n_edges);
+      if (!["uint16", "uint32"].includes(connectivity.index_dtype)) bad(CM, "index_dtype", "uint16|uint32", connectivity.index_dtype);
+    }
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- colours
+/** Categorical palette: a fixed 20-colour head, then golden-angle hues (distinct for hundreds). */
+const HEAD = [
+  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+  "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+];
+export const MISSING_RGBA = [170, 170, 170, 150];
+
+function hslToRgb(h, s, l) {
+  const a = s * Math.min(l, 1 - l);
+  const f = (n) => {
+    const k = (n + h * 12) % 12;
+    return Math.round(255 * (l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+  };
+  return [f(0), f(8), f(4)];
+}
+export function hexToRgb(hex) {
+  const v = parseInt(hex.slice(1), 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+}
+export function categoricalPalette(k) {
+  const out = new Uint8Array(k * 3);
+  for (let i = 0; i < k; i++) {
+    let rgb;
+    if (i < HEAD.length) rgb = hexToRgb(HEAD[i]);
+    else {
+      const j = i - HEAD.length;
+      rgb = hslToRgb((j * 0.618033988749895) % 1, 0.55 + 0.3 * ((j >> 1) % 2), 0.38 + 0.2 * (j % 3) / 2);
+    }
+    out.set(rgb, i * 3);
+  }
+  return out;
+}
+
+const STOPS = {
+  viridis: ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"],
+  magma: ["#000004", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d", "#fd9668", "#feca8d", "#fcfdbf"],
+  inferno: ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06", "#f7d13d", "#fcffa4"],
+  plasma: ["#0d0887", "#46039f", "#7201a8", "#9c179e", "#bd3786", "#d8576b", "#ed7953", "#fb9f3a", "#fdca26", "#f0f921"],
+  coolwarm: ["#3b4cc0", "#5977e3", "#7b9ff9", "#9ebeff", "#c0d4f5", "#dddcdc", "#f2cbb7", "#f7ac8e", "#ee8468", "#d65244", "#b40426"],
+  greys: ["#f0f0f0", "#000000"],
+};
+export const COLORMAPS = Object.keys(STOPS);
+
+/** 256-entry RGB LUT for a colormap. */
+export function colormapLut(name) {
+  const stops = (STOPS[name] || STOPS.viridis).map(hexToRgb);
+  const lut = new Uint8Array(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const t = (i / 255) * (stops.length - 1);
+    const j = Math.min(stops.length - 2, Math.floor(t));
+    const f = t - j;
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(stops[j][c] * (1 - f) + stops[j + 1][c] * f);
+  }
+  return lut;
+}
+
+// ---------------------------------------------------------------- lasso
+/** Project n points (stride d) with a column-major 4x4 view-projection matrix to CSS pixels. */
+export function projectToScreen(positions, dim, matrix, width, height) {
+  const n = positions.length / dim;
+  const out = new Float32Array(n * 2);
+  const m = matrix;
+  for (let i = 0; i < n; i++) {
+    const x = positions[i * dim];
+    const y = dim > 1 ? positions[i * dim + 1] : 0;
+    const z = dim > 2 ? positions[i * dim + 2] : 0;
+    const cx = m[0] * x + m[4] * y + m[8] * z + m[12];
+    const cy = m[1] * x + m[5] * y + m[9] * z + m[13];
+    const cw = m[3] * x + m[7] * y + m[11] * z + m[15];
+    out[i * 2] = ((cx / cw + 1) / 2) * width;
+    out[i * 2 + 1] = ((1 - cy / cw) / 2) * height;
+  }
+  return out;
+}
+
+/** Indices (sorted Uint32Array) of screen points inside polygon [[x,y],…]; bbox prefilter. */
+export function pointsInPolygon(screen, polygon, mask = null) {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const [x, y] of polygon) {
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
+    y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  const px = Float64Array.from(polygon, (p) => p[0]);
+  const py = Float64Array.from(polygon, (p) => p[1]);
+  const m = polygon.length;
+  const n = screen.length / 2;
+  const hits = new Uint32Array(n);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (mask && !mask[i]) continue;
+    const x = screen[2 * i], y = screen[2 * i + 1];
+    if (x < x0 || x > x1 || y < y0 || y > y1) continue;
+    let inside = false;
+    for (let a = 0, b = m - 1; a < m; b = a++) {
+      if (py[a] > y !== py[b] > y && x < ((px[b] - px[a]) * (y - py[a])) / (py[b] - py[a]) + px[a]) inside = !inside;
+    }
+    if (inside) hits[count++] = i;
+  }
+  return hits.slice(0, count);
+}
+
+/** Combine sorted unique Uint32Arrays: mode "replace" | "add" | "subtract". */
+export function combineSelection(current, incoming, mode) {
+  if (mode === "replace") return incoming;
+  const out = new Uint32Array(mode === "add" ? current.length + incoming.length : current.length);
+  let i = 0, j = 0, k = 0;
+  while (i < current.length || j < incoming.length) {
+    const a = i < current.length ? current[i] : Infinity;
+    const b = j < incoming.length ? incoming[j] : Infinity;
+    if (a === b) {
+      if (mode === "add") out[k++] = a;
+      i++; j++;
+    } else if (a < b) {
+      out[k++] = a; i++;
+    } else {
+      if (mode === "add") out[k++] = b;
+      j++;
+    }
+  }
+  return out.slice(0, k);
+}

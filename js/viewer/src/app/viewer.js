@@ -1,0 +1,435 @@
+// The Viewer: state of one loaded dataset, the methods the bridge calls (ARCHITECTURE.md),
+// and the glue between data, scene and panel. Per-cell state lives in typed arrays.
+
+import { Scene } from "../render/scene.js";
+import { colorCategorical, colorContinuous, colorUniform, radiiFor, valueStats } from "../render/colorize.js";
+import { categoricalPalette, colormapLut, combineSelection, hexToRgb, pointsInPolygon } from "./interim.js";
+import { LoadError } from "./net.js";
+
+const HEX = /^#[0-9a-fA-F]{6}$/;
+
+/** Sorted unique Uint32Array of valid cell indices. */
+function normCells(cells, n) {
+  const a = Uint32Array.from(cells).sort();
+  let k = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] >= n) throw new RangeError(`cell index ${a[i]} is out of range (n = ${n})`);
+    if (k === 0 || a[i] !== a[k - 1]) a[k++] = a[i];
+  }
+  return a.slice(0, k);
+}
+
+export class Viewer {
+  constructor({ dataset, stage, scene = null }) {
+    this.dataset = dataset;
+    this.stage = stage;
+    this.nCells = dataset.n;
+    this.dimensions = dataset.dimensions.slice();
+    this.dim = dataset.defaultDimension;
+    this.listeners = new Map();
+    this.visible = new Uint8Array(this.nCells).fill(1);
+    this._selection = new Uint32Array(0);
+    this.highlights = []; // {id, label, color, rgb, cells}
+    this.highlightPageId = "page-1";
+    this.nextGroup = 1;
+    this.field = null; // active field data
+    this.hiddenCats = null; // Uint8Array k for the active categorical field
+    this.palettes = new Map(); // key -> Uint8Array k*3
+    this.colormap = "viridis";
+    this.ranges = new Map(); // key -> [lo, hi]
+    this.stats = null;
+    this.pointSize = this.nCells > 500000 ? 1.2 : this.nCells > 100000 ? 1.8 : this.nCells > 10000 ? 2.6 : 4;
+    this.opacity = this.nCells > 200000 ? 0.7 : 0.9;
+    this.dark = false;
+    this.frozen = false;
+    this.hoverCell = null;
+    this.loadingField = null;
+    this.scene =
+      scene ||
+      new Scene(stage.canvasHost, {
+        onHover: (info) => this.handleHover(info),
+        onClick: (info, ev) => this.handleClick(info, ev),
+        onContextLost: () => this.handleContextLost(),
+        onFrame: () => this.emit("frame", null),
+        onError: (err) => console.error("cellucid render error", err),
+      });
+    this.scene.setStyle({ pointSize: this.pointSize, opacity: this.opacity, dark: this.dark });
+  }
+
+  // ------------------------------------------------------------------ events
+  on(name, cb) {
+    if (!this.listeners.has(name)) this.listeners.set(name, new Set());
+    this.listeners.get(name).add(cb);
+    return () => this.listeners.get(name).delete(cb);
+  }
+
+  emit(name, payload) {
+    const set = this.listeners.get(name);
+    if (!set) return;
+    for (const cb of [...set]) {
+      try {
+        cb(payload);
+      } catch (err) {
+        console.error(`cellucid: "${name}" listener failed`, err);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ startup
+  async start() {
+    const pts = await this.dataset.loadPoints(this.dim);
+    this.scene.setPositions(this.dim, pts);
+    this.scene.setColors(colorUniform(this.nCells));
+    this.applyRadii();
+  }
+
+  // ------------------------------------------------------------------ colour
+  fieldKeys() {
+    return this.dataset.fields.map((f) => f.key);
+  }
+
+  /** Activate an obs key or a gene id. Rejects on unknown keys or load failures. */
+  async setColorBy(field) {
+    if (typeof field !== "string") throw new TypeError("field must be a string");
+    const isObs = this.dataset.fieldByKey.has(field);
+    const isGene = !isObs && this.dataset.geneIndex.has(field);
+    if (!isObs && !isGene) throw new Error(`unknown field ${JSON.stringify(field)}: not an obs key nor a gene id`);
+    const token = {};
+    this.loadingField = { key: field, token };
+    this.emit("loading", { key: field, loading: true });
+    let data;
+    try {
+      data = isObs ? await this.dataset.loadField(field) : await this.dataset.loadGene(field);
+    } catch (err) {
+      if (this.loadingField && this.loadingField.token === token) this.loadingField = null;
+      this.emit("loading", { key: field, loading: false, error: err });
+      if (err instanceof LoadError) this.emit("error", { file: err.file, key: err.key, message: err.message });
+      throw err;
+    }
+    if (!this.loadingField || this.loadingField.token !== token) return; // superseded by a newer request
+    this.loadingField = null;
+    this.field = data;
+    if (data.kind === "category") {
+      const k = data.categories.length;
+      if (!this.palettes.has(field)) this.palettes.set(field, categoricalPalette(k));
+      this.hiddenCats = new Uint8Array(k);
+      const counts = new Uint32Array(k + 1);
+      for (let i = 0; i < data.codes.length; i++) {
+        const c = data.codes[i];
+        counts[c < k ? c : k]++;
+      }
+      this.counts = counts;
+      this.stats = null;
+    } else {
+      this.hiddenCats = null;
+      this.stats = valueStats(data.values);
+      if (!this.ranges.has(field)) this.ranges.set(field, [this.stats.min, this.stats.max > this.stats.min ? this.stats.max : this.stats.min + 1]);
+    }
+    this.recolor();
+    this.applyRadii();
+    this.emit("loading", { key: field, loading: false });
+    this.emit("field", data);
+  }
+
+  recolor() {
+    const f = this.field;
+    if (!f) return this.scene.setColors(colorUniform(this.nCells));
+    if (f.kind === "category") this.scene.setColors(colorCategorical(f.codes, f.categories.length, this.palettes.get(f.key)));
+    else {
+      const [lo, hi] = this.ranges.get(f.key);
+      this.scene.setColors(colorContinuous(f.values, lo, hi, colormapLut(this.colormap)));
+    }
+  }
+
+  setRange(range) {
+    if (!this.field || this.field.kind !== "continuous") return;
+    this.ranges.set(this.field.key, range);
+    this.recolor();
+    this.emit("style", null);
+  }
+
+  setColormap(name) {
+    this.colormap = name;
+    this.recolor();
+    this.emit("field", this.field);
+  }
+
+  /** Hide/show a category (index), or "all" / "none"; solo = show only that one. */
+  toggleCategory(which, solo = false) {
+    if (!this.hiddenCats) return;
+    const hc = this.hiddenCats;
+    if (which === "all") hc.fill(0);
+    else if (which === "none") hc.fill(1);
+    else if (solo) {
+      hc.fill(1);
+      hc[which] = 0;
+    } else hc[which] = hc[which] ? 0 : 1;
+    this.applyRadii();
+    this.emit("categories", hc);
+  }
+
+  applyRadii() {
+    const codes = this.field && this.field.kind === "category" ? this.field.codes : null;
+    this.radii = radiiFor(this.visible, codes, this.hiddenCats);
+    this.scene.setRadii(this.radii);
+  }
+
+  /** Is cell i drawn now (visibility and hidden categories)? */
+  isShown(i) {
+    return this.radii ? this.radii[i] > 0 : this.visible[i] === 1;
+  }
+
+  // ------------------------------------------------------------------ visibility
+  setVisibility(cells, visible) {
+    const v = visible ? 1 : 0;
+    if (cells === null || cells === undefined) this.visible.fill(v);
+    else for (const i of normCells(cells, this.nCells)) this.visible[i] = v;
+    this.applyRadii();
+    this.emit("visibility", null);
+  }
+
+  // ------------------------------------------------------------------ selection
+  get selection() {
+    return this._selection;
+  }
+
+  setSelection(cells, source = "python") {
+    this._selection = normCells(cells, this.nCells);
+    this.scene.setSelection(this._selection);
+    this.emit("selectionchange", { cells: this._selection, source });
+  }
+
+  /** A user selection step (lasso/click/clear): combine, draw and emit "selection". */
+  userSelect(cells, mode, source) {
+    this._selection = combineSelection(this._selection, cells, mode);
+    this.scene.setSelection(this._selection);
+    this.emit("selectionchange", { cells: this._selection, source });
+    this.emit("selection", { cells: this._selection, source });
+  }
+
+  clearSelection() {
+    if (!this._selection.length) return;
+    this.userSelect(new Uint32Array(0), "replace", "clear");
+  }
+
+  /** Lasso polygon in canvas CSS pixels. mode: replace | add | subtract. */
+  lasso(polygon, mode) {
+    if (polygon.length < 3) return;
+    const screen = this.scene.screenPositions();
+    const hits = pointsInPolygon(screen, polygon, this.radii ? this.radiiMask() : null);
+    this.userSelect(hits, mode, "lasso");
+  }
+
+  radiiMask() {
+    if (!this._mask || this._maskFor !== this.radii) {
+      this._mask = new Uint8Array(this.nCells);
+      for (let i = 0; i < this.nCells; i++) this._mask[i] = this.radii[i] > 0 ? 1 : 0;
+      this._maskFor = this.radii;
+    }
+    return this._mask;
+  }
+
+  // ------------------------------------------------------------------ highlights
+  highlight(cells, color, label) {
+    if (!HEX.test(color)) throw new TypeError(`color must be "#RRGGBB", got ${JSON.stringify(color)}`);
+    const c = normCells(cells, this.nCells);
+    if (!c.length) throw new RangeError("highlight needs at least one cell");
+    const id = `group-${this.nextGroup++}`;
+    const g = { id, label: label || `Python selection (${c.length.toLocaleString("en-US")} cells)`, color: color.toLowerCase(), rgb: hexToRgb(color), cells: c };
+    this.highlights.push(g);
+    this.scene.setHighlights(this.highlights);
+    this.emit("highlights", this.highlights);
+    return id;
+  }
+
+  removeHighlight(id) {
+    this.highlights = this.highlights.filter((g) => g.id !== id);
+    this.scene.setHighlights(this.highlights);
+    this.emit("highlights", this.highlights);
+  }
+
+  clearHighlights() {
+    this.highlights = [];
+    this.scene.setHighlights(this.highlights);
+    this.emit("highlights", this.highlights);
+  }
+
+  // ------------------------------------------------------------------ camera / view
+  resetCamera() {
+    this.scene.resetCamera();
+  }
+
+  async setDimension(d) {
+    d = Number(d);
+    if (!this.dimensions.includes(d)) throw new Error(`dimension ${d} is not available (${this.dimensions.join(", ")})`);
+    if (d === this.dim && this.scene.dim === d) return;
+    this.emit("loading", { key: `${d}D embedding`, loading: true });
+    try {
+      const pts = await this.dataset.loadPoints(d);
+      this.dim = d;
+      this.scene.setPositions(d, pts);
+      if (this.vectorField) await this.setVectorField(this.vectorField);
+    } finally {
+      this.emit("loading", { key: `${d}D embedding`, loading: false });
+    }
+    this.emit("dimension", d);
+  }
+
+  setStyle(style) {
+    if (style.pointSize !== undefined) this.pointSize = style.pointSize;
+    if (style.opacity !== undefined) this.opacity = style.opacity;
+    if (style.dark !== undefined) this.dark = style.dark;
+    this.scene.setStyle(style);
+    this.emit("style", style);
+  }
+
+  async setEdges(on) {
+    if (on && !this.scene.edgeIndex) {
+      this.emit("loading", { key: "KNN edges", loading: true });
+      try {
+        const e = await this.dataset.loadEdges();
+        if (e) this.scene.setEdges(e);
+      } finally {
+        this.emit("loading", { key: "KNN edges", loading: false });
+      }
+    }
+    this.scene.setShowEdges(on);
+  }
+
+  /** Show a vector field by id (null = off); uses the current dimension's file. */
+  async setVectorField(id) {
+    this.vectorField = id;
+    if (!id) return this.scene.setShowVectors(false);
+    const d = this.dim;
+    const f = this.dataset.vectorFields.find((v) => v.id === id);
+    if (!f || !f.available_dimensions.includes(d)) {
+      this.scene.setVectors(null);
+      this.emit("notice", `Vector field ${id} has no ${d}D file`);
+      return;
+    }
+    this.emit("loading", { key: `vectors ${id}`, loading: true });
+    try {
+      const vec = await this.dataset.loadVectors(id, d);
+      this.scene.setVectors(vec, d, this.visible);
+      this.scene.setShowVectors(true);
+    } finally {
+      this.emit("loading", { key: `vectors ${id}`, loading: false });
+    }
+  }
+
+  // ------------------------------------------------------------------ pointer
+  handleHover(info) {
+    const cell = info && info.layer && info.layer.id === "points" && info.index >= 0 ? info.index : null;
+    this.emit("pointer", { cell, x: info ? info.x : 0, y: info ? info.y : 0 });
+    if (cell === this.hoverCell) return;
+    this.hoverCell = cell;
+    this.emit("hover", { cell, position: cell === null ? null : this.cellPosition(cell) });
+  }
+
+  handleClick(info, ev) {
+    const cell = info && info.layer && info.layer.id === "points" && info.index >= 0 ? info.index : null;
+    if (cell === null) return;
+    const src = (ev && ev.srcEvent) || {};
+    const shift = !!src.shiftKey;
+    const ctrl = !!(src.ctrlKey || src.metaKey);
+    const button = typeof src.button === "number" ? src.button : 0;
+    this.emit("click", { cell, button, shift, ctrl });
+    if (this.tool === "lasso") return;
+    const mode = shift ? "add" : ctrl || src.altKey ? "subtract" : "replace";
+    this.userSelect(Uint32Array.of(cell), mode, "click");
+  }
+
+  cellPosition(i) {
+    const d = this.dim;
+    const p = this.dataset.points.get(d);
+    return { x: p[i * d], y: d > 1 ? p[i * d + 1] : 0, z: d > 2 ? p[i * d + 2] : 0 };
+  }
+
+  /** Display value of cell i for the active field. */
+  cellValue(i) {
+    const f = this.field;
+    if (!f) return null;
+    if (f.kind === "category") {
+      const c = f.codes[i];
+      return c < f.categories.length ? f.categories[c] : "missing";
+    }
+    return f.values[i];
+  }
+
+  screenPositions() {
+    return this.scene.screenPositions();
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+  handleContextLost() {
+    this.emit("contextlost", null);
+    setTimeout(() => {
+      if (this.frozen) return;
+      this.scene.rebuild();
+      this.recolor();
+      this.applyRadii();
+      this.scene.setSelection(this._selection);
+      this.scene.setHighlights(this.highlights);
+      this.emit("contextrestored", null);
+    }, 250);
+  }
+
+  freeze(reason = "The viewer is frozen.") {
+    if (this.frozen) return;
+    this.frozen = true;
+    const image = this.scene.freeze();
+    this.emit("freeze", { reason, image });
+  }
+
+  snapshot() {
+    const vs = this.scene.viewState || {};
+    let visible = 0;
+    for (let i = 0; i < this.nCells; i++) visible += this.radii ? this.radii[i] > 0 : this.visible[i];
+    return {
+      datasetId: this.dataset.id,
+      nCells: this.nCells,
+      dimensions: this.dimensions.slice(),
+      dim: this.dim,
+      colorBy: this.field ? { key: this.field.key, kind: this.field.kind, source: this.field.source } : null,
+      range: this.field && this.field.kind === "continuous" ? this.ranges.get(this.field.key) : null,
+      colormap: this.colormap,
+      hiddenCategories: this.hiddenCats ? [...this.hiddenCats].flatMap((v, i) => (v ? [this.field.categories[i]] : [])) : [],
+      visibleCells: visible,
+      selectionSize: this._selection.length,
+      highlights: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, n: g.cells.length })),
+      camera: { ...vs },
+      pointSize: this.pointSize,
+      opacity: this.opacity,
+      background: this.dark ? "dark" : "light",
+      edges: !!this.scene.showEdges,
+      vectorField: this.vectorField || null,
+      frozen: this.frozen,
+      frames: this.scene.frames,
+    };
+  }
+
+  /** The session as plain data for the bundle writer (SPEC §5). */
+  sessionState() {
+    return {
+      datasetId: this.dataset.id,
+      cellCount: this.nCells,
+      varCount: this.dataset.identity.stats.n_genes,
+      state: this.snapshot(),
+      pages: [
+        {
+          id: this.highlightPageId,
+          name: "Page 1",
+          highlightedGroups: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, cellCount: g.cells.length, cells: g.cells })),
+        },
+      ],
+    };
+  }
+
+  async sessionBundle() {
+    // INTEGRATION POINT: src/session/bundle.js writeSessionBundle (another helper) turns
+    // sessionState() into .cellucid-session bytes; wired in once that module lands.
+    const mod = this.sessionWriter;
+    if (!mod) throw new Error("session bundle writer (src/session/bundle.js) is not part of this build yet");
+    return mod(this.sessionState());
+  }
+}

@@ -1,0 +1,153 @@
+// Figure export: PNG (1x/2x/4x of the current view, legend or colour bar drawn beside it)
+// and SVG (one circle per visible cell, refused above 200,000 visible cells).
+
+import { colormapLut } from "../app/interim.js";
+import { SVGNS } from "../ui/lasso.js";
+
+export const SVG_MAX_POINTS = 200000;
+
+function download(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+
+/** Legend entries of the active field: [{label, rgb}] or a colour bar {lut, lo, hi}. */
+function legendModel(viewer) {
+  const f = viewer.field;
+  if (!f) return null;
+  if (f.kind === "category") {
+    const p = viewer.palettes.get(f.key);
+    const items = [];
+    f.categories.forEach((c, i) => {
+      if (!viewer.hiddenCats[i] && viewer.counts[i] > 0) items.push({ label: c, rgb: [p[i * 3], p[i * 3 + 1], p[i * 3 + 2]] });
+    });
+    return { title: f.key, items };
+  }
+  const [lo, hi] = viewer.ranges.get(f.key);
+  return { title: f.key, lut: colormapLut(viewer.colormap), lo, hi };
+}
+
+const fmt = (v) => String(Number(v.toPrecision(4)));
+
+export function makeExporter(viewer, getScene = () => viewer.scene) {
+  const baseName = () => `${viewer.dataset.id}${viewer.field ? "_" + viewer.field.key.replace(/[^A-Za-z0-9._-]+/g, "_") : ""}`;
+
+  async function png(scale) {
+    const scene = getScene();
+    const deck = scene.deck;
+    const cssW = scene.host.clientWidth;
+    const cssH = scene.host.clientHeight;
+    deck.setProps({ useDevicePixels: scale });
+    await frame();
+    await frame();
+    const canvas = scene.drawNow();
+    const legend = legendModel(viewer);
+    const legendW = legend ? 220 : 0;
+    const out = document.createElement("canvas");
+    out.width = Math.round((cssW + legendW) * scale);
+    out.height = Math.round(cssH * scale);
+    const ctx = out.getContext("2d");
+    ctx.fillStyle = viewer.dark ? "#121419" : "#ffffff";
+    ctx.fillRect(0, 0, out.width, out.height);
+    ctx.drawImage(canvas, 0, 0, cssW * scale, cssH * scale);
+    deck.setProps({ useDevicePixels: Math.min(window.devicePixelRatio || 1, 2) });
+    if (legend) {
+      ctx.save();
+      ctx.scale(scale, scale);
+      ctx.translate(cssW + 10, 16);
+      ctx.fillStyle = viewer.dark ? "#e6e8ee" : "#1d2330";
+      ctx.font = "600 13px system-ui, sans-serif";
+      ctx.fillText(legend.title, 0, 12);
+      ctx.font = "12px system-ui, sans-serif";
+      if (legend.items) {
+        const max = Math.floor((cssH - 50) / 17);
+        legend.items.slice(0, max).forEach((it, i) => {
+          ctx.fillStyle = `rgb(${it.rgb.join(",")})`;
+          ctx.beginPath();
+          ctx.arc(6, 30 + i * 17, 5, 0, Math.PI * 2);
+          ctx.fill();
+          ctx.fillStyle = viewer.dark ? "#e6e8ee" : "#1d2330";
+          ctx.fillText(it.label.length > 28 ? it.label.slice(0, 27) + "…" : it.label, 16, 34 + i * 17);
+        });
+        if (legend.items.length > max) ctx.fillText(`+${legend.items.length - max} more`, 16, 34 + max * 17);
+      } else {
+        for (let y = 0; y < 160; y++) {
+          const j = Math.round((1 - y / 159) * 255) * 3;
+          ctx.fillStyle = `rgb(${legend.lut[j]},${legend.lut[j + 1]},${legend.lut[j + 2]})`;
+          ctx.fillRect(0, 24 + y, 16, 1);
+        }
+        ctx.fillStyle = viewer.dark ? "#e6e8ee" : "#1d2330";
+        ctx.fillText(fmt(legend.hi), 22, 32);
+        ctx.fillText(fmt(legend.lo), 22, 186);
+      }
+      ctx.restore();
+    }
+    const blob = await new Promise((r) => out.toBlob(r, "image/png"));
+    download(blob, `${baseName()}_${scale}x.png`);
+    return `PNG ${out.width}×${out.height} saved`;
+  }
+
+  function svgString() {
+    const scene = getScene();
+    const n = viewer.nCells;
+    let visible = 0;
+    for (let i = 0; i < n; i++) if (viewer.radii[i] > 0) visible++;
+    if (visible > SVG_MAX_POINTS) {
+      throw new Error(`SVG export is limited to ${SVG_MAX_POINTS.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend or selection) or export a PNG.`);
+    }
+    const w = scene.host.clientWidth;
+    const hgt = scene.host.clientHeight;
+    const screen = scene.screenPositions();
+    const colors = scene.colors;
+    const r = scene.pointSize;
+    const legend = legendModel(viewer);
+    const legendW = legend ? 220 : 0;
+    const parts = [];
+    parts.push(`<rect width="${w + legendW}" height="${hgt}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
+    parts.push(`<g fill-opacity="${viewer.opacity}">`);
+    for (let i = 0; i < n; i++) {
+      if (!(viewer.radii[i] > 0)) continue;
+      const x = screen[2 * i], y = screen[2 * i + 1];
+      if (x < -r || y < -r || x > w + r || y > hgt + r) continue;
+      parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="rgb(${colors[i * 4]},${colors[i * 4 + 1]},${colors[i * 4 + 2]})"/>`);
+    }
+    parts.push("</g>");
+    const ink = viewer.dark ? "#e6e8ee" : "#1d2330";
+    const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    if (legend) {
+      parts.push(`<g transform="translate(${w + 10},16)" font-family="sans-serif" font-size="12" fill="${ink}"><text y="12" font-weight="600" font-size="13">${esc(legend.title)}</text>`);
+      if (legend.items) {
+        legend.items.slice(0, 60).forEach((it, i) => parts.push(`<circle cx="6" cy="${30 + i * 17}" r="5" fill="rgb(${it.rgb.join(",")})"/><text x="16" y="${34 + i * 17}">${esc(it.label)}</text>`));
+      } else {
+        parts.push(`<defs><linearGradient id="cb" x1="0" y1="1" x2="0" y2="0">`);
+        for (let s = 0; s <= 10; s++) {
+          const j = Math.round((s / 10) * 255) * 3;
+          parts.push(`<stop offset="${s / 10}" stop-color="rgb(${legend.lut[j]},${legend.lut[j + 1]},${legend.lut[j + 2]})"/>`);
+        }
+        parts.push(`</linearGradient></defs><rect y="24" width="16" height="160" fill="url(#cb)"/><text x="22" y="32">${fmt(legend.hi)}</text><text x="22" y="186">${fmt(legend.lo)}</text>`);
+      }
+      parts.push("</g>");
+    }
+    const svg = document.createElementNS(SVGNS, "svg");
+    svg.setAttribute("width", String(w + legendW));
+    svg.setAttribute("height", String(hgt));
+    svg.setAttribute("viewBox", `0 0 ${w + legendW} ${hgt}`);
+    const text = new XMLSerializer().serializeToString(svg).replace(/<\/svg>$|\/>$/, (m) => (m === "/>" ? ">" : "") + parts.join("") + "</svg>");
+    return { text, visible };
+  }
+
+  async function svg() {
+    const { text, visible } = svgString();
+    download(new Blob([text], { type: "image/svg+xml" }), `${baseName()}.svg`);
+    return `SVG with ${visible.toLocaleString("en-US")} cells saved`;
+  }
+
+  return { png, svg, svgString };
+}

@@ -1,0 +1,416 @@
+// deck.gl scene: one Deck on our own canvas, an orthographic view (1D/2D) or an orbit
+// view (3D), and layers fed only with binary attributes (typed arrays → GPU buffers).
+//
+// Changing an attribute = handing deck a NEW typed array (deck compares buffers by
+// reference), so colour/size updates re-upload just that buffer.
+
+import { COORDINATE_SYSTEM, Deck, OrbitView, OrthographicView } from "@deck.gl/core";
+import { LineLayer, ScatterplotLayer } from "@deck.gl/layers";
+import { projectToScreen } from "../app/interim.js";
+
+const ORTHO = new OrthographicView({ id: "ortho", flipY: false });
+const ORBIT = new OrbitView({ id: "orbit", orbitAxis: "Y", fovy: 40 });
+
+/** 1D layout: x from the embedding, y a deterministic jitter in [-0.1, 0.1] from a hash of the index. */
+export function layout1d(x) {
+  const out = new Float32Array(x.length * 2);
+  for (let i = 0; i < x.length; i++) {
+    let h = Math.imul(i ^ 0x9e3779b9, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    out[2 * i] = x[i];
+    out[2 * i + 1] = ((h >>> 8) / 16777216 - 0.5) * 0.2;
+  }
+  return out;
+}
+
+function gather(positions, size, cells) {
+  const out = new Float32Array(cells.length * size);
+  for (let j = 0; j < cells.length; j++) {
+    const i = cells[j];
+    for (let c = 0; c < size; c++) out[j * size + c] = positions[i * size + c];
+  }
+  return out;
+}
+
+export class Scene {
+  /**
+   * @param {HTMLElement} host  element the canvas fills
+   * @param {object} hooks      {onHover(info), onClick(info, event), onViewState(vs), onContextLost(), onFrame()}
+   */
+  constructor(host, hooks) {
+    this.host = host;
+    this.hooks = hooks;
+    this.dim = 2;
+    this.positions = null; // Float32Array, stride this.size
+    this.size = 2;
+    this.n = 0;
+    this.colors = null; // Uint8Array n*4
+    this.radii = null; // Float32Array n (0 = hidden)
+    this.pointSize = 2;
+    this.opacity = 0.85;
+    this.dark = false;
+    this.selection = new Uint32Array(0);
+    this.selectionPositions = null;
+    this.highlights = []; // {id, rgb, cells, positions}
+    this.edges = null; // {src: Float32Array, dst: Float32Array, length}
+    this.showEdges = false;
+    this.vectors = null; // {segments: {src, dst, length}}
+    this.showVectors = false;
+    this.interactive = true;
+    this.frozen = false;
+    this.frames = 0;
+    this.createDeck();
+  }
+
+  createDeck() {
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "scene-canvas";
+    this.host.replaceChildren(this.canvas);
+    this.canvas.addEventListener("webglcontextlost", (e) => {
+      e.preventDefault();
+      if (!this.frozen) this.hooks.onContextLost && this.hooks.onContextLost();
+    });
+    this.viewState = this.viewState || this.homeViewState();
+    this.deck = new Deck({
+      canvas: this.canvas,
+      width: "100%",
+      height: "100%",
+      views: this.dim === 3 ? ORBIT : ORTHO,
+      viewState: this.viewState,
+      controller: this.controllerProps(),
+      layers: [],
+      pickingRadius: 3,
+      useDevicePixels: Math.min(window.devicePixelRatio || 1, 2),
+      parameters: { clearColor: this.clearColor() },
+      getCursor: ({ isDragging }) => (!this.interactive ? "crosshair" : isDragging ? "grabbing" : "default"),
+      onViewStateChange: ({ viewState }) => {
+        this.viewState = viewState;
+        this.deck.setProps({ viewState });
+        this.hooks.onViewState && this.hooks.onViewState(viewState);
+      },
+      onHover: (info) => this.hooks.onHover && this.hooks.onHover(info),
+      onClick: (info, event) => this.hooks.onClick && this.hooks.onClick(info, event),
+      onAfterRender: () => {
+        this.frames++;
+        this.hooks.onFrame && this.hooks.onFrame();
+      },
+      onError: (err) => this.hooks.onError && this.hooks.onError(err),
+    });
+    this.update();
+  }
+
+  clearColor() {
+    return this.dark ? [0.07, 0.08, 0.1, 1] : [1, 1, 1, 1];
+  }
+
+  controllerProps() {
+    const nav = this.interactive;
+    return { dragPan: nav, dragRotate: nav && this.dim === 3, doubleClickZoom: false, keyboard: false, inertia: false, scrollZoom: { smooth: false, speed: 0.01 } };
+  }
+
+  /** Fit [-1,1]^d (the normalised embedding) to the canvas. */
+  homeViewState() {
+    const w = this.host.clientWidth || 800;
+    const h = this.host.clientHeight || 600;
+    const span = this.dim === 1 ? 2.15 : 2.3;
+    const px = this.dim === 1 ? w : Math.min(w, h);
+    const zoom = Math.log2(px / span);
+    if (this.dim === 3) return { target: [0, 0, 0], rotationX: 15, rotationOrbit: 30, zoom: zoom - 0.35, minZoom: zoom - 4, maxZoom: zoom + 12 };
+    return { target: [0, 0, 0], zoom, minZoom: zoom - 4, maxZoom: zoom + 14 };
+  }
+
+  resetCamera() {
+    this.viewState = this.homeViewState();
+    this.deck.setProps({ viewState: this.viewState });
+    this.hooks.onViewState && this.hooks.onViewState(this.viewState);
+  }
+
+  /** New embedding (dim 1/2/3): positions as stored in points_{d}d.bin. */
+  setPositions(dim, raw) {
+    const dimChanged = dim !== this.dim;
+    this.dim = dim;
+    this.positions = dim === 1 ? layout1d(raw) : raw;
+    this.size = dim === 1 ? 2 : dim;
+    this.n = raw.length / dim;
+    this.selectionPositions = this.selection.length ? gather(this.positions, this.size, this.selection) : null;
+    for (const h of this.highlights) h.positions = gather(this.positions, this.size, h.cells);
+    if (this.edgeIndex) this.buildEdgeSegments();
+    if (dimChanged || !this.viewState) {
+      this.viewState = this.homeViewState();
+      this.deck.setProps({ views: dim === 3 ? ORBIT : ORTHO, viewState: this.viewState, controller: this.controllerProps() });
+    }
+    this.update();
+  }
+
+  setColors(colors) {
+    this.colors = colors;
+    this.update();
+  }
+
+  setRadii(radii) {
+    this.radii = radii;
+    this.update();
+  }
+
+  setStyle({ pointSize, opacity, dark }) {
+    if (pointSize !== undefined) this.pointSize = pointSize;
+    if (opacity !== undefined) this.opacity = opacity;
+    if (dark !== undefined) {
+      this.dark = dark;
+      this.deck.setProps({ parameters: { clearColor: this.clearColor() } });
+    }
+    this.update();
+  }
+
+  setInteractive(on) {
+    this.interactive = on;
+    this.deck.setProps({ controller: this.controllerProps() });
+  }
+
+  setSelection(cells) {
+    this.selection = cells;
+    this.selectionPositions = cells.length && this.positions ? gather(this.positions, this.size, cells) : null;
+    this.update();
+  }
+
+  setHighlights(groups) {
+    this.highlights = groups.map((g) => ({ ...g, positions: this.positions ? gather(this.positions, this.size, g.cells) : null }));
+    this.update();
+  }
+
+  /** Edge index arrays (src/dst, typed) → world-space segments for the current embedding. */
+  setEdges(edgeIndex) {
+    this.edgeIndex = edgeIndex;
+    this.buildEdgeSegments();
+    this.update();
+  }
+
+  buildEdgeSegments() {
+    const { src, dst } = this.edgeIndex;
+    // Cap the drawn edges (deterministic stride) so huge graphs stay interactive.
+    const max = 3_000_000;
+    const stride = Math.max(1, Math.ceil(src.length / max));
+    const m = Math.floor((src.length + stride - 1) / stride);
+    const s = new Float32Array(m * 3);
+    const t = new Float32Array(m * 3);
+    const p = this.positions;
+    const k = this.size;
+    for (let j = 0, e = 0; e < src.length; e += stride, j++) {
+      const a = src[e] * k;
+      const b = dst[e] * k;
+      for (let c = 0; c < k; c++) {
+        s[j * 3 + c] = p[a + c];
+        t[j * 3 + c] = p[b + c];
+      }
+    }
+    this.edges = { src: s, dst: t, length: m, stride };
+  }
+
+  setShowEdges(on) {
+    this.showEdges = on;
+    this.update();
+  }
+
+  /** Vector arrows: subsample to ≤ maxArrows cells (deterministic stride); vec has stride dim. */
+  setVectors(vec, dim, visible, maxArrows = 15000) {
+    if (!vec) {
+      this.vectors = null;
+      this.update();
+      return;
+    }
+    const n = this.n;
+    const stride = Math.max(1, Math.ceil(n / maxArrows));
+    const pos = this.positions;
+    const k = this.size;
+    let len = 0;
+    const picks = [];
+    for (let i = 0; i < n; i += stride) if (!visible || visible[i]) picks.push(i);
+    // Median vector length sets the arrow scale: the median arrow is ~4% of the embedding.
+    const lens = new Float32Array(picks.length);
+    picks.forEach((i, j) => {
+      let s = 0;
+      for (let c = 0; c < dim; c++) s += vec[i * dim + c] ** 2;
+      lens[j] = Math.sqrt(s);
+    });
+    const sorted = Float32Array.from(lens).sort();
+    const med = sorted.length ? sorted[sorted.length >> 1] || 1e-9 : 1;
+    const scale = 0.04 / med;
+    const src = new Float32Array(picks.length * 9);
+    const dst = new Float32Array(picks.length * 9);
+    for (const i of picks) {
+      const p = [pos[i * k], pos[i * k + 1] || 0, k > 2 ? pos[i * k + 2] : 0];
+      const v = [vec[i * dim] * scale, dim > 1 ? vec[i * dim + 1] * scale : 0, dim > 2 ? vec[i * dim + 2] * scale : 0];
+      const tip = [p[0] + v[0], p[1] + v[1], p[2] + v[2]];
+      // Two barbs, rotated ±150° in the xy plane.
+      const segs = [[p, tip]];
+      for (const ang of [2.6, -2.6]) {
+        const c = Math.cos(ang), s = Math.sin(ang);
+        segs.push([tip, [tip[0] + 0.35 * (c * v[0] - s * v[1]), tip[1] + 0.35 * (s * v[0] + c * v[1]), tip[2] + 0.35 * v[2] * c]]);
+      }
+      for (const [a, b] of segs) {
+        src.set(a, len * 3);
+        dst.set(b, len * 3);
+        len++;
+      }
+    }
+    this.vectors = { src, dst, length: len, stride };
+    this.update();
+  }
+
+  setShowVectors(on) {
+    this.showVectors = on;
+    this.update();
+  }
+
+  layers() {
+    if (!this.positions || !this.colors || !this.radii) return [];
+    const cs = COORDINATE_SYSTEM.CARTESIAN;
+    const layers = [];
+    const onTop = this.dim === 3 ? { depthCompare: "always" } : {};
+    if (this.showEdges && this.edges) {
+      layers.push(
+        new LineLayer({
+          id: "edges",
+          coordinateSystem: cs,
+          data: { length: this.edges.length, attributes: { getSourcePosition: { value: this.edges.src, size: 3 }, getTargetPosition: { value: this.edges.dst, size: 3 } } },
+          getColor: this.dark ? [200, 210, 230, 40] : [40, 50, 70, 40],
+          getWidth: 1,
+          widthUnits: "pixels",
+          parameters: { depthWriteEnabled: false },
+        }),
+      );
+    }
+    layers.push(
+      new ScatterplotLayer({
+        id: "points",
+        coordinateSystem: cs,
+        data: {
+          length: this.n,
+          attributes: {
+            getPosition: { value: this.positions, size: this.size },
+            getFillColor: { value: this.colors, size: 4, normalized: true },
+            getRadius: { value: this.radii, size: 1 },
+          },
+        },
+        radiusUnits: "pixels",
+        radiusScale: this.pointSize,
+        billboard: true,
+        antialiasing: true,
+        opacity: this.opacity,
+        pickable: true,
+      }),
+    );
+    for (const h of this.highlights) {
+      if (!h.positions || !h.cells.length) continue;
+      layers.push(
+        new ScatterplotLayer({
+          id: `hl-${h.id}`,
+          coordinateSystem: cs,
+          data: { length: h.cells.length, attributes: { getPosition: { value: h.positions, size: this.size } } },
+          radiusUnits: "pixels",
+          getRadius: Math.max(2.5, this.pointSize * 1.5),
+          getFillColor: [...h.rgb, 235],
+          stroked: true,
+          getLineColor: this.dark ? [0, 0, 0, 200] : [255, 255, 255, 220],
+          lineWidthUnits: "pixels",
+          getLineWidth: 0.75,
+          billboard: true,
+          parameters: onTop,
+        }),
+      );
+    }
+    if (this.selectionPositions) {
+      layers.push(
+        new ScatterplotLayer({
+          id: "selection",
+          coordinateSystem: cs,
+          data: { length: this.selection.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size } } },
+          radiusUnits: "pixels",
+          getRadius: Math.max(3, this.pointSize * 1.9),
+          filled: false,
+          stroked: true,
+          getLineColor: this.dark ? [255, 255, 255, 230] : [20, 20, 20, 230],
+          lineWidthUnits: "pixels",
+          getLineWidth: 1.25,
+          billboard: true,
+          parameters: onTop,
+        }),
+      );
+    }
+    if (this.showVectors && this.vectors) {
+      layers.push(
+        new LineLayer({
+          id: "vectors",
+          coordinateSystem: cs,
+          data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
+          getColor: this.dark ? [240, 240, 240, 200] : [30, 30, 30, 190],
+          getWidth: 1,
+          widthUnits: "pixels",
+          parameters: onTop,
+        }),
+      );
+    }
+    return layers;
+  }
+
+  update() {
+    if (this.frozen || !this.deck) return;
+    this.deck.setProps({ layers: this.layers() });
+  }
+
+  viewport() {
+    const vps = this.deck && this.deck.getViewports();
+    return vps && vps[0];
+  }
+
+  /** CSS-pixel screen positions (x0,y0,x1,y1,…) of every cell in the current view. */
+  screenPositions() {
+    const vp = this.viewport();
+    if (!vp || !this.positions) return new Float32Array(0);
+    return projectToScreen(this.positions, this.size, vp.viewProjectionMatrix, vp.width, vp.height);
+  }
+
+  /** Draw now and return the canvas (valid until the next task). */
+  drawNow() {
+    this.deck.redraw("export");
+    return this.canvas;
+  }
+
+  /** Stop rendering and release the WebGL context (SPEC §4.5). Returns a data URL of the last frame. */
+  freeze() {
+    if (this.frozen) return this.lastFrame;
+    let url = null;
+    try {
+      url = this.drawNow().toDataURL("image/png");
+    } catch {
+      url = null;
+    }
+    this.frozen = true;
+    this.lastFrame = url;
+    const gl = this.canvas.getContext("webgl2");
+    try {
+      this.deck.finalize();
+    } catch {
+      /* already gone */
+    }
+    this.deck = null;
+    const ext = gl && gl.getExtension("WEBGL_lose_context");
+    if (ext) ext.loseContext();
+    return url;
+  }
+
+  /** After a lost context: a fresh canvas and Deck, same typed arrays and camera. */
+  rebuild() {
+    try {
+      if (this.deck) this.deck.finalize();
+    } catch {
+      /* lost */
+    }
+    this.deck = null;
+    this.frozen = false;
+    this.createDeck();
+    this.deck.setProps({ views: this.dim === 3 ? ORBIT : ORTHO, viewState: this.viewState });
+  }
+}

@@ -1,0 +1,54 @@
+// Lasso drawing over the canvas (an SVG polygon); the selection itself is Viewer.lasso().
+
+const SVGNS = (() => {
+  const d = document.createElement("div");
+  d.innerHTML = "<svg></svg>";
+  return d.firstChild.namespaceURI;
+})();
+
+/** modifiers → selection mode: Shift adds, Alt/Ctrl/Cmd subtracts, else replace. */
+export function modeFor(ev) {
+  return ev.shiftKey ? "add" : ev.altKey || ev.ctrlKey || ev.metaKey ? "subtract" : "replace";
+}
+
+export function installLasso(layer, onDone) {
+  const poly = document.createElementNS(SVGNS, "polygon");
+  poly.setAttribute("class", "lasso-poly");
+  layer.append(poly);
+  let pts = null;
+  let mode = "replace";
+  const rel = (e) => {
+    const r = layer.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  };
+  const draw = () => poly.setAttribute("points", pts ? pts.map((p) => p.join(",")).join(" ") : "");
+  layer.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    layer.setPointerCapture(e.pointerId);
+    pts = [rel(e)];
+    mode = modeFor(e);
+    layer.dataset.mode = mode;
+    draw();
+  });
+  layer.addEventListener("pointermove", (e) => {
+    if (!pts) return;
+    const p = rel(e);
+    const q = pts[pts.length - 1];
+    if ((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 >= 9) {
+      pts.push(p);
+      draw();
+    }
+  });
+  const end = (e) => {
+    if (!pts) return;
+    const done = pts;
+    pts = null;
+    draw();
+    if (done.length >= 3) onDone(done, e.shiftKey || e.altKey || e.ctrlKey || e.metaKey ? modeFor(e) : mode);
+  };
+  layer.addEventListener("pointerup", end);
+  layer.addEventListener("pointercancel", () => ((pts = null), draw()));
+  return { svgns: SVGNS };
+}
+
+export { SVGNS };

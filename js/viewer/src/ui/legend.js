@@ -1,0 +1,111 @@
+// Categorical legend (counts, click to hide/show, search) and continuous colour bar (range inputs).
+
+import { h, fmtInt, fmtNum } from "./dom.js";
+import { COLORMAPS } from "../app/interim.js";
+
+const rgbCss = (p, i) => `rgb(${p[i * 3]},${p[i * 3 + 1]},${p[i * 3 + 2]})`;
+
+/**
+ * @param field     {categories, codes, missing}
+ * @param palette   Uint8Array k*3
+ * @param counts    Uint32Array k+1 (last = missing)
+ * @param hidden    Uint8Array k
+ * @param onToggle  (index | "all" | "none") => void
+ * @param onSolo    (index) => void  (double click: show only this category)
+ */
+export function categoricalLegend({ field, palette, counts, hidden, onToggle, onSolo }) {
+  const k = field.categories.length;
+  const list = h("ul.legend-list", { role: "listbox", "aria-label": "Categories" });
+  const rows = [];
+  for (let i = 0; i < k; i++) {
+    const row = h(
+      "li.legend-row",
+      { title: `${field.categories[i]} — click to hide/show, double-click to show only this`, "data-index": i, on: { click: () => onToggle(i), dblclick: () => onSolo(i) } },
+      h("span.swatch", { style: { background: rgbCss(palette, i) } }),
+      h("span.legend-label", { text: field.categories[i] }),
+      h("span.legend-count", { text: fmtInt(counts[i]) }),
+    );
+    if (hidden[i]) row.classList.add("off");
+    rows.push(row);
+    list.append(row);
+  }
+  if (counts[k] > 0) {
+    list.append(h("li.legend-row.missing", { title: "cells without a category" }, h("span.swatch.swatch-missing"), h("span.legend-label", { text: "missing" }), h("span.legend-count", { text: fmtInt(counts[k]) })));
+  }
+  const info = h("span.legend-info", { text: `${fmtInt(k)} categories` });
+  const search =
+    k > 12
+      ? h("input.legend-search", {
+          type: "search",
+          placeholder: `Filter ${fmtInt(k)} categories…`,
+          "aria-label": "Filter categories",
+          on: {
+            input: (e) => {
+              const q = e.target.value.trim().toLowerCase();
+              let shown = 0;
+              rows.forEach((r, i) => {
+                const hit = !q || field.categories[i].toLowerCase().includes(q);
+                r.hidden = !hit;
+                shown += hit;
+              });
+              info.textContent = q ? `${fmtInt(shown)} of ${fmtInt(k)} categories` : `${fmtInt(k)} categories`;
+            },
+          },
+        })
+      : null;
+  const tools = h(
+    "div.legend-tools",
+    {},
+    info,
+    h("button.link", { type: "button", text: "show all", on: { click: () => onToggle("all") } }),
+    h("button.link", { type: "button", text: "hide all", on: { click: () => onToggle("none") } }),
+  );
+  const el = h("div.legend", {}, search, tools, list);
+  el.update = (hiddenNow) => rows.forEach((r, i) => r.classList.toggle("off", !!hiddenNow[i]));
+  return el;
+}
+
+/** A horizontal colour bar with min/max inputs and a colormap picker. */
+export function colorBar({ lut, colormap, range, stats, onRange, onColormap, missing }) {
+  const canvas = h("canvas.colorbar", { width: 256, height: 12, "aria-hidden": "true" });
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(256, 12);
+  for (let x = 0; x < 256; x++) for (let y = 0; y < 12; y++) img.data.set([lut[x * 3], lut[x * 3 + 1], lut[x * 3 + 2], 255], (y * 256 + x) * 4);
+  ctx.putImageData(img, 0, 0);
+  const minIn = h("input.range-in", { type: "number", step: "any", value: fmtNum(range[0]), "aria-label": "Colour range minimum" });
+  const maxIn = h("input.range-in", { type: "number", step: "any", value: fmtNum(range[1]), "aria-label": "Colour range maximum" });
+  const apply = () => {
+    const lo = parseFloat(minIn.value);
+    const hi = parseFloat(maxIn.value);
+    if (Number.isFinite(lo) && Number.isFinite(hi) && hi > lo) {
+      minIn.classList.remove("bad");
+      maxIn.classList.remove("bad");
+      onRange([lo, hi]);
+    } else {
+      minIn.classList.add("bad");
+      maxIn.classList.add("bad");
+    }
+  };
+  minIn.addEventListener("change", apply);
+  maxIn.addEventListener("change", apply);
+  const set = (r) => {
+    minIn.value = fmtNum(r[0]);
+    maxIn.value = fmtNum(r[1]);
+    onRange(r);
+  };
+  const cmap = h("select.cmap", { "aria-label": "Colormap", on: { change: (e) => onColormap(e.target.value) } }, ...COLORMAPS.map((c) => h("option", { value: c, text: c, selected: c === colormap })));
+  return h(
+    "div.colorbar-box",
+    {},
+    canvas,
+    h("div.range-row", {}, minIn, h("span.muted", { text: "to" }), maxIn),
+    h(
+      "div.legend-tools",
+      {},
+      cmap,
+      h("button.link", { type: "button", text: "data range", title: `${fmtNum(stats.min)} – ${fmtNum(stats.max)}`, on: { click: () => set([stats.min, stats.max]) } }),
+      h("button.link", { type: "button", text: "1–99 %", title: "robust range", on: { click: () => set([stats.p01, stats.p99 > stats.p01 ? stats.p99 : stats.max]) } }),
+    ),
+    h("div.muted.small", { text: `data ${fmtNum(stats.min)} – ${fmtNum(stats.max)}${missing ? ` · ${fmtInt(missing)} missing (grey)` : ""}` }),
+  );
+}
