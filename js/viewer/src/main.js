@@ -25,7 +25,9 @@ const canvasHost = document.getElementById("canvas-host");
 const lassoLayer = document.getElementById("lasso-layer");
 const tooltip = document.getElementById("tooltip");
 
+let lastConn = ["pending", ""];
 function connection(state, text) {
+  lastConn = [state, text];
   for (const el of connEls) setConnection(el, state, text);
 }
 
@@ -42,7 +44,7 @@ function mountUi(viewer, { datasets, currentId }) {
   viewer.tool = "navigate";
   const setTool = (t) => {
     viewer.tool = t;
-    lassoLayer.hidden = t !== "lasso";
+    lassoLayer.toggleAttribute("hidden", t !== "lasso"); // an SVG element has no .hidden property
     viewer.scene.setInteractive(t !== "lasso");
     stageEl.dataset.tool = t;
     viewer.emit("tool", t);
@@ -60,6 +62,7 @@ function mountUi(viewer, { datasets, currentId }) {
     },
   });
   connEls.push(ui.conn);
+  connection(...lastConn);
   installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode));
   setTool("navigate");
 

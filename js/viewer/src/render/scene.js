@@ -297,7 +297,9 @@ export class Scene {
         radiusUnits: "pixels",
         radiusScale: this.pointSize,
         billboard: true,
-        antialiasing: true,
+        // 3D: hard-edged discs (fragments outside are discarded), so depth writes of
+        // antialiased rims cannot hide the points behind them.
+        antialiasing: this.dim !== 3,
         opacity: this.opacity,
         pickable: true,
       }),
