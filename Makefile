@@ -90,6 +90,8 @@ $(STATIC_TARGET): $(JS_SOURCES) $(NODE_MODULES)
 test: js
 	@echo "==> ruff check"
 	$(VENV)/bin/ruff check .
+	@echo "==> node --test (viewer modules)"
+	cd js && npm test
 	@echo "==> pytest"
 	$(PY) -m pytest
 
