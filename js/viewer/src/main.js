@@ -183,7 +183,10 @@ async function boot() {
   connection("pending", `Server: ${base.href}`);
   let found;
   try {
-    found = await discover(base, progress);
+    found = await discover(base, progress, (mode, health) => {
+      if (health && mode === "server") connection("ok", `Connected · ${describe(health)}`);
+      else connection("static", "Static host (no cellucid server)");
+    });
   } catch (err) {
     if (err.file === "_cellucid/health" || (err.file === "datasets.json" && err.key === "(http)")) {
       connection("none", `No cellucid server found at ${base.href}`);
@@ -193,8 +196,6 @@ async function boot() {
     }
     throw err;
   }
-  if (found.health) connection("ok", `Connected · ${describe(found.health)}`);
-  else connection("static", "Static host (no cellucid server)");
   const entry = await pickDataset(found.datasets, found.defaultId);
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
   const ds = await openDataset(base, entry, progress);

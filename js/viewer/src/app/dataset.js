@@ -32,7 +32,7 @@ export class Lru {
  * Health → catalog. Resolves {mode: "server"|"static", health, datasets, defaultId}.
  * Health 404 (or a static host) means static mode: the catalog is datasets.json.
  */
-export async function discover(pageBase, progress) {
+export async function discover(pageBase, progress, onHealth = () => {}) {
   let health = null;
   let mode = "server";
   let res;
@@ -52,6 +52,7 @@ export async function discover(pageBase, progress) {
     if (health && health.status === "static") mode = "static";
     else if (!health || health.status !== "ok") throw new LoadError("_cellucid/health", "status", `expected "ok", found ${JSON.stringify(health && health.status)}`);
   }
+  onHealth(mode, health);
   if (mode === "static") {
     const cat = await fetchJson(pageBase, "datasets.json", { progress, label: "datasets.json" });
     if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("datasets.json", "datasets", "expected a non-empty list");
