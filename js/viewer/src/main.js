@@ -13,6 +13,7 @@ import { installLasso } from "./ui/lasso.js";
 import { h, fmtInt, fmtNum } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
 import { runBenchHud, syntheticDataset } from "./ui/bench.js";
+import { installBridge } from "./bridge/bridge.js";
 
 const POLL_MS = 3000;
 const query = new URLSearchParams(window.location.search);
@@ -115,9 +116,19 @@ function defaultField(viewer) {
   return (cat || ds.fields.find((f) => f.kind === "category") || ds.fields[0] || {}).key;
 }
 
-async function tryBridge(viewer) {
-  // Bridge to Python (src/bridge/bridge.js, another helper's module): see integration notes.
-  return null;
+/** The bridge to Python (SPEC §4): commands in, events out; inert on a standalone page. */
+function connectBridge(viewer) {
+  try {
+    return installBridge(viewer, {
+      viewerId: query.get("viewerId"),
+      viewerToken: query.get("viewerToken"),
+      jupyter: query.get("jupyter") === "true",
+      baseUrl: pageBase(window.location.href),
+    });
+  } catch (err) {
+    console.error("cellucid: bridge not installed", err);
+    return null;
+  }
 }
 
 async function start(dataset, { datasets = [], currentId, bench = false } = {}) {
@@ -126,7 +137,7 @@ async function start(dataset, { datasets = [], currentId, bench = false } = {}) 
   app.hidden = false;
   await viewer.start();
   mountUi(viewer, { datasets, currentId });
-  await tryBridge(viewer);
+  if (!bench) viewer.bridge = connectBridge(viewer);
   screen.hide();
   viewer.emit("ready", { n_cells: viewer.nCells, dimensions: viewer.dimensions.slice() });
   const key = defaultField(viewer);
@@ -163,6 +174,7 @@ function pollHealth(viewer) {
     if (viewer.frozen) return;
     if (r.kind !== "ok") {
       connection("lost", `Lost the connection to the cellucid server (${r.detail || r.kind})`);
+      viewer.connected = false;
       viewer.freeze("Lost the connection to the cellucid server.");
       return;
     }

@@ -3,7 +3,9 @@
 
 import { Scene } from "../render/scene.js";
 import { colorCategorical, colorContinuous, colorUniform, radiiFor, valueStats } from "../render/colorize.js";
-import { categoricalPalette, colormapLut, combineSelection, hexToRgb, pointsInPolygon } from "./interim.js";
+import { categoricalPalette, colormapLut, hexToRgb } from "./interim.js";
+import { combineSelection, pointsInPolygon } from "../select/lasso.js";
+import { writeSessionBundle } from "../session/bundle.js";
 import { LoadError } from "./net.js";
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
@@ -216,7 +218,7 @@ export class Viewer {
   lasso(polygon, mode) {
     if (polygon.length < 3) return;
     const screen = this.scene.screenPositions();
-    const hits = pointsInPolygon(screen, polygon, this.radii ? this.radiiMask() : null);
+    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.radii ? this.radiiMask() : null });
     this.userSelect(hits, mode, "lasso");
   }
 
@@ -404,32 +406,29 @@ export class Viewer {
       edges: !!this.scene.showEdges,
       vectorField: this.vectorField || null,
       frozen: this.frozen,
+      connected: this.connected !== false && !this.frozen,
       frames: this.scene.frames,
     };
   }
 
-  /** The session as plain data for the bundle writer (SPEC §5). */
+  /** The session in the shape of session/bundle.js writeSessionBundle (SPEC §5). */
   sessionState() {
+    const { colorBy, dim, camera, pointSize, opacity, background, hiddenCategories, range, colormap } = this.snapshot();
     return {
-      datasetId: this.dataset.id,
-      cellCount: this.nCells,
-      varCount: this.dataset.identity.stats.n_genes,
-      state: this.snapshot(),
-      pages: [
+      datasetFingerprint: { sourceType: "cellucid-export", datasetId: this.dataset.id, cellCount: this.nCells, varCount: this.dataset.identity.stats.n_genes },
+      highlightPages: [
         {
           id: this.highlightPageId,
           name: "Page 1",
-          highlightedGroups: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, cellCount: g.cells.length, cells: g.cells })),
+          groups: this.highlights.map((g) => ({ id: g.id, name: g.label, color: g.color, cells: g.cells })),
         },
       ],
+      coreState: { colorBy, dim, camera, pointSize, opacity, background, hiddenCategories, range, colormap },
     };
   }
 
-  async sessionBundle() {
-    // INTEGRATION POINT: src/session/bundle.js writeSessionBundle (another helper) turns
-    // sessionState() into .cellucid-session bytes; wired in once that module lands.
-    const mod = this.sessionWriter;
-    if (!mod) throw new Error("session bundle writer (src/session/bundle.js) is not part of this build yet");
-    return mod(this.sessionState());
+  /** .cellucid-session bytes of the current highlights and view state. */
+  sessionBundle() {
+    return writeSessionBundle(this.sessionState());
   }
 }

@@ -49,7 +49,7 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     await frame();
     const canvas = scene.drawNow();
     const legend = legendModel(viewer);
-    const legendW = legend ? 220 : 0;
+    const legendW = legend ? 270 : 0;
     const out = document.createElement("canvas");
     out.width = Math.round((cssW + legendW) * scale);
     out.height = Math.round(cssH * scale);
@@ -108,7 +108,7 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     const colors = scene.colors;
     const r = scene.pointSize;
     const legend = legendModel(viewer);
-    const legendW = legend ? 220 : 0;
+    const legendW = legend ? 270 : 0;
     const parts = [];
     parts.push(`<rect width="${w + legendW}" height="${hgt}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
     parts.push(`<g fill-opacity="${viewer.opacity}">`);

@@ -6,7 +6,7 @@
 
 import { COORDINATE_SYSTEM, Deck, OrbitView, OrthographicView } from "@deck.gl/core";
 import { LineLayer, ScatterplotLayer } from "@deck.gl/layers";
-import { projectToScreen } from "../app/interim.js";
+import { projectToScreen } from "../select/lasso.js";
 
 const ORTHO = new OrthographicView({ id: "ortho", flipY: false });
 const ORBIT = new OrbitView({ id: "orbit", orbitAxis: "Y", fovy: 40 });
