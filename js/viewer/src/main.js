@@ -210,7 +210,7 @@ async function boot() {
   }
   const entry = await pickDataset(found.datasets, found.defaultId);
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
-  const ds = await openDataset(base, entry, progress);
+  const ds = await openDataset(base, entry, progress, found.mode === "static" ? "datasets.json" : "_cellucid/datasets");
   screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
   const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id });
   if (found.mode === "server") pollHealth(viewer);

@@ -3,7 +3,8 @@
 // and any contract breach is a LoadError naming the file and the key.
 
 import { fetchBytes, fetchJson, LoadError, Progress } from "./net.js";
-import { checkDataset, dequantize, fillPattern, safeName, typedView } from "./interim.js";
+import { dequantize, fillPattern, safeName, typedView } from "./interim.js";
+import { checkDataset } from "../data/contract.js";
 
 /** Small LRU map. */
 export class Lru {
@@ -218,7 +219,7 @@ export class Dataset {
 }
 
 /** Identity → manifests (parallel) → cross-checks (§4.1). Points are loaded by the caller. */
-export async function openDataset(pageBase, entry, progress) {
+export async function openDataset(pageBase, entry, progress, catalogFile = "_cellucid/datasets") {
   const base = datasetBase(pageBase, entry);
   const identity = await fetchJson(base, "dataset_identity.json", { progress });
   if (identity && entry.id !== undefined && identity.id !== entry.id) {
@@ -230,7 +231,7 @@ export async function openDataset(pageBase, entry, progress) {
     stats.n_genes > 0 ? fetchJson(base, "var_manifest.json", { progress }) : null,
     stats.has_connectivity ? fetchJson(base, "connectivity_manifest.json", { progress }) : null,
   ]);
-  const violations = checkDataset({ catalogEntry: entry, identity, obs, vars, connectivity });
+  const violations = checkDataset({ identity, obsManifest: obs, varManifest: vars, connectivityManifest: connectivity, catalogEntry: entry, catalogFile });
   if (violations.length) {
     const v = violations[0];
     const err = new LoadError(v.file, v.key, `${v.file}: ${v.key}: expected ${fmt(v.expected)}, found ${fmt(v.found)}`);
