@@ -5,7 +5,7 @@
 import "./style.css";
 import { describeHealth, healthUrl, pageBase, probeHealth } from "./health.js";
 import { discover, openDataset } from "./app/dataset.js";
-import { LoadError, Progress } from "./app/net.js";
+import { LoadError, Progress } from "./data/http.js";
 import { Viewer } from "./app/viewer.js";
 import { buildPanel } from "./ui/panel.js";
 import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
@@ -104,7 +104,7 @@ function mountUi(viewer, { datasets, currentId }) {
     if (box) {
       box.hidden = false;
       box.classList.add("bad");
-      box.textContent = `${err.file}: ${err.message}`;
+      box.textContent = err.message.startsWith(err.file) ? err.message : `${err.file}: ${err.message}`;
     }
   });
   return ui;

@@ -2,9 +2,23 @@
 // Per-cell data stays in typed arrays; decoded payloads are validated (length, codes)
 // and any contract breach is a LoadError naming the file and the key.
 
-import { fetchBytes, fetchJson, LoadError, Progress } from "./net.js";
-import { dequantize, fillPattern, safeName, typedView } from "./interim.js";
+import { fetchBytes, fetchJson, LoadError, Progress, requestInit, resolveUrl } from "../data/http.js";
+import { decodeArray, decodeCategorical, decodeContinuous, decodePoints } from "../data/decode.js";
+import { fillPattern } from "../data/names.js";
 import { checkDataset } from "../data/contract.js";
+
+/**
+ * Run a pure decoder on one payload; its Error (length, codes, tuple) becomes a LoadError
+ * naming the file, so the error screen says which file broke the contract.
+ */
+function decoded(rel, key, decode) {
+  try {
+    return decode();
+  } catch (err) {
+    const message = String((err && err.message) || err);
+    throw new LoadError(rel, key, message.startsWith(rel) ? message : `${rel}: ${message}`);
+  }
+}
 
 /** Small LRU map. */
 export class Lru {
@@ -38,7 +52,7 @@ export async function discover(pageBase, progress, onHealth = () => {}) {
   let mode = "server";
   let res;
   try {
-    res = await fetch(new URL("_cellucid/health", pageBase), { cache: "no-store", credentials: "same-origin" });
+    res = await fetch(resolveUrl(pageBase, "_cellucid/health"), requestInit("_cellucid/health"));
   } catch (err) {
     throw new LoadError("_cellucid/health", "(http)", `No cellucid server found: ${err.message || err}`);
   }
@@ -59,7 +73,7 @@ export async function discover(pageBase, progress, onHealth = () => {}) {
     if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("datasets.json", "datasets", "expected a non-empty list");
     return { mode, health, datasets: cat.datasets, defaultId: cat.default || cat.datasets[0].id };
   }
-  const cat = await fetchJson(pageBase, "_cellucid/datasets", { progress, label: "_cellucid/datasets", cache: "no-store" });
+  const cat = await fetchJson(pageBase, "_cellucid/datasets", { progress });
   if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("_cellucid/datasets", "datasets", "expected a non-empty list");
   return { mode, health, datasets: cat.datasets, defaultId: cat.datasets[0].id };
 }
@@ -110,10 +124,7 @@ export class Dataset {
     if (!rel) throw new LoadError("dataset_identity.json", `embeddings.files.${d}d`, `dimension ${d} is not available`);
     return this.once(`points${d}`, async () => {
       const bytes = await fetchBytes(this.base, rel, { progress });
-      if (bytes.byteLength !== this.n * d * 4) {
-        throw new LoadError(rel, `embeddings.files.${d}d`, `${rel}: expected ${this.n * d * 4} bytes (n_cells × ${d} × 4), found ${bytes.byteLength}`);
-      }
-      const pts = typedView(bytes, "float32", rel);
+      const pts = decoded(rel, `embeddings.files.${d}d`, () => decodePoints(bytes, this.n, d, rel));
       this.points.set(d, pts);
       return pts;
     });
@@ -137,36 +148,19 @@ export class Dataset {
       if (f.kind === "continuous") {
         const s = this.obs._obsSchemas.continuous;
         const rel = fillPattern(s.pathPattern, key);
-        out = { key, kind: "continuous", source: "obs", values: this.decodeContinuous(await fetchBytes(this.base, rel, { progress: this.progress }), s, f.tuple, rel, key) };
+        const bytes = await fetchBytes(this.base, rel, { progress: this.progress });
+        out = { key, kind: "continuous", source: "obs", values: decoded(rel, key, () => decodeContinuous(bytes, s, f.tuple, this.n)) };
       } else {
         const s = this.obs._obsSchemas.categorical;
         const ext = f.codesDtype === "uint16" ? "u16" : "u8";
         const rel = fillPattern(s.codesPathPattern, key, ext);
-        const codes = typedView(await fetchBytes(this.base, rel, { progress: this.progress }), f.codesDtype, rel);
-        if (codes.length !== this.n) throw new LoadError(rel, key, `${rel}: expected ${this.n} codes, found ${codes.length}`);
-        const k = f.categories.length;
-        for (let i = 0; i < codes.length; i++) {
-          const c = codes[i];
-          if (c >= k && c !== f.missing) throw new LoadError(rel, key, `${rel}: code ${c} at cell ${i} is ≥ ${k} categories and not the missing marker ${f.missing}`);
-        }
+        const bytes = await fetchBytes(this.base, rel, { progress: this.progress });
+        const codes = decoded(rel, key, () => decodeCategorical(bytes, f.codesDtype, this.n, f.categories.length));
         out = { key, kind: "category", source: "obs", codes, categories: f.categories.map(String), missing: f.missing, centroids: f.centroids };
       }
       this.fieldCache.set(key, out);
       return out;
     });
-  }
-
-  decodeContinuous(bytes, schema, tuple, rel, key) {
-    let values;
-    if (schema.quantized) {
-      const q = typedView(bytes, schema.dtype, rel);
-      if (!(Number.isFinite(tuple[1]) && Number.isFinite(tuple[2]) && tuple[1] < tuple[2])) {
-        throw new LoadError(rel, key, `${key}: quantised field needs finite min < max in its manifest tuple`);
-      }
-      values = dequantize(q, tuple[1], tuple[2]);
-    } else values = typedView(bytes, "float32", rel);
-    if (values.length !== this.n) throw new LoadError(rel, key, `${rel}: expected ${this.n} values, found ${values.length}`);
-    return values;
   }
 
   /** Gene expression (LRU-cached), same shape as a continuous field. */
@@ -178,7 +172,8 @@ export class Dataset {
     return this.once(`var:${gene}`, async () => {
       const s = this.vars._varSchema;
       const rel = fillPattern(s.pathPattern, gene);
-      const values = this.decodeContinuous(await fetchBytes(this.base, rel, { progress: this.progress }), s, this.vars.fields[idx], rel, gene);
+      const bytes = await fetchBytes(this.base, rel, { progress: this.progress });
+      const values = decoded(rel, gene, () => decodeContinuous(bytes, s, this.vars.fields[idx], this.n));
       const out = { key: gene, kind: "continuous", source: "var", values };
       this.geneCache.set(gene, out);
       return out;
@@ -195,12 +190,9 @@ export class Dataset {
         fetchBytes(this.base, c.destinationsPath, { progress: this.progress }),
         fetchBytes(this.base, c.weightsPath, { progress: this.progress }),
       ]);
-      const src = typedView(s, c.index_dtype, c.sourcesPath);
-      const dst = typedView(d, c.index_dtype, c.destinationsPath);
-      const weights = typedView(w, "float64", c.weightsPath);
-      if (src.length !== c.n_edges) throw new LoadError(c.sourcesPath, "n_edges", `expected ${c.n_edges} sources, found ${src.length}`);
-      if (dst.length !== c.n_edges) throw new LoadError(c.destinationsPath, "n_edges", `expected ${c.n_edges} destinations, found ${dst.length}`);
-      if (weights.length !== c.n_edges) throw new LoadError(c.weightsPath, "n_edges", `expected ${c.n_edges} weights, found ${weights.length}`);
+      const src = decoded(c.sourcesPath, "n_edges", () => decodeArray(s, c.index_dtype, c.n_edges, c.sourcesPath));
+      const dst = decoded(c.destinationsPath, "n_edges", () => decodeArray(d, c.index_dtype, c.n_edges, c.destinationsPath));
+      const weights = decoded(c.weightsPath, "n_edges", () => decodeArray(w, "float64", c.n_edges, c.weightsPath));
       this.edges = { src, dst, weights };
       return this.edges;
     });
@@ -211,9 +203,8 @@ export class Dataset {
     const rel = f && f.files[`${d}d`];
     if (!rel) return null;
     return this.once(`vec:${fieldId}:${d}`, async () => {
-      const v = typedView(await fetchBytes(this.base, rel, { progress: this.progress }), "float32", rel);
-      if (v.length !== this.n * d) throw new LoadError(rel, `vector_fields.${fieldId}`, `expected ${this.n * d} floats, found ${v.length}`);
-      return v;
+      const bytes = await fetchBytes(this.base, rel, { progress: this.progress });
+      return decoded(rel, `vector_fields.${fieldId}`, () => decodePoints(bytes, this.n, d, rel));
     });
   }
 }
@@ -238,16 +229,8 @@ export async function openDataset(pageBase, entry, progress, catalogFile = "_cel
     err.violations = violations;
     throw err;
   }
-  // Safe-name collisions would make two keys read one file (§2.4): refuse.
-  for (const [file, keys] of [["obs_manifest.json", [...(obs._continuousFields || []), ...(obs._categoricalFields || [])].map((t) => String(t[0]))], ["var_manifest.json", vars ? vars.fields.map((t) => String(t[0])) : []]]) {
-    const seen = new Map();
-    for (const k of keys) {
-      const s = safeName(k);
-      if (!s) throw new LoadError(file, k, `${file}: key ${JSON.stringify(k)} has an empty safe file name`);
-      if (seen.has(s)) throw new LoadError(file, k, `${file}: keys ${JSON.stringify(seen.get(s))} and ${JSON.stringify(k)} share the file name ${s}`);
-      seen.set(s, k);
-    }
-  }
+  // checkDataset also refuses keys without a safe file name and safe-name collisions (§2.4),
+  // so fillPattern below always names the file the exporter wrote.
   const ds = new Dataset(base, entry, identity, obs, vars, connectivity);
   ds.progress = progress;
   return ds;

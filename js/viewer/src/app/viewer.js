@@ -2,11 +2,12 @@
 // and the glue between data, scene and panel. Per-cell state lives in typed arrays.
 
 import { Scene } from "../render/scene.js";
-import { colorCategorical, colorContinuous, colorUniform, radiiFor, valueStats } from "../render/colorize.js";
-import { categoricalPalette, colormapLut, hexToRgb } from "./interim.js";
+import { colorUniform, MISSING_RGBA, radiiFor } from "../render/colorize.js";
+import { categoricalPalette, hexToRgb } from "../color/palettes.js";
+import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
 import { combineSelection, pointsInPolygon } from "../select/lasso.js";
 import { writeSessionBundle } from "../session/bundle.js";
-import { LoadError } from "./net.js";
+import { LoadError } from "../data/http.js";
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
 
@@ -19,6 +20,16 @@ function normCells(cells, n) {
     if (k === 0 || a[i] !== a[k - 1]) a[k++] = a[i];
   }
   return a.slice(0, k);
+}
+
+/**
+ * Colour-bar statistics of continuous values: robustRange (min, max, p1, p99, lo/hi = the 1–99 %
+ * range) plus the count of missing values and `full`, the data range used by default.
+ */
+function valueStats(values) {
+  const r = robustRange(values);
+  const full = r.nFinite ? [r.min, r.max > r.min ? r.max : r.min + 1] : [r.lo, r.hi];
+  return { ...r, full, robust: [r.lo, r.hi], missing: values.length - r.nFinite };
 }
 
 export class Viewer {
@@ -125,7 +136,7 @@ export class Viewer {
     } else {
       this.hiddenCats = null;
       this.stats = valueStats(data.values);
-      if (!this.ranges.has(field)) this.ranges.set(field, [this.stats.min, this.stats.max > this.stats.min ? this.stats.max : this.stats.min + 1]);
+      if (!this.ranges.has(field)) this.ranges.set(field, this.stats.full);
     }
     this.recolor();
     this.applyRadii();
@@ -136,10 +147,13 @@ export class Viewer {
   recolor() {
     const f = this.field;
     if (!f) return this.scene.setColors(colorUniform(this.nCells));
-    if (f.kind === "category") this.scene.setColors(colorCategorical(f.codes, f.categories.length, this.palettes.get(f.key)));
-    else {
+    // A new buffer each time: deck uploads an attribute when its array reference changes.
+    const opts = { missing: MISSING_RGBA };
+    if (f.kind === "category") {
+      this.scene.setColors(colorCategorical(f.codes, f.missing, this.palettes.get(f.key), undefined, opts));
+    } else {
       const [lo, hi] = this.ranges.get(f.key);
-      this.scene.setColors(colorContinuous(f.values, lo, hi, colormapLut(this.colormap)));
+      this.scene.setColors(colorContinuous(f.values, lo, hi, getColormap(this.colormap), undefined, opts));
     }
   }
 
@@ -151,6 +165,7 @@ export class Viewer {
   }
 
   setColormap(name) {
+    getColormap(name); // throws for an unknown name before anything changes
     this.colormap = name;
     this.recolor();
     this.emit("field", this.field);

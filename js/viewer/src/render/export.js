@@ -1,7 +1,8 @@
 // Figure export: PNG (1x/2x/4x of the current view, legend or colour bar drawn beside it)
 // and SVG (one circle per visible cell, refused above 200,000 visible cells).
 
-import { colormapLut } from "../app/interim.js";
+import { getColormap, sampleColormap } from "../color/colormaps.js";
+import { safeName } from "../data/names.js";
 import { SVGNS } from "../ui/lasso.js";
 
 export const SVG_MAX_POINTS = 200000;
@@ -31,13 +32,13 @@ function legendModel(viewer) {
     return { title: f.key, items };
   }
   const [lo, hi] = viewer.ranges.get(f.key);
-  return { title: f.key, lut: colormapLut(viewer.colormap), lo, hi };
+  return { title: f.key, lut: getColormap(viewer.colormap), lo, hi };
 }
 
 const fmt = (v) => String(Number(v.toPrecision(4)));
 
 export function makeExporter(viewer, getScene = () => viewer.scene) {
-  const baseName = () => `${viewer.dataset.id}${viewer.field ? "_" + viewer.field.key.replace(/[^A-Za-z0-9._-]+/g, "_") : ""}`;
+  const baseName = () => `${viewer.dataset.id}${viewer.field ? "_" + safeName(viewer.field.key) : ""}`;
 
   async function png(scale) {
     const scene = getScene();
@@ -79,8 +80,7 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
         if (legend.items.length > max) ctx.fillText(`+${legend.items.length - max} more`, 16, 34 + max * 17);
       } else {
         for (let y = 0; y < 160; y++) {
-          const j = Math.round((1 - y / 159) * 255) * 3;
-          ctx.fillStyle = `rgb(${legend.lut[j]},${legend.lut[j + 1]},${legend.lut[j + 2]})`;
+          ctx.fillStyle = `rgb(${sampleColormap(legend.lut, 1 - y / 159).join(",")})`;
           ctx.fillRect(0, 24 + y, 16, 1);
         }
         ctx.fillStyle = viewer.dark ? "#e6e8ee" : "#1d2330";
@@ -128,8 +128,7 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
       } else {
         parts.push(`<defs><linearGradient id="cb" x1="0" y1="1" x2="0" y2="0">`);
         for (let s = 0; s <= 10; s++) {
-          const j = Math.round((s / 10) * 255) * 3;
-          parts.push(`<stop offset="${s / 10}" stop-color="rgb(${legend.lut[j]},${legend.lut[j + 1]},${legend.lut[j + 2]})"/>`);
+          parts.push(`<stop offset="${s / 10}" stop-color="rgb(${sampleColormap(legend.lut, s / 10).join(",")})"/>`);
         }
         parts.push(`</linearGradient></defs><rect y="24" width="16" height="160" fill="url(#cb)"/><text x="22" y="32">${fmt(legend.hi)}</text><text x="22" y="186">${fmt(legend.lo)}</text>`);
       }

@@ -1,9 +1,11 @@
 // Categorical legend (counts, click to hide/show, search) and continuous colour bar (range inputs).
 
 import { h, fmtInt, fmtNum } from "./dom.js";
-import { COLORMAPS } from "../app/interim.js";
+import { COLORMAP_NAMES, sampleColormap } from "../color/colormaps.js";
+import { MISSING_RGBA } from "../render/colorize.js";
 
 const rgbCss = (p, i) => `rgb(${p[i * 3]},${p[i * 3 + 1]},${p[i * 3 + 2]})`;
+const MISSING_CSS = `rgb(${MISSING_RGBA[0]} ${MISSING_RGBA[1]} ${MISSING_RGBA[2]} / ${Math.round((MISSING_RGBA[3] / 255) * 100)}%)`;
 
 /**
  * @param field     {categories, codes, missing}
@@ -30,7 +32,7 @@ export function categoricalLegend({ field, palette, counts, hidden, onToggle, on
     list.append(row);
   }
   if (counts[k] > 0) {
-    list.append(h("li.legend-row.missing", { title: "cells without a category" }, h("span.swatch.swatch-missing"), h("span.legend-label", { text: "missing" }), h("span.legend-count", { text: fmtInt(counts[k]) })));
+    list.append(h("li.legend-row.missing", { title: "cells without a category" }, h("span.swatch.swatch-missing", { style: { background: MISSING_CSS } }), h("span.legend-label", { text: "missing" }), h("span.legend-count", { text: fmtInt(counts[k]) })));
   }
   const info = h("span.legend-info", { text: `${fmtInt(k)} categories` });
   const search =
@@ -70,7 +72,10 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
   const canvas = h("canvas.colorbar", { width: 256, height: 12, "aria-hidden": "true" });
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(256, 12);
-  for (let x = 0; x < 256; x++) for (let y = 0; y < 12; y++) img.data.set([lut[x * 3], lut[x * 3 + 1], lut[x * 3 + 2], 255], (y * 256 + x) * 4);
+  for (let x = 0; x < 256; x++) {
+    const rgb = sampleColormap(lut, x / 255);
+    for (let y = 0; y < 12; y++) img.data.set([...rgb, 255], (y * 256 + x) * 4);
+  }
   ctx.putImageData(img, 0, 0);
   const minIn = h("input.range-in", { type: "number", step: "any", value: fmtNum(range[0]), "aria-label": "Colour range minimum" });
   const maxIn = h("input.range-in", { type: "number", step: "any", value: fmtNum(range[1]), "aria-label": "Colour range maximum" });
@@ -93,7 +98,7 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
     maxIn.value = fmtNum(r[1]);
     onRange(r);
   };
-  const cmap = h("select.cmap", { "aria-label": "Colormap", on: { change: (e) => onColormap(e.target.value) } }, ...COLORMAPS.map((c) => h("option", { value: c, text: c, selected: c === colormap })));
+  const cmap = h("select.cmap", { "aria-label": "Colormap", on: { change: (e) => onColormap(e.target.value) } }, ...COLORMAP_NAMES.map((c) => h("option", { value: c, text: c, selected: c === colormap })));
   return h(
     "div.colorbar-box",
     {},
@@ -103,8 +108,8 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
       "div.legend-tools",
       {},
       cmap,
-      h("button.link", { type: "button", text: "data range", title: `${fmtNum(stats.min)} – ${fmtNum(stats.max)}`, on: { click: () => set([stats.min, stats.max]) } }),
-      h("button.link", { type: "button", text: "1–99 %", title: "robust range", on: { click: () => set([stats.p01, stats.p99 > stats.p01 ? stats.p99 : stats.max]) } }),
+      h("button.link", { type: "button", text: "data range", title: `${fmtNum(stats.min)} – ${fmtNum(stats.max)}`, on: { click: () => set(stats.full) } }),
+      h("button.link", { type: "button", text: "1–99 %", title: `robust range ${fmtNum(stats.p1)} – ${fmtNum(stats.p99)}`, on: { click: () => set(stats.robust) } }),
     ),
     h("div.muted.small", { text: `data ${fmtNum(stats.min)} – ${fmtNum(stats.max)}${missing ? ` · ${fmtInt(missing)} missing (grey)` : ""}` }),
   );

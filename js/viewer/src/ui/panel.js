@@ -4,7 +4,7 @@
 import { h, fmtInt } from "./dom.js";
 import { categoricalLegend, colorBar } from "./legend.js";
 import { geneSearch } from "./genesearch.js";
-import { colormapLut } from "../app/interim.js";
+import { getColormap } from "../color/colormaps.js";
 
 function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
@@ -73,7 +73,7 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
       legendBox.append(
         title,
         colorBar({
-          lut: colormapLut(viewer.colormap),
+          lut: getColormap(viewer.colormap),
           colormap: viewer.colormap,
           range: viewer.ranges.get(f.key),
           stats: viewer.stats,
