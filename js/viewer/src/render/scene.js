@@ -86,9 +86,16 @@ export class Scene {
       parameters: { clearColor: this.clearColor() },
       getCursor: ({ isDragging }) => (!this.interactive ? "crosshair" : isDragging ? "grabbing" : "default"),
       onViewStateChange: ({ viewState }) => {
+        this.userMoved = true;
         this.viewState = viewState;
         this.deck.setProps({ viewState });
         this.hooks.onViewState && this.hooks.onViewState(viewState);
+      },
+      // Until the user moves the camera, keep the fitted view fitted: the first fit can run
+      // before the page layout settles (hidden host → fallback size), and resetCamera must
+      // come back to exactly the view the page opened with.
+      onResize: () => {
+        if (!this.userMoved && !this.frozen) this.fitView();
       },
       onHover: (info) => this.hooks.onHover && this.hooks.onHover(info),
       onClick: (info, event) => this.hooks.onClick && this.hooks.onClick(info, event),
@@ -122,6 +129,12 @@ export class Scene {
   }
 
   resetCamera() {
+    this.fitView();
+  }
+
+  /** Back to the fitted view (homeViewState for the current canvas size). */
+  fitView() {
+    this.userMoved = false;
     this.viewState = this.homeViewState();
     this.deck.setProps({ viewState: this.viewState });
     this.hooks.onViewState && this.hooks.onViewState(this.viewState);
@@ -138,6 +151,7 @@ export class Scene {
     for (const h of this.highlights) h.positions = gather(this.positions, this.size, h.cells);
     if (this.edgeIndex) this.buildEdgeSegments();
     if (dimChanged || !this.viewState) {
+      this.userMoved = false;
       this.viewState = this.homeViewState();
       this.deck.setProps({ views: dim === 3 ? ORBIT : ORTHO, viewState: this.viewState, controller: this.controllerProps() });
     }
