@@ -253,21 +253,20 @@ describe("event payloads", () => {
     assert.deepEqual(readyPayload({}, { nCells: 7, dim: 1 }), { n_cells: 7, dimensions: 1 });
   });
 
-  test("selections: a list up to 1,000 cells, then the encoder's binary form", () => {
-    const calls = [];
-    const encode = (cells, n) => {
-      calls.push([cells.length, n]);
-      return { encoding: "u32-base64", count: cells.length, data: "" };
-    };
-    const small = selectionPayload({ cells: Uint32Array.from({ length: 1000 }, (_, i) => i), source: "lasso" }, 5000, encode);
-    assert.equal(small.cells.length, 1000);
+  test("selections: a list up to 1,000 cells, then the smaller binary form", async () => {
+    const { encodeCellsForEvent } = await import("../viewer/src/select/cellset.js");
+    const range = (k) => Uint32Array.from({ length: k }, (_, i) => i);
+    const small = selectionPayload({ cells: range(1000), source: "lasso" }, 5000, encodeCellsForEvent);
     assert.ok(Array.isArray(small.cells));
-    assert.equal(calls.length, 0);
-    const large = selectionPayload({ cells: Uint32Array.from({ length: 1001 }, (_, i) => i), source: "knn" }, 5000, encode);
-    assert.deepEqual(calls, [[1001, 5000]]);
-    assert.equal(large.cells.encoding, "u32-base64");
-    assert.deepEqual(Object.keys(large), EVENT_KEYS.selection);
-    assert.equal(large.source, "knn");
+    assert.equal(small.cells.length, 1000);
+    const dense = selectionPayload({ cells: range(1001), source: "knn" }, 5000, encodeCellsForEvent);
+    assert.deepEqual(Object.keys(dense), EVENT_KEYS.selection);
+    assert.equal(dense.source, "knn");
+    assert.equal(dense.cells.encoding, "bitset-base64");
+    assert.equal(dense.cells.count, 1001);
+    const sparse = selectionPayload({ cells: range(1001) }, 1_000_000, encodeCellsForEvent);
+    assert.equal(sparse.cells.encoding, "u32-base64");
+    assert.equal(sparse.source, "lasso", "a missing source defaults to lasso");
   });
 
   test("debug snapshots never show the token", () => {

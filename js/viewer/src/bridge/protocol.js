@@ -7,8 +7,6 @@
 export const HOVER_INTERVAL_MS = 50;
 /** Browsers cap keepalive request bodies at about 64 KiB in flight; stay below that. */
 export const KEEPALIVE_MAX_BYTES = 60 * 1024;
-/** Selections up to this many cells travel as a JSON list, larger ones in binary. */
-export const LIST_MAX_CELLS = 1000;
 /** Inside the widget, wait this long for the parent to pin its origin before using HTTP. */
 export const PIN_TIMEOUT_MS = 5000;
 
@@ -287,15 +285,15 @@ export function readyPayload(event, viewer = {}) {
   return { n_cells: nCells, dimensions: dims };
 }
 
-/** selection cells: a JSON list up to LIST_MAX_CELLS, else the smaller binary form (`encode`). */
+/**
+ * The selection payload. `encode` is cellset.js encodeCellsForEvent: a JSON list up to
+ * 1,000 cells, else the smaller binary form of python's `encode_cells`.
+ */
 export function selectionPayload(event, nCells, encode) {
   const raw = event && event.cells;
   const cells = raw instanceof Uint32Array ? raw : Uint32Array.from(raw || []);
   const source = typeof event.source === "string" && event.source ? event.source : "lasso";
-  return {
-    cells: cells.length <= LIST_MAX_CELLS ? Array.from(cells) : encode(cells, nCells),
-    source,
-  };
+  return { cells: encode(cells, nCells), source };
 }
 
 /** Redact the token from a URL before it goes into a debug snapshot. */
