@@ -2,7 +2,8 @@
 // Per-cell data stays in typed arrays; decoded payloads are validated (length, codes)
 // and any contract breach is a LoadError naming the file and the key.
 
-import { fetchBytes, fetchJson, LoadError, Progress, requestInit, resolveUrl } from "../data/http.js";
+import { fetchBytes, fetchJson, LoadError, Progress, resolveUrl } from "../data/http.js";
+import { HEALTH_PATH, probeHealth } from "../health.js";
 import { decodeArray, decodeCategorical, decodeContinuous, decodePoints } from "../data/decode.js";
 import { fillPattern } from "../data/names.js";
 import { checkDataset } from "../data/contract.js";
@@ -45,37 +46,30 @@ export class Lru {
 
 /**
  * Health → catalog. Resolves {mode: "server"|"static", health, datasets, defaultId}.
- * Health 404 (or a static host) means static mode: the catalog is datasets.json.
+ * The health answer is read by health.js probeHealth (the same reading as the connection
+ * poll). Anything but a cellucid server (404, not JSON, a static host) means static mode: the
+ * catalog is datasets.json; when that is missing too, no server was found.
  */
 export async function discover(pageBase, progress, onHealth = () => {}) {
-  let health = null;
-  let mode = "server";
-  let res;
+  const probe = await probeHealth(resolveUrl(pageBase, HEALTH_PATH));
+  if (probe.kind === "error") throw new LoadError(HEALTH_PATH, "(http)", `The cellucid server reported a problem: ${probe.detail}`);
+  const health = probe.health ?? null;
+  if (probe.kind === "ok") {
+    onHealth("server", health);
+    const cat = await fetchJson(pageBase, "_cellucid/datasets", { progress });
+    if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("_cellucid/datasets", "datasets", "expected a non-empty list");
+    return { mode: "server", health, datasets: cat.datasets, defaultId: cat.datasets[0].id };
+  }
+  onHealth("static", health);
+  let cat;
   try {
-    res = await fetch(resolveUrl(pageBase, "_cellucid/health"), requestInit("_cellucid/health"));
+    cat = await fetchJson(pageBase, "datasets.json", { progress });
   } catch (err) {
-    throw new LoadError("_cellucid/health", "(http)", `No cellucid server found: ${err.message || err}`);
+    if (probe.kind === "none" && err.key === "(http)") throw new LoadError(HEALTH_PATH, "(http)", `No cellucid server found: ${probe.detail}`);
+    throw err;
   }
-  if (res.status === 404) mode = "static";
-  else if (!res.ok) throw new LoadError("_cellucid/health", "(http)", `The cellucid server reported a problem (HTTP ${res.status})`);
-  else {
-    try {
-      health = await res.json();
-    } catch {
-      throw new LoadError("_cellucid/health", "(json)", "No cellucid server found: the health answer is not JSON");
-    }
-    if (health && health.status === "static") mode = "static";
-    else if (!health || health.status !== "ok") throw new LoadError("_cellucid/health", "status", `expected "ok", found ${JSON.stringify(health && health.status)}`);
-  }
-  onHealth(mode, health);
-  if (mode === "static") {
-    const cat = await fetchJson(pageBase, "datasets.json", { progress, label: "datasets.json" });
-    if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("datasets.json", "datasets", "expected a non-empty list");
-    return { mode, health, datasets: cat.datasets, defaultId: cat.default || cat.datasets[0].id };
-  }
-  const cat = await fetchJson(pageBase, "_cellucid/datasets", { progress });
-  if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("_cellucid/datasets", "datasets", "expected a non-empty list");
-  return { mode, health, datasets: cat.datasets, defaultId: cat.datasets[0].id };
+  if (!cat || !Array.isArray(cat.datasets) || !cat.datasets.length) throw new LoadError("datasets.json", "datasets", "expected a non-empty list");
+  return { mode: "static", health, datasets: cat.datasets, defaultId: cat.default || cat.datasets[0].id };
 }
 
 /** Directory URL of a catalog entry, relative to the page directory (never the host root). */
