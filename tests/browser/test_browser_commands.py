@@ -200,6 +200,7 @@ def test_debug_snapshot_describes_the_page(open_viewer):
     assert viewer.viewer_id in snap["locationHref"]
     assert viewer.token not in snap["locationHref"], "the token leaked into the snapshot"
     assert snap["parentOrigin"] is None
+    assert snap["connected"] is True
     assert "Chrome" in snap["userAgent"]
 
 
