@@ -4,9 +4,18 @@ values say it should."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from _browser import background_colour, drawn_mask, geometry, mean_drawn_colour, region
+from _browser import (
+    background_colour,
+    changed_fraction,
+    drawn_mask,
+    geometry,
+    mean_drawn_colour,
+    region,
+)
 
 
 @pytest.mark.parametrize("kind", ["export", "anndata", "h5ad"])
@@ -74,3 +83,21 @@ def test_colour_by_category_continuous_and_gene(open_viewer, clusters, kind):
     assert not np.array_equal(by_cluster, by_score)
     assert not np.array_equal(by_score, by_gene)
     assert not viewer.events("command_error"), viewer.events("command_error")
+
+
+def test_knn_edges_are_drawn_inside_clusters_only(open_viewer, clusters):
+    """The kNN graph joins cells of the same cluster: showing it darkens the clusters and
+    leaves the space between them empty."""
+    viewer = open_viewer("h5ad")
+    before = viewer.stable_shot()
+    bg = background_colour(before)
+    viewer.page.get_by_role("checkbox", name=re.compile("KNN edges")).check()
+    after = viewer.stable_shot()
+    geo = geometry(viewer.points(), viewer.plot_origin(), clusters.members)
+    for name, (centre, radius) in geo.items():
+        frac = changed_fraction(region(before, centre, radius), region(after, centre, radius))
+        assert frac > 0.01, f"{name}: no edges drawn ({frac:.1%} changed)"
+    lone = viewer.points()[clusters.lone] - viewer.plot_origin()
+    for name, (centre, _) in geo.items():
+        empty = (lone + centre) / 2
+        assert not drawn_mask(region(after, empty, 4), bg).any(), f"an edge leaves {name}"
