@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from _chromium import CHROMIUM_ARGS, require_chromium
+
 REPO = Path(__file__).resolve().parents[1]
 BUILT = [
     "viewer/index.html",
@@ -29,27 +31,8 @@ BUILT = [
     "viewer/assets/viewer.css",
     "widget.js",
 ]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Any absolute or protocol-relative URL: the assets must come from the page's own server.
 EXTERNAL_URL = re.compile(r"""https?://|(?:["'(=\s]|url\()\s*//""", re.IGNORECASE)
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _require_chromium() -> str:
-    if CHROMIUM is None:
-        pytest.fail("chromium is missing: `make setup` installs Debian's chromium")
-    return CHROMIUM
 
 
 def static_dir() -> Path:
@@ -157,7 +140,7 @@ def test_viewer_fetches_nothing_but_its_own_server(tmp_path):
 
     import cellucid
 
-    chromium = _require_chromium()
+    chromium = require_chromium()
     rng = np.random.default_rng(3)
     n = 400
     obs = pd.DataFrame({"cluster": pd.Categorical(rng.choice(["a", "b", "c"], n))})
@@ -280,7 +263,7 @@ def _serve_viewer_under_prefix(static: Path, prefix: str, health: dict | None):
 def _dump_dom(url: str, profile: Path) -> str:
     proc = subprocess.run(
         [
-            _require_chromium(),
+            require_chromium(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",

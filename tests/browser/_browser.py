@@ -10,26 +10,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
+from _chromium import CHROMIUM_ARGS, require_chromium  # noqa: F401  (re-exported)
+
 VIEWPORT = {"width": 900, "height": 640}
 
 
@@ -39,8 +33,6 @@ def server_options() -> dict[str, Any]:
     options: dict[str, Any] = {"port": 0, "quiet": True}
     ui_dir = os.environ.get("CELLUCID_BROWSER_UI_DIR")
     if ui_dir:
-        from pathlib import Path
-
         options["ui_dir"] = Path(ui_dir)
     return options
 

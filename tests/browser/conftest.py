@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pytest
 from _browser import (
-    CHROMIUM,
     CHROMIUM_ARGS,
     VIEWPORT,
     ClusterData,
     cluster_adata,
     pixels,
+    require_chromium,
     screen_points,
     screenshot,
     server_options,
@@ -77,7 +77,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=require_chromium(), args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 

@@ -198,6 +198,19 @@ def test_click_reports_the_cell_and_modifiers(open_viewer, clusters):
         assert (event["shift"], event["ctrl"]) == flags, f"{key}+click: {event}"
 
 
+def test_quick_clicks_all_count(open_viewer, clusters):
+    """Two clicks on the same cell 150 ms apart are two clicks, not a swallowed double
+    click, and a click right after jumping onto a cell lands on it."""
+    viewer = open_viewer("export")
+    lone = viewer.points()[clusters.lone]
+    viewer.page.mouse.click(*lone)  # jumps there and clicks at once
+    time.sleep(0.15)
+    viewer.page.mouse.click(*lone)
+    wait_until(lambda: len(viewer.events("click")) >= 2, 5, "two quick clicks")
+    time.sleep(0.5)  # nothing more arrives late
+    assert [e["cell"] for e in viewer.events("click")] == [clusters.lone, clusters.lone]
+
+
 def test_click_on_empty_space_sends_nothing(open_viewer, clusters):
     viewer = open_viewer("export")
     points = viewer.points()

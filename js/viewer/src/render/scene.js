@@ -34,6 +34,9 @@ function gather(positions, size, cells) {
   return out;
 }
 
+/** Pointer movement (px) between press and release that still counts as a click. */
+const CLICK_SLOP_PX = 4;
+
 export class Scene {
   /**
    * @param {HTMLElement} host  element the canvas fills
@@ -72,6 +75,21 @@ export class Scene {
       e.preventDefault();
       if (!this.frozen) this.hooks.onContextLost && this.hooks.onContextLost();
     });
+    // Clicks are picked here, at the click position, as soon as the button is released:
+    // deck.gl's own click waits for a possible double click (a quick second click was lost)
+    // and reused the last hover pick (a click without a hover first was lost).
+    let down = null;
+    this.canvas.addEventListener("pointerdown", (e) => {
+      down = { x: e.offsetX, y: e.offsetY };
+    });
+    this.canvas.addEventListener("pointerup", (e) => {
+      const start = down;
+      down = null;
+      if (!start || !this.deck || this.frozen) return;
+      if (Math.hypot(e.offsetX - start.x, e.offsetY - start.y) > CLICK_SLOP_PX) return;
+      const info = this.deck.pickObject({ x: e.offsetX, y: e.offsetY, radius: 3, layerIds: ["points"] });
+      this.hooks.onClick && this.hooks.onClick(info || { index: -1, layer: null }, { srcEvent: e });
+    });
     this.viewState = this.viewState || this.homeViewState();
     this.deck = new Deck({
       canvas: this.canvas,
@@ -98,7 +116,6 @@ export class Scene {
         if (!this.userMoved && !this.frozen) this.fitView();
       },
       onHover: (info) => this.hooks.onHover && this.hooks.onHover(info),
-      onClick: (info, event) => this.hooks.onClick && this.hooks.onClick(info, event),
       onAfterRender: () => {
         this.frames++;
         this.hooks.onFrame && this.hooks.onFrame();
