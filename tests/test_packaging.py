@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from _chromium import CHROMIUM_ARGS, require_chromium
+from _chromium import require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 BUILT = [
@@ -125,49 +125,11 @@ def test_viewer_page_uses_only_relative_urls():
 
     # The JS bundle embeds deck.gl/luma.gl, whose shader comments and unused defaults contain
     # URL-like text; what matters there is what the page fetches, which
-    # test_viewer_fetches_nothing_but_its_own_server checks in a real browser.
+    # tests/browser/test_browser_offline.py checks in a real browser.
     for rel in ("viewer/assets/viewer.css", "widget.js"):
         text = (static / rel).read_text(encoding="utf-8")
         assert not EXTERNAL_URL.search(text), f"{rel}: {EXTERNAL_URL.search(text)}"
     assert "@import" not in (static / "viewer/assets/viewer.css").read_text(encoding="utf-8")
-
-
-def test_viewer_fetches_nothing_but_its_own_server(tmp_path):
-    """Offline for real: every request of a loaded, used viewer goes to its own server."""
-    import numpy as np
-    import pandas as pd
-    from playwright.sync_api import sync_playwright
-
-    import cellucid
-
-    chromium = require_chromium()
-    rng = np.random.default_rng(3)
-    n = 400
-    obs = pd.DataFrame({"cluster": pd.Categorical(rng.choice(["a", "b", "c"], n))})
-    var = pd.DataFrame(index=["GeneA", "GeneB"])
-    out = cellucid.prepare(
-        obs=obs,
-        var=var,
-        gene_expression=rng.random((n, 2)).astype(np.float32),
-        X_umap_2d=rng.normal(size=(n, 2)),
-        out_dir=tmp_path / "export",
-        quiet=True,
-    )
-    requests: list[str] = []
-    with cellucid.CellucidServer(out, port=0, quiet=True) as server, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(server.viewer_url)
-            page.wait_for_function("() => window.__cellucid && window.__cellucid.nCells > 0")
-            page.evaluate("() => window.__cellucid.setColorBy('GeneA')")
-            page.wait_for_timeout(500)
-        finally:
-            browser.close()
-    assert any("var/GeneA.values.f32" in url for url in requests), requests
-    foreign = [url for url in requests if not url.startswith(server.url + "/")]
-    assert foreign == [], f"the viewer fetched from elsewhere: {foreign}"
 
 
 def test_health_probe_resolves_against_the_page_directory():
