@@ -38,6 +38,8 @@ function legendModel(viewer) {
 const fmt = (v) => String(Number(v.toPrecision(4)));
 
 export function makeExporter(viewer, getScene = () => viewer.scene) {
+  // The SVG limit lives on the viewer so a test can lower it and reach the refusal.
+  if (viewer.svgLimit === undefined) viewer.svgLimit = SVG_MAX_POINTS;
   const baseName = () => `${viewer.dataset.id}${viewer.field ? "_" + safeName(viewer.field.key) : ""}`;
 
   async function png(scale) {
@@ -99,8 +101,9 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     const n = viewer.nCells;
     let visible = 0;
     for (let i = 0; i < n; i++) if (viewer.radii[i] > 0) visible++;
-    if (visible > SVG_MAX_POINTS) {
-      throw new Error(`SVG export is limited to ${SVG_MAX_POINTS.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend or selection) or export a PNG.`);
+    const limit = viewer.svgLimit;
+    if (visible > limit) {
+      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend or selection) or export a PNG.`);
     }
     const w = scene.host.clientWidth;
     const hgt = scene.host.clientHeight;
