@@ -141,7 +141,10 @@ def test_hover_is_throttled_to_one_event_per_50_ms(open_viewer, clusters):
     assert last["position"] == {"x": len(cells) - 1, "y": -(len(cells) - 1), "z": 0}
     sent = [p["body"]["cell"] for p in _posts(viewer.page, "hover")]
     assert sent[-1] == cells[-1], "the final position is kept"
-    assert elapsed_ms / 50 - 2 <= len(sent) <= elapsed_ms / 50 + 2, (
+    # at most one event per 50 ms (the throttle), and not starved: timers fire late on a
+    # loaded machine, so the lower bound is half the nominal rate (a throttle that kept only
+    # the first and the last event would send 2)
+    assert elapsed_ms / 100 <= len(sent) <= elapsed_ms / 50 + 2, (
         f"{len(sent)} hover events for {len(cells)} moves in {elapsed_ms:.0f} ms"
     )
 
