@@ -7,12 +7,13 @@ land on the lone cell. Cell order is shuffled, so a cluster is not a contiguous 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared h
 from _chromium import CHROMIUM_ARGS, require_chromium  # noqa: F401  (re-exported)
 
 VIEWPORT = {"width": 900, "height": 640}
+
+
+@contextlib.contextmanager
+def anndata_server(adata: Any) -> Iterator[Any]:
+    """A running AnnDataServer (test options) for ``adata``, stopped afterwards."""
+    import cellucid
+
+    server = cellucid.AnnDataServer(adata, **server_options())
+    server.start_background()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def server_options() -> dict[str, Any]:

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from _browser import (
+    anndata_server,
     background_colour,
     changed_fraction,
     circle,
@@ -62,12 +63,8 @@ def features(clusters):
 
 @pytest.fixture(scope="module")
 def features_server(features):
-    import cellucid
-
-    server = cellucid.AnnDataServer(features, **server_options())
-    server.start_background()
-    yield server
-    server.stop()
+    with anndata_server(features) as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _browser import (
+    anndata_server,
     background_colour,
     changed_fraction,
     circle,
@@ -20,7 +21,6 @@ from _browser import (
     geometry,
     inside,
     region,
-    server_options,
     viewer_query,
     wait_until,
 )
@@ -54,12 +54,8 @@ def ui_data(clusters):
 
 @pytest.fixture(scope="module")
 def ui_server(ui_data):
-    import cellucid
-
-    server = cellucid.AnnDataServer(ui_data, **server_options())
-    server.start_background()
-    yield server
-    server.stop()
+    with anndata_server(ui_data) as server:
+        yield server
 
 
 @pytest.fixture
