@@ -23,7 +23,7 @@ import pandas as pd
 
 from .._version import __version__
 from . import encode as enc
-from .binary import le_buffer, le_bytes
+from .binary import EXT_DTYPE_NAMES, le_buffer, le_bytes
 from .genes import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
 from .naming import (
     CONNECTIVITY_DIR,
@@ -459,7 +459,7 @@ class ExportDataset:
         schema: dict[str, Any] = {
             "pathPattern": self._gz(f"{prefix}/{{key}}.values.{ext}"),
             "ext": ext,
-            "dtype": {"f32": "float32", "u8": "uint8", "u16": "uint16"}[ext],
+            "dtype": EXT_DTYPE_NAMES[ext],
             "quantized": bool(bits),
         }
         if bits:
@@ -481,9 +481,7 @@ class ExportDataset:
                 if ext
                 else None,
                 "outlierExt": ext,
-                "outlierDtype": {"f32": "float32", "u8": "uint8", "u16": "uint16"}[ext]
-                if ext
-                else None,
+                "outlierDtype": EXT_DTYPE_NAMES[ext] if ext else None,
                 "outlierQuantized": bool(bits) and has_outliers,
             }
         cont = []

@@ -194,10 +194,6 @@ def _prepare_arrays(
         centroid_outlier_quantile=centroid_outlier_quantile,
         centroid_min_points=centroid_min_points,
     )
-    if dataset_name is not None and (not isinstance(dataset_name, str) or not dataset_name.strip()):
-        raise ValueError(
-            f"dataset_name must contain a non-whitespace character; got {dataset_name!r}"
-        )
     name = dataset_name if dataset_name is not None else out.name
     info = DatasetInfo(
         id=dataset_id if dataset_id is not None else safe_name(name),

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 from yarl import URL
 
 from .._version import __version__
-from ..sources.base import DatasetEntry, DataSource, clean_relpath
+from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
 from .events import EventRequestError, ViewerRegistry
 from .files import send_file
 
@@ -226,8 +226,6 @@ async def ui_asset(request: web.Request) -> web.StreamResponse:
 
 
 async def _ui_file(request: web.Request, rel: str) -> web.StreamResponse:
-    from ..sources.base import FileBody, inside
-
     config = request.app[CONFIG]
     clean = clean_relpath(rel)
     path = inside(config.ui_dir, clean) if clean else None
@@ -274,8 +272,6 @@ async def data_file(request: web.Request) -> web.StreamResponse:
 
 
 def _has_dot_segment(raw_path: str) -> bool:
-    from urllib.parse import unquote
-
     segments = unquote(raw_path).split("/")
     return any(s in (".", "..") for s in segments)
 
