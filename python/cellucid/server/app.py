@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,14 +24,13 @@ from yarl import URL
 
 from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
-from .events import EventRequestError, ViewerRegistry
+from .bundles import MAX_BUNDLE_BYTES, BundleUpload
+from .events import ViewerRegistry
 from .files import send_file
 
 log = logging.getLogger("cellucid.server")
 
 MAX_EVENT_BYTES = 256 * 1024 * 1024
-MAX_BUNDLE_BYTES = 512 * 1024 * 1024
-BUNDLE_MAGIC = b"CELLUCID_SESSION\n"
 BUNDLE_CHUNK = 64 * 1024
 UI_FILES = ("favicon.ico", "site.webmanifest", "browserconfig.xml")
 _ASSET_TYPES = {
@@ -172,12 +169,13 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 # --------------------------------------------------------------------------- discovery
-async def health(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
+# Plain functions: the routes below and the notebook widget's comm transport share them.
+def health_body(config: ServerConfig) -> dict[str, Any]:
+    """The ``/_cellucid/health`` payload (SPEC §3.3)."""
     body: dict[str, Any] = {"status": "ok", "type": config.source.kind, "version": __version__}
     if config.source.kind == "anndata":
         body.update(_anndata(config))
-    return json_response(body)
+    return body
 
 
 def _anndata(config: ServerConfig) -> dict[str, Any]:
@@ -185,33 +183,43 @@ def _anndata(config: ServerConfig) -> dict[str, Any]:
     return {k: h[k] for k in ("format", "is_backed", "n_cells", "n_genes")}
 
 
-async def info(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
+def info_body(config: ServerConfig) -> dict[str, Any]:
+    """The ``/_cellucid/info`` payload (SPEC §3.3)."""
     if config.source.kind == "exported":
-        body = {
+        return {
             "version": __version__,
             "host": config.host,
             "port": config.port,
             "mode": "standalone",
         }
-    else:
-        h = _anndata(config)
-        body = {
-            "version": __version__,
-            "type": "anndata",
-            "format": h["format"],
-            "host": config.host,
-            "port": config.port,
-            "n_cells": h["n_cells"],
-            "n_genes": h["n_genes"],
-            "is_backed": h["is_backed"],
-        }
-    return json_response(body)
+    h = _anndata(config)
+    return {
+        "version": __version__,
+        "type": "anndata",
+        "format": h["format"],
+        "host": config.host,
+        "port": config.port,
+        "n_cells": h["n_cells"],
+        "n_genes": h["n_genes"],
+        "is_backed": h["is_backed"],
+    }
+
+
+def datasets_body(config: ServerConfig) -> dict[str, Any]:
+    """The ``/_cellucid/datasets`` payload (SPEC §3.3)."""
+    return {"datasets": [e.as_json() for e in config.source.datasets()]}
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response(health_body(request.app[CONFIG]))
+
+
+async def info(request: web.Request) -> web.Response:
+    return json_response(info_body(request.app[CONFIG]))
 
 
 async def datasets(request: web.Request) -> web.Response:
-    entries = request.app[CONFIG].source.datasets()
-    return json_response({"datasets": [e.as_json() for e in entries]})
+    return json_response(datasets_body(request.app[CONFIG]))
 
 
 # --------------------------------------------------------------------------- viewer UI
@@ -249,6 +257,25 @@ def split_data_path(entries: list[DatasetEntry], path: str) -> tuple[DatasetEntr
     return None
 
 
+def resolve_data_path(config: ServerConfig, path: str) -> tuple[DatasetEntry, str] | None:
+    """The dataset and clean relative path of a decoded URL path (``/…``), or ``None``.
+
+    Dot segments are refused (``None``); ``path`` must already be percent-decoded.
+    """
+    if any(s in (".", "..") for s in path.split("/")):
+        return None
+    found = split_data_path(config.source.datasets(), path)
+    rel = clean_relpath(found[1]) if found else None
+    if found is None or rel is None:
+        return None
+    return found[0], rel
+
+
+def data_cache_control(body: FileBody, rel: str) -> str:
+    """``Cache-Control`` of a data file: generated files and manifests are revalidated."""
+    return "no-cache" if body.virtual or rel.endswith(".json") else "public, max-age=3600"
+
+
 async def data_file(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "OPTIONS"])
@@ -256,15 +283,15 @@ async def data_file(request: web.Request) -> web.StreamResponse:
     raw = request.raw_path.split("?", 1)[0]
     if "%2f" in raw.lower() or "%5c" in raw.lower() or "%00" in raw:
         raise web.HTTPNotFound(reason="no such file")
-    found = split_data_path(config.source.datasets(), request.path)
-    rel = clean_relpath(found[1]) if found else None
-    if found is None or rel is None or _has_dot_segment(raw):
+    found = None if _has_dot_segment(raw) else resolve_data_path(config, request.path)
+    if found is None:
         raise web.HTTPNotFound(reason=f"no such file: {request.path}")
+    entry, rel = found
     loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(config.executor, config.source.open, found[0], rel)
+    body = await loop.run_in_executor(config.executor, config.source.open, entry, rel)
     if body is None:
         raise web.HTTPNotFound(reason=f"no such file: {request.path}")
-    cache = "no-cache" if body.virtual or rel.endswith(".json") else "public, max-age=3600"
+    cache = data_cache_control(body, rel)
     compressible = body.virtual and not rel.endswith(".gz")
     return await send_file(
         request, body, cache_control=cache, executor=config.executor, compressible=compressible
@@ -293,14 +320,29 @@ async def read_limited(request: web.Request, limit: int) -> bytes | web.Response
     return b"".join(chunks)
 
 
+MAX_EVENT_ID = 128
+
+
+def event_id_of(query: Mapping[str, str]) -> str | None:
+    """The optional ``eventId`` query parameter; ``ValueError`` when it is unreasonable."""
+    event_id = query.get("eventId")
+    if event_id is not None and not 0 < len(event_id) <= MAX_EVENT_ID:
+        raise ValueError(f"eventId must have 1 to {MAX_EVENT_ID} characters")
+    return event_id
+
+
 async def events(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
+    try:
+        event_id = event_id_of(request.query)
+    except ValueError as exc:
+        return error_response(400, str(exc))
     body = await read_limited(request, config.max_event_bytes)
     if isinstance(body, web.Response):
         return body
     loop = asyncio.get_running_loop()
     status, payload = await loop.run_in_executor(
-        config.fast_executor, config.registry.handle_event_body, body
+        config.fast_executor, config.registry.handle_event_body, body, event_id
     )
     return json_response(payload, status)
 
@@ -308,66 +350,25 @@ async def events(request: web.Request) -> web.Response:
 async def session_bundle(request: web.Request) -> web.Response:
     """Receive a session bundle upload into a temporary file (SPEC §3.6)."""
     config = request.app[CONFIG]
-    q = request.query
-    viewer_id, token, request_id = q.get("viewerId"), q.get("viewerToken"), q.get("requestId")
-    if not viewer_id or not token or not request_id:
-        return error_response(400, "viewerId, viewerToken and requestId are required")
-    try:
-        config.registry.authenticate(viewer_id, token)
-    except EventRequestError as exc:
-        return json_response(exc.body, exc.status)
-    if not config.registry.pending.consume(viewer_id, request_id):
-        return error_response(404, "no pending session bundle request with this id")
-    length = request.content_length
-    if length is None or length <= 0:
-        return _bundle_failed(config, viewer_id, request_id, 411, "Content-Length is required")
-    if length > config.max_bundle_bytes:
-        return _bundle_failed(
-            config, viewer_id, request_id, 413, f"bundle of {length} bytes is too large"
-        )
+    upload = BundleUpload(
+        config.registry, request.query, request.content_length, max_bytes=config.max_bundle_bytes
+    )
     loop = asyncio.get_running_loop()
-    fd, name = tempfile.mkstemp(prefix="cellucid-session-", suffix=".cellucid-session")
-    received = 0
-    ok = False
+    answer = upload.start()
     try:
-        with os.fdopen(fd, "wb") as fh:
-            head = b""
+        if answer is None:
             async for chunk in request.content.iter_chunked(BUNDLE_CHUNK):
-                if len(head) < len(BUNDLE_MAGIC):
-                    head += chunk[: len(BUNDLE_MAGIC) - len(head)]
-                    if not BUNDLE_MAGIC.startswith(head):
-                        return _bundle_failed(
-                            config, viewer_id, request_id, 400, "not a .cellucid-session file"
-                        )
-                received += len(chunk)
-                if received > config.max_bundle_bytes:
-                    return _bundle_failed(config, viewer_id, request_id, 413, "bundle too large")
-                await loop.run_in_executor(config.fast_executor, fh.write, chunk)
-        if received < len(BUNDLE_MAGIC) or received != length:
-            return _bundle_failed(config, viewer_id, request_id, 400, "short bundle body")
-        ok = True
-    except OSError as exc:
-        return _bundle_failed(config, viewer_id, request_id, 500, f"could not store bundle: {exc}")
+                answer = upload.check(chunk)
+                if answer is None:
+                    answer = await loop.run_in_executor(config.fast_executor, upload.store, chunk)
+                if answer is not None:
+                    break
+        if answer is None:
+            answer = await loop.run_in_executor(config.fast_executor, upload.finish)
     finally:
-        if not ok:
-            Path(name).unlink(missing_ok=True)
-    event = {
-        "type": "session_bundle",
-        "requestId": request_id,
-        "status": "ok",
-        "bytes": received,
-        "path": name,
-    }
-    config.registry.deliver_server_event(viewer_id, event)
-    return json_response({"status": "ok", "bytes": received})
-
-
-def _bundle_failed(
-    config: ServerConfig, viewer_id: str, request_id: str, status: int, message: str
-) -> web.Response:
-    event = {"type": "session_bundle", "requestId": request_id, "status": "error", "error": message}
-    config.registry.deliver_server_event(viewer_id, event)
-    return error_response(status, message)
+        if answer is None:  # the client went away (or the server stops)
+            upload.abort()
+    return json_response(answer[1], answer[0])
 
 
 # --------------------------------------------------------------------------- app

@@ -85,6 +85,9 @@ logger = logging.getLogger("cellucid.events")
 RING_SIZE: Final = 512
 """How many recent events a channel keeps (SPEC §4.4)."""
 
+SEEN_IDS: Final = 4096
+"""How many recent ``eventId`` values a channel remembers to drop duplicates."""
+
 MAX_EVENT_BYTES: Final = 256 * 1024 * 1024
 """Default size limit of a ``POST /_cellucid/events`` body (SPEC §3.5); the route enforces it."""
 
@@ -106,6 +109,9 @@ _STOP: Final = object()
 Payload = dict[str, Any]
 HookCallback = Callable[[dict[str, Any]], object]
 """A hook receives one event dict; its return value is ignored."""
+RecordCallback = Callable[[str, Payload], Callable[[], object] | None]
+"""Called under the channel's lock when an event is recorded; may return a follow-up that
+the dispatcher thread runs before the event's hooks."""
 _Hook = TypeVar("_Hook", bound=HookCallback)
 
 
@@ -673,13 +679,14 @@ _STATE_FIELDS: Final = frozenset({"ready", "selection", "hover", "click"})
 
 
 class _Waiter:
-    """One ``wait_for_event`` call: the payloads of its type recorded since it started."""
+    """One ``wait_for_event`` call: the events of its types recorded since it started."""
 
-    __slots__ = ("closed", "event", "inbox", "signal")
+    __slots__ = ("closed", "event", "events", "inbox", "signal")
 
-    def __init__(self, event: str) -> None:
-        self.event = event
-        self.inbox: deque[Payload] = deque()
+    def __init__(self, events: tuple[str, ...]) -> None:
+        self.events = frozenset(events)
+        self.event = " or ".join(repr(e) for e in events)
+        self.inbox: deque[tuple[str, Payload]] = deque()
         self.signal = threading.Event()
         self.closed = False
 
@@ -700,6 +707,14 @@ class ViewerChannel:
         Same character rule.
     name
         A label for logs and the dispatcher thread's name.
+    on_record
+        Optional. Called as ``on_record(type, payload)`` (a read-only view: do not keep or
+        change it) on the delivering thread, under the channel's lock, after the event is
+        recorded and before waiters wake: it must be quick and must not call back into the
+        channel. It may return a callable, which the dispatcher thread runs before the
+        event's hooks. The notebook widget uses this to make its traits show an event as
+        soon as ``wait_for_event`` can return it, while trait observers run on the
+        dispatcher thread like hooks.
 
     Attributes
     ----------
@@ -730,7 +745,12 @@ class ViewerChannel:
     """
 
     def __init__(
-        self, viewer_id: str | None = None, token: str | None = None, *, name: str = "viewer"
+        self,
+        viewer_id: str | None = None,
+        token: str | None = None,
+        *,
+        name: str = "viewer",
+        on_record: RecordCallback | None = None,
     ) -> None:
         self.viewer_id: str = (
             new_viewer_id() if viewer_id is None else _check_credential(viewer_id, "viewer_id")
@@ -749,6 +769,9 @@ class ViewerChannel:
         self._dispatched = 0
         self._hooks_lock = threading.Lock()
         self._hooks: dict[str, tuple[HookCallback, ...]] = {}
+        self._on_record = on_record
+        self._seen_ids: dict[str, None] = {}  # insertion-ordered: oldest first
+        self.duplicates = 0
 
     def __repr__(self) -> str:
         status = "closed" if self._closed else "open"
@@ -817,7 +840,7 @@ class ViewerChannel:
 
     # ---- receiving ----------------------------------------------------------------
 
-    def deliver(self, event: Mapping[str, Any]) -> bool:
+    def deliver(self, event: Mapping[str, Any], *, event_id: str | None = None) -> bool:
         """Record one event and queue it for the hooks; never runs or waits for a hook.
 
         Parameters
@@ -825,12 +848,17 @@ class ViewerChannel:
         event
             ``{"type": str, **payload}``; ``viewerId``/``viewerToken`` keys, if any, are
             dropped. The event is validated and copied by :func:`normalize_event`.
+        event_id
+            The viewer's ``eventId`` when the event may arrive by two paths (the notebook
+            widget's comm and ``POST /_cellucid/events``): the first delivery of an id is
+            recorded, later ones are dropped (counted in :attr:`duplicates`). The last
+            :data:`SEEN_IDS` ids are remembered.
 
         Returns
         -------
         bool
-            ``True`` when recorded, ``False`` when the channel is closed (nothing is
-            recorded then).
+            ``True`` when recorded or a duplicate, ``False`` when the channel is closed
+            (nothing is recorded then).
 
         Raises
         ------
@@ -851,6 +879,14 @@ class ViewerChannel:
         with self._lock:
             if self._closed:
                 return False
+            if event_id is not None:
+                if event_id in self._seen_ids:
+                    self.duplicates += 1
+                    return True
+                self._seen_ids[event_id] = None
+                if len(self._seen_ids) > SEEN_IDS:
+                    del self._seen_ids[next(iter(self._seen_ids))]
+            follow_up = None if self._on_record is None else self._on_record(event_type, payload)
             if event_type in _STATE_FIELDS:
                 setattr(self._state, event_type, payload)
             self._state.last_event_type = event_type
@@ -858,12 +894,12 @@ class ViewerChannel:
             self._state.last_updated_at = received_at
             self._ring.append((event_type, payload, received_at))
             for waiter in self._waiters:
-                if waiter.event == event_type:
-                    waiter.inbox.append(payload)
+                if event_type in waiter.events:
+                    waiter.inbox.append((event_type, payload))
                     waiter.signal.set()
             # Enqueued under the lock, so hooks run in the order events were recorded.
             self._enqueued += 1
-            self._queue.put((event_type, payload))
+            self._queue.put((event_type, payload, follow_up))
             if self._thread is None:
                 thread = threading.Thread(
                     target=self._run, name=f"cellucid-events-{self.viewer_id}", daemon=True
@@ -920,7 +956,43 @@ class ViewerChannel:
         _check_event_name(event)
         deadline = _deadline(timeout)
         with self._lock:
-            waiter = self._add_waiter(event)
+            waiter = self._add_waiter((event,))
+        return self._await(waiter, deadline, timeout, predicate)[1]
+
+    def wait_for_any(
+        self,
+        events: tuple[str, ...],
+        timeout: float | None = 30.0,
+        *,
+        predicate: Callable[[dict[str, Any]], object] | None = None,
+        start: Callable[[], object] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Like :meth:`wait_for_event` for several types; returns ``(type, payload)``.
+
+        ``start``, if given, is called once the wait is registered: a request sent from it
+        cannot be answered before the wait sees the answer.
+
+        Examples
+        --------
+        >>> channel = ViewerChannel()
+        >>> answer = {"type": "command_error", "command": "x", "reason": "no"}
+        >>> channel.wait_for_any(("pong", "command_error"), 5,
+        ...                      start=lambda: channel.deliver(answer))
+        ('command_error', {'command': 'x', 'reason': 'no'})
+        >>> channel.close()
+        """
+        for event in events:
+            _check_event_name(event)
+        deadline = _deadline(timeout)
+        with self._lock:
+            waiter = self._add_waiter(tuple(events))
+        if start is not None:
+            try:
+                start()
+            except BaseException:
+                with self._lock:
+                    self._waiters.remove(waiter)
+                raise
         return self._await(waiter, deadline, timeout, predicate)
 
     def wait_for_ready(self, timeout: float | None = 30.0) -> dict[str, Any]:
@@ -945,8 +1017,8 @@ class ViewerChannel:
         with self._lock:
             if self._state.ready is not None:
                 return _copy_payload(self._state.ready)
-            waiter = self._add_waiter("ready")
-        return self._await(waiter, deadline, timeout, None)
+            waiter = self._add_waiter(("ready",))
+        return self._await(waiter, deadline, timeout, None)[1]
 
     def wait_idle(self, timeout: float | None = 5.0) -> bool:
         """Wait until the hooks have run for every event delivered so far.
@@ -967,11 +1039,11 @@ class ViewerChannel:
             self._idle.wait_for(lambda: self._dispatched >= target or self._closed, remaining)
             return self._dispatched >= target
 
-    def _add_waiter(self, event: str) -> _Waiter:
+    def _add_waiter(self, events: tuple[str, ...]) -> _Waiter:
         # Called with self._lock held.
         if self._closed:
             raise RuntimeError(f"viewer {self.viewer_id} is closed")
-        waiter = _Waiter(event)
+        waiter = _Waiter(events)
         self._waiters.append(waiter)
         return waiter
 
@@ -981,7 +1053,7 @@ class ViewerChannel:
         deadline: float | None,
         timeout: float | None,
         predicate: Callable[[dict[str, Any]], object] | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[str, dict[str, Any]]:
         try:
             while True:
                 with self._lock:
@@ -989,19 +1061,17 @@ class ViewerChannel:
                     waiter.inbox.clear()
                     waiter.signal.clear()
                     closed = waiter.closed
-                for payload in candidates:
-                    if predicate is None:
-                        return _copy_payload(payload)
-                    if predicate(_copy_payload(payload)):
-                        return _copy_payload(payload)
+                for event_type, payload in candidates:
+                    if predicate is None or predicate(_copy_payload(payload)):
+                        return event_type, _copy_payload(payload)
                 if closed:
                     raise RuntimeError(
-                        f"viewer {self.viewer_id} was closed while waiting for {waiter.event!r}"
+                        f"viewer {self.viewer_id} was closed while waiting for {waiter.event}"
                     )
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
-                        f"no {waiter.event!r} event from viewer {self.viewer_id} within {timeout} s"
+                        f"no {waiter.event} event from viewer {self.viewer_id} within {timeout} s"
                     )
                 waiter.signal.wait(remaining)
         finally:
@@ -1106,7 +1176,9 @@ class ViewerChannel:
             item = self._queue.get()
             if item is _STOP or self._closed:
                 return
-            event_type, payload = item
+            event_type, payload, follow_up = item
+            if follow_up is not None:
+                self._call(follow_up, event_type, None)
             self._dispatch(event_type, payload)
             with self._idle:
                 self._dispatched += 1
@@ -1123,11 +1195,11 @@ class ViewerChannel:
         for callback in typed_hooks:
             self._call(callback, event_type, _copy_payload(payload))
 
-    def _call(self, callback: HookCallback, event: str, argument: dict[str, Any]) -> None:
+    def _call(self, callback: Callable[..., object], event: str, argument: Payload | None) -> None:
         if self._closed:
             return
         try:
-            callback(argument)
+            callback() if argument is None else callback(argument)
         except BaseException:  # a hook must never stop the dispatcher
             logger.exception(
                 "cellucid: %r hook %r of viewer %s (%s) raised; the error is ignored",
@@ -1349,13 +1421,18 @@ class ViewerRegistry:
             raise EventRequestError(403, "viewerToken does not match this viewer")
         return channel
 
-    def handle_event_body(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle_event_body(
+        self, body: bytes, event_id: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """Answer a size-checked ``POST /_cellucid/events`` body (SPEC §3.5 steps 2-5).
 
         Parameters
         ----------
         body
             The raw request body (UTF-8 JSON).
+        event_id
+            The ``eventId`` query parameter our viewer adds (see
+            :meth:`ViewerChannel.deliver`); ``None`` for other viewers.
 
         Returns
         -------
@@ -1374,7 +1451,7 @@ class ViewerRegistry:
                 raise EventRequestError(
                     400, f"{event_type!r} events are generated by the server, not posted"
                 )
-            if not channel.deliver(event):
+            if not channel.deliver(event, event_id=event_id):
                 raise EventRequestError(404, "unknown viewerId: the viewer was stopped")
         except EventRequestError as error:
             return error.status, error.body

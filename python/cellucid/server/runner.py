@@ -125,6 +125,8 @@ class _BaseServer:
         self._sock: socket.socket | None = None
         self._port: int | None = None
         self._stopped = False
+        #: what the handlers use (source, registry, executors); set when serving starts
+        self.config: ServerConfig | None = None
 
     # ----- public state
     @property
@@ -156,6 +158,11 @@ class _BaseServer:
             raise RuntimeError("this server was stopped; create a new one")
         self._sock = bind_socket(self.host, self.requested_port)
         self._port = self._sock.getsockname()[1]
+        self.config = ServerConfig(
+            source=self.source, registry=self.registry, host=self.host, port=self._port
+        )
+        if self._ui_dir is not None:
+            self.config.ui_dir = self._ui_dir
         if self.host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
             warnings.warn(
                 f"serving on {self.host}: anyone who can reach this machine can read the data",
@@ -234,14 +241,8 @@ class _BaseServer:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        config = ServerConfig(
-            source=self.source,
-            registry=self.registry,
-            host=self.host,
-            port=self.port,
-        )
-        if self._ui_dir is not None:
-            config.ui_dir = self._ui_dir
+        config = self.config
+        assert config is not None
         runner = web.AppRunner(
             create_app(config), access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
