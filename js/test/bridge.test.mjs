@@ -180,6 +180,12 @@ describe("checkCommand", () => {
     assert.equal(check({ type: "setVisibility", cells: [11], visible: true }).ok, false);
   });
 
+  test("setDimension takes 1, 2 or 3", () => {
+    assert.equal(check({ type: "setDimension", dimension: 3 }).command.dimension, 3);
+    for (const dimension of [0, 4, "2", null, 2.5]) assert.equal(check({ type: "setDimension", dimension }).ok, false, String(dimension));
+    assert.equal(check({ type: "setDimension" }).ok, false);
+  });
+
   test("setSelection takes a cell list (empty clears)", () => {
     assert.deepEqual(Array.from(check({ type: "setSelection", cells: [2, 0] }).command.cells), [2, 0]);
     assert.ok(check({ type: "setSelection", cells: [] }).ok);
@@ -420,7 +426,7 @@ class FakeViewer {
     this.dim = 2;
     this.handlers = new Map();
     this.calls = [];
-    for (const name of ["highlight", "clearHighlights", "setVisibility", "setSelection", "resetCamera", "freeze"]) {
+    for (const name of ["highlight", "clearHighlights", "setVisibility", "setSelection", "setDimension", "resetCamera", "freeze"]) {
       this[name] = (...args) => {
         this.calls.push([name, ...args]);
         return name === "highlight" ? 1 : undefined;
@@ -480,6 +486,7 @@ async function install(opts = {}) {
     now: clock.now,
     timers: clock,
     log,
+    pageId: "p1",
     ...opts.bridge,
   });
   return { bridge, clock, win, viewer, fetch, warnings };
@@ -500,7 +507,11 @@ describe("installBridge", () => {
     viewer.emit("click", { cell: null, button: 0, shift: false, ctrl: false });
     viewer.emit("selection", { cells: new Uint32Array([1, 4]), source: "lasso" });
     await settle(bridge);
-    assert.deepEqual(fetch.requests.map((r) => r.url), Array(3).fill("http://127.0.0.1:8765/sub/_cellucid/events"));
+    // eventId = page id + sequence: the click on empty space (2) sent nothing
+    assert.deepEqual(
+      fetch.requests.map((r) => r.url),
+      [1, 2, 3].map((i) => `http://127.0.0.1:8765/sub/_cellucid/events?eventId=p1-${i}`),
+    );
     assert.deepEqual(fetch.requests.map((r) => r.json), [
       { type: "ready", viewerId: ID, viewerToken: TOKEN, n_cells: 20, dimensions: 2 },
       { type: "click", viewerId: ID, viewerToken: TOKEN, cell: 3, button: 0, shift: false, ctrl: true },
@@ -559,15 +570,17 @@ describe("installBridge", () => {
     win.message({ type: "clearHighlights", ...ENV });
     win.message({ type: "resetCamera", ...ENV });
     win.message({ type: "freeze", ...ENV });
+    win.message({ type: "setDimension", ...ENV, dimension: 3 });
     await settle(bridge);
     assert.deepEqual(
       viewer.calls.map((c) => c[0]),
-      ["freeze", "highlight", "setVisibility", "setSelection", "clearHighlights", "resetCamera"],
+      ["freeze", "highlight", "setVisibility", "setSelection", "clearHighlights", "resetCamera", "setDimension"],
     );
+    assert.deepEqual(viewer.calls.at(-1), ["setDimension", 3]);
     assert.deepEqual(Array.from(viewer.calls[1][1]), [1, 2]);
     assert.equal(viewer.calls[2][1], null);
     assert.equal(viewer.calls[3][2], "python");
-    assert.equal(bridge.stats.accepted, 6);
+    assert.equal(bridge.stats.accepted, 7);
     assert.equal(bridge.stats.rejected, 1);
     assert.equal(bridge.stats.ignored, 2);
   });
@@ -667,6 +680,25 @@ describe("installBridge", () => {
     assert.ok(throttled >= 3 && throttled <= 4, `${throttled} hover events for 30 moves in 60 ms, then leaving`);
   });
 
+  test("setDimension runs; a `view` event reports colour field and dimension once per change", async () => {
+    const { bridge, viewer, fetch } = await install();
+    {
+      viewer.field = { key: "cluster" };
+      viewer.emit("field", viewer.field);
+      viewer.emit("field", viewer.field); // same key again (new colormap): no event
+      viewer.dim = 3;
+      viewer.emit("dimension", 3);
+    }
+    await settle(bridge);
+    assert.deepEqual(
+      fetch.requests.map((r) => r.json).filter((e) => e.type === "view"),
+      [
+        { type: "view", viewerId: ID, viewerToken: TOKEN, color_by: "cluster", dimension: 2 },
+        { type: "view", viewerId: ID, viewerToken: TOKEN, color_by: "cluster", dimension: 3 },
+      ],
+    );
+  });
+
   describe("inside the notebook widget", () => {
     const PARENT = "http://localhost:8888";
     const widget = () => {
@@ -688,8 +720,28 @@ describe("installBridge", () => {
         ["ready", PARENT],
         ["pong", PARENT],
       ]);
-      assert.deepEqual(parent.posted[0].body, { type: "ready", viewerId: ID, viewerToken: TOKEN, n_cells: 20, dimensions: 2 });
+      assert.deepEqual(parent.posted[0].body, { type: "ready", viewerId: ID, viewerToken: TOKEN, n_cells: 20, dimensions: 2, eventId: "p1-1" });
+      assert.equal(parent.posted[1].body.eventId, "p1-2");
       assert.equal(fetch.requests.length, 0);
+    });
+
+    test("alsoHttp: every event to the parent is POSTed too, with the same eventId", async () => {
+      const { parent, win } = widget();
+      const { bridge, viewer, fetch } = await install({ win, bridge: { jupyter: true, alsoHttp: true } });
+      viewer.emit("ready", { n_cells: 20, dimensions: 2 });
+      win.message({ type: "ping", ...ENV, requestId: "hello" }, { origin: PARENT, source: parent });
+      viewer.emit("selection", { cells: new Uint32Array([1, 4]), source: "lasso" });
+      await settle(bridge);
+      assert.deepEqual(parent.posted.map((p) => [p.body.type, p.body.eventId]), [
+        ["ready", "p1-1"],
+        ["pong", "p1-2"],
+        ["selection", "p1-3"],
+      ]);
+      assert.deepEqual(
+        fetch.requests.map((r) => [r.json.type, new URL(r.url).searchParams.get("eventId")]),
+        [["ready", "p1-1"], ["pong", "p1-2"], ["selection", "p1-3"]],
+      );
+      assert.ok(fetch.requests.every((r) => !("eventId" in r.json)), "the POST body keeps the exact SPEC keys");
     });
 
     test("a message from the frame itself pins but is not the parent: no postMessage", async () => {
@@ -711,7 +763,7 @@ describe("installBridge", () => {
       await settle(bridge);
       assert.equal(bridge.transport, "http");
       assert.deepEqual(fetch.requests.map((r) => r.json.type), ["ready"]);
-      assert.equal(fetch.requests[0].url, "http://127.0.0.1:8765/_cellucid/events");
+      assert.equal(fetch.requests[0].url, "http://127.0.0.1:8765/_cellucid/events?eventId=p1-1");
       assert.equal(parent.posted.length, 0);
     });
 

@@ -1,6 +1,11 @@
 // Boots the viewer page: finds the server (its own page directory, SPEC §3.8), runs the
 // startup sequence of SPEC §4.1, builds the UI and installs the bridge to Python.
 // ?bench=N runs a synthetic N-cell benchmark without any server.
+//
+// The notebook widget's comm transport loads this page from a blob instead of the server:
+// it then sets `window.__CELLUCID_BOOT__ = {query, base, transport: "comm", parentOrigin}`
+// before this script runs, and every request goes to Python over the comm
+// (data/commfetch.js).
 
 import "./style.css";
 import { describeHealth, healthUrl, pageBase, probeHealth } from "./health.js";
@@ -14,9 +19,15 @@ import { h, fmtInt, fmtNum } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
 import { runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
+import { installCommFetch } from "./data/commfetch.js";
 
 const POLL_MS = 3000;
-const query = new URLSearchParams(window.location.search);
+const bootConfig = window.__CELLUCID_BOOT__ || null;
+const overComm = Boolean(bootConfig && bootConfig.transport === "comm");
+const query = new URLSearchParams(bootConfig ? bootConfig.query : window.location.search);
+/** The page URL the data server is resolved against (a placeholder over the comm). */
+const pageHref = bootConfig ? bootConfig.base : window.location.href;
+if (overComm) installCommFetch({ win: window, base: bootConfig.base, parentOrigin: bootConfig.parentOrigin });
 const screen = new Screen(document.getElementById("screen"));
 const connEls = [document.getElementById("conn")];
 const app = document.getElementById("app");
@@ -57,9 +68,11 @@ function mountUi(viewer, { datasets, currentId }) {
     exporter,
     onTool: setTool,
     onDataset: (id) => {
-      const q = new URLSearchParams(window.location.search);
+      const q = new URLSearchParams(query);
       q.set("dataset", id);
-      window.location.search = q.toString();
+      // Over the comm the page is a blob: the widget rebuilds it with the new query.
+      if (overComm) window.parent.postMessage({ type: "cellucid:navigate", query: `?${q}` }, bootConfig.parentOrigin);
+      else window.location.search = q.toString();
     },
   });
   connEls.push(ui.conn);
@@ -123,7 +136,10 @@ function connectBridge(viewer) {
       viewerId: query.get("viewerId"),
       viewerToken: query.get("viewerToken"),
       jupyter: query.get("jupyter") === "true",
-      baseUrl: pageBase(window.location.href),
+      baseUrl: pageBase(pageHref),
+      // Loaded from the server inside the widget: events also go by HTTP, so that Python
+      // gets them while its kernel runs a cell (the comm waits for the cell to end).
+      alsoHttp: query.get("jupyter") === "true" && !overComm,
     });
   } catch (err) {
     console.error("cellucid: bridge not installed", err);
@@ -167,7 +183,7 @@ async function pickDataset(datasets, defaultId) {
 }
 
 function pollHealth(viewer) {
-  const url = healthUrl(window.location.href);
+  const url = healthUrl(pageHref);
   let timer = null;
   const tick = async () => {
     const r = await probeHealth(url);
@@ -188,7 +204,7 @@ function pollHealth(viewer) {
 }
 
 async function boot() {
-  const base = pageBase(window.location.href);
+  const base = pageBase(pageHref);
   const progress = new Progress();
   progress.listeners.add((p) => screen.progress(p));
   screen.show("loading", "Looking for a cellucid server…");
@@ -233,7 +249,7 @@ async function bench(n) {
 function fail(err) {
   console.error(err);
   const e = err instanceof LoadError ? err : { message: String((err && err.message) || err) };
-  screen.error(e, [["Server", pageBase(window.location.href).href]]);
+  screen.error(e, [["Server", overComm ? "the notebook kernel (comm transport)" : pageBase(pageHref).href]]);
   if (window.__cellucid && window.__cellucid.emit && e.file) window.__cellucid.emit("error", { file: e.file, key: e.key, message: e.message });
 }
 

@@ -13,6 +13,12 @@
 // Otherwise they are POSTed (in order, one at a time) to `_cellucid/events` in the
 // page's directory, with `keepalive` only below 60 KB. A page without viewerId/token
 // (standalone) sends nothing.
+//
+// Every event gets an `eventId` (page id + sequence number): a key of the message to the
+// parent and the `eventId` query parameter of the POST. With `alsoHttp` (the widget's
+// HTTP transport) events to the parent are POSTed as well: the Jupyter comm only reaches
+// Python between cells, the server thread at once, so a `wait_for_event()` in a running
+// cell still sees them; Python records each eventId once, whichever path is first.
 
 import { decodeCells, encodeCellsForEvent } from "../select/cellset.js";
 import {
@@ -51,6 +57,13 @@ function newStats() {
   };
 }
 
+/** 8 random hex characters naming this page load (event ids are `<pageId>-<seq>`). */
+function randomPageId() {
+  const bytes = new Uint8Array(4);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function errorText(err) {
   return String((err && err.message) || err);
 }
@@ -75,6 +88,8 @@ export function installBridge(viewer, options = {}) {
     timers = globalThis,
     log = globalThis.console,
     pinTimeoutMs = PIN_TIMEOUT_MS,
+    alsoHttp = false,
+    pageId = randomPageId(),
   } = options;
   const base = new URL(String(baseUrl));
   const hasCredentials = typeof viewerId === "string" && viewerId !== "" && typeof viewerToken === "string" && viewerToken !== "";
@@ -88,16 +103,19 @@ export function installBridge(viewer, options = {}) {
   let pinTimer = null;
   let disposed = false;
   let commandChain = Promise.resolve();
+  let eventSeq = 0;
 
   // ---- events out ----------------------------------------------------------------------
 
-  function eventsUrl() {
-    return new URL("_cellucid/events", base);
+  function eventsUrl(eventId = null) {
+    const url = new URL("_cellucid/events", base);
+    if (eventId) url.search = new URLSearchParams({ eventId }).toString();
+    return url;
   }
 
-  async function postEvent(body, { keepalive = true } = {}) {
+  async function postEvent(body, eventId = null, { keepalive = true } = {}) {
     const bytes = new TextEncoder().encode(JSON.stringify(body));
-    const response = await fetchImpl(eventsUrl(), {
+    const response = await fetchImpl(eventsUrl(eventId), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: bytes,
@@ -129,16 +147,17 @@ export function installBridge(viewer, options = {}) {
     stats.transport = name;
   }
 
-  function deliver(body) {
+  function deliver(body, eventId) {
     if (stats.transport === "parent") {
       try {
-        win.parent.postMessage(body, parentOrigin);
+        win.parent.postMessage({ ...body, eventId }, parentOrigin);
+        if (alsoHttp) outbox.push(body, eventId);
         return;
       } catch (err) {
         log.warn(`cellucid bridge: postMessage to the parent failed (${errorText(err)}); using HTTP`);
       }
     }
-    outbox.push(body);
+    outbox.push(body, eventId);
   }
 
   function send(type, payload) {
@@ -148,21 +167,22 @@ export function installBridge(viewer, options = {}) {
       return;
     }
     const body = { type, viewerId, viewerToken, ...payload };
+    const eventId = `${pageId}-${++eventSeq}`;
     stats.eventsSent += 1;
     stats.sentByType[type] = (stats.sentByType[type] || 0) + 1;
     if (stats.transport === "pending") {
       const last = pending[pending.length - 1];
-      if (type === "hover" && last && last.type === "hover") pending[pending.length - 1] = body;
-      else pending.push(body);
+      if (type === "hover" && last && last.body.type === "hover") pending[pending.length - 1] = { body, eventId };
+      else pending.push({ body, eventId });
       return;
     }
-    deliver(body);
+    deliver(body, eventId);
   }
 
   function flushPending() {
     const queued = pending;
     pending = [];
-    for (const body of queued) deliver(body);
+    for (const { body, eventId } of queued) deliver(body, eventId);
   }
 
   if (!hasCredentials) {
@@ -212,6 +232,18 @@ export function installBridge(viewer, options = {}) {
     const payload = clickPayload(event);
     if (payload !== null) send("click", payload);
   });
+  // Our `view` event: what colours the cells and the dimension shown, when either changes.
+  let lastView = null;
+  const sendView = () => {
+    const field = viewer.field;
+    const view = { color_by: field && typeof field.key === "string" ? field.key : null, dimension: viewer.dim ?? null };
+    const key = JSON.stringify(view);
+    if (key === lastView) return;
+    lastView = key;
+    send("view", view);
+  };
+  subscribe("field", sendView);
+  subscribe("dimension", sendView);
 
   // ---- commands in ---------------------------------------------------------------------
 
@@ -271,6 +303,8 @@ export function installBridge(viewer, options = {}) {
         return viewer.setVisibility(command.cells, command.visible);
       case "setSelection":
         return viewer.setSelection(command.cells, "python");
+      case "setDimension":
+        return viewer.setDimension(command.dimension);
       case "resetCamera":
         return viewer.resetCamera();
       case "requestSessionBundle":
@@ -346,8 +380,8 @@ export function installBridge(viewer, options = {}) {
 
   function onPageHide() {
     hover.flush();
-    for (const body of outbox.drain()) {
-      postEvent(body).catch(() => {});
+    for (const { body, eventId } of outbox.drain()) {
+      postEvent(body, eventId).catch(() => {});
     }
   }
 

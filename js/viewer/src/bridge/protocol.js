@@ -12,13 +12,17 @@ export const PIN_TIMEOUT_MS = 5000;
 
 export const ENVELOPE_KEYS = Object.freeze(["type", "viewerId", "viewerToken"]);
 
-/** Commands (SPEC §4.2, plus our setSelection) and the keys each takes besides the envelope. */
+/**
+ * Commands (SPEC §4.2, plus our setSelection and setDimension) and the keys each takes
+ * besides the envelope.
+ */
 export const COMMAND_KEYS = Object.freeze({
   highlight: ["cells", "color"],
   clearHighlights: [],
   setColorBy: ["field"],
   setVisibility: ["cells", "visible"],
   setSelection: ["cells"],
+  setDimension: ["dimension"],
   resetCamera: [],
   freeze: [],
   ping: ["requestId"],
@@ -44,6 +48,8 @@ export const EVENT_KEYS = Object.freeze({
     "userAgent",
   ],
   command_error: ["command", "reason"],
+  // ours: the colouring field and dimension after the user (or a command) changed them
+  view: ["color_by", "dimension"],
 });
 
 const COLOR_RE = /^#[0-9A-Fa-f]{6}$/;
@@ -220,6 +226,10 @@ export function checkCommand(data, { nCells, decode }) {
       case "setSelection":
         command.cells = parseCells(data.cells, nCells, decode, { label: "setSelection.cells" });
         break;
+      case "setDimension":
+        if (![1, 2, 3].includes(data.dimension)) throw bad(`setDimension.dimension must be 1, 2 or 3, not ${JSON.stringify(data.dimension)}`);
+        command.dimension = data.dimension;
+        break;
       case "ping":
       case "debug_snapshot":
       case "requestSessionBundle":
@@ -389,12 +399,14 @@ export class Outbox {
     this.idleWaiters = [];
   }
 
-  push(body) {
+  /** Queue `body`; `eventId` (optional) travels with it to `post(body, eventId)`. */
+  push(body, eventId = null) {
+    const item = { body, eventId };
     const last = this.queue[this.queue.length - 1];
-    if (body.type === "hover" && last && last.type === "hover") {
-      this.queue[this.queue.length - 1] = body;
+    if (body.type === "hover" && last && last.body.type === "hover") {
+      this.queue[this.queue.length - 1] = item;
     } else {
-      this.queue.push(body);
+      this.queue.push(item);
     }
     if (!this.busy) this.pump();
   }
@@ -402,9 +414,9 @@ export class Outbox {
   async pump() {
     this.busy = true;
     while (this.queue.length) {
-      const body = this.queue.shift();
+      const { body, eventId } = this.queue.shift();
       try {
-        await this.post(body);
+        await this.post(body, eventId);
       } catch (err) {
         this.onError(err, body);
       }
@@ -419,7 +431,7 @@ export class Outbox {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Take what has not started yet (page going away: sent in parallel with keepalive). */
+  /** Take what has not started yet, as {body, eventId} (page going away: sent in parallel with keepalive). */
   drain() {
     return this.queue.splice(0);
   }
