@@ -186,6 +186,13 @@ describe("checkCommand", () => {
     assert.equal(check({ type: "setDimension" }).ok, false);
   });
 
+  test("cells may be a Uint32Array (the widget's binary form), still checked", () => {
+    assert.deepEqual(Array.from(check({ type: "setSelection", cells: new Uint32Array([4, 1]) }).command.cells), [4, 1]);
+    assert.equal(check({ type: "highlight", cells: new Uint32Array([1, 1]), color: "#00ff00" }).ok, false);
+    assert.match(check({ type: "setSelection", cells: new Uint32Array([10]) }).reason, /not below the 10 cells/);
+    assert.equal(check({ type: "setSelection", cells: new Int32Array([1]) }).ok, false);
+  });
+
   test("setSelection takes a cell list (empty clears)", () => {
     assert.deepEqual(Array.from(check({ type: "setSelection", cells: [2, 0] }).command.cells), [2, 0]);
     assert.ok(check({ type: "setSelection", cells: [] }).ok);

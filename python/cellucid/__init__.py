@@ -19,17 +19,31 @@ _LAZY: dict[str, str] = {
     "CellucidServer": "cellucid.server.runner",
     "AnnDataServer": "cellucid.server.runner",
     "AnnDataAdapter": "cellucid.sources.anndata",
+    "CellucidWidget": "cellucid.widget",
+    "CellucidViewer": "cellucid.viewer",
+    "AnnDataViewer": "cellucid.viewer",
+    "show": "cellucid.viewer",
+    "show_anndata": "cellucid.viewer",
+    "CellucidSessionBundle": "cellucid.session",
+    "apply_cellucid_session_to_anndata": "cellucid.session",
 }
 
 __all__ = [
     "AnnDataAdapter",
     "AnnDataServer",
+    "AnnDataViewer",
     "CellucidServer",
+    "CellucidSessionBundle",
+    "CellucidViewer",
+    "CellucidWidget",
     "__version__",
+    "apply_cellucid_session_to_anndata",
     "generate_datasets_manifest",
     "prepare",
     "serve",
     "serve_anndata",
+    "show",
+    "show_anndata",
     "validate_export",
 ]
 
@@ -38,7 +52,10 @@ if TYPE_CHECKING:
     from .export.prepare import prepare
     from .export.validate import validate_export
     from .server.runner import AnnDataServer, CellucidServer, serve, serve_anndata
+    from .session import CellucidSessionBundle, apply_cellucid_session_to_anndata
     from .sources.anndata import AnnDataAdapter
+    from .viewer import AnnDataViewer, CellucidViewer, show, show_anndata
+    from .widget import CellucidWidget
 
 
 def __getattr__(name: str) -> Any:

@@ -138,9 +138,10 @@ function bad(reason) {
 
 /**
  * Validate a cell list against a dataset of `nCells` cells: a JSON list of unique
- * non-negative integers < nCells, or a binary cell set of events.py (decoded by
- * `decode`, i.e. cellset.js decodeCells). Returns a Uint32Array (order kept); throws
- * an Error whose message says what is wrong.
+ * non-negative integers < nCells, a Uint32Array (what our widget posts: the comm carries
+ * cells as bytes), or a binary cell set of events.py (decoded by `decode`, i.e. cellset.js
+ * decodeCells). Returns a Uint32Array (order kept); throws an Error whose message says
+ * what is wrong.
  */
 export function parseCells(value, nCells, decode, { allowEmpty = true, label = "cells" } = {}) {
   if (!Number.isInteger(nCells) || nCells < 0) throw bad("no dataset is loaded yet");
@@ -154,6 +155,11 @@ export function parseCells(value, nCells, decode, { allowEmpty = true, label = "
       }
       if (v >= nCells) throw bad(`${label}[${i}] = ${v} is not below the ${nCells} cells`);
       cells[i] = v;
+    }
+  } else if (value instanceof Uint32Array) {
+    cells = value;
+    for (let i = 0; i < cells.length; i++) {
+      if (cells[i] >= nCells) throw bad(`${label}[${i}] = ${cells[i]} is not below the ${nCells} cells`);
     }
   } else if (isPlainObject(value) && typeof value.encoding === "string") {
     try {

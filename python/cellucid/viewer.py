@@ -1,0 +1,104 @@
+"""The notebook entry points :func:`show` and :func:`show_anndata` (SPEC §6.6).
+
+The widget itself is :class:`cellucid.widget.CellucidWidget`; :class:`CellucidViewer`
+and :class:`AnnDataViewer` are the upstream names for the same object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .notebook_env import client_base_url, notebook_context
+from .widget import CellucidWidget, Transport
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = [
+    "AnnDataViewer",
+    "CellucidViewer",
+    "client_base_url",
+    "notebook_context",
+    "show",
+    "show_anndata",
+]
+
+
+def show(
+    data_dir: str | Path,
+    height: int = 600,
+    *,
+    transport: Transport = "auto",
+    port: int | None = None,
+) -> CellucidViewer:
+    """Open an export folder (or a folder of exports) in a notebook viewer and display it.
+
+    Outside a notebook the viewer URL is printed instead. Returns the viewer.
+
+    Examples
+    --------
+    >>> viewer = show("exports/pbmc68k")                 # doctest: +SKIP
+    >>> viewer.wait_for_ready()["n_cells"]               # doctest: +SKIP
+    700
+    """
+    viewer = CellucidViewer(data_dir, port=port, height=height, transport=transport)
+    viewer.display()
+    return viewer
+
+
+def show_anndata(
+    data: AnnData | str | Path,
+    height: int = 600,
+    *,
+    transport: Transport = "auto",
+    port: int | None = None,
+    **adapter_kwargs: Any,
+) -> AnnDataViewer:
+    """Open an AnnData (in memory, ``.h5ad`` or ``.zarr``) in a notebook viewer and display it.
+
+    ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
+    (``latent_key``, ``dataset_name``, ``backed`` for paths, ...). Returns the viewer.
+
+    Examples
+    --------
+    >>> import scanpy as sc                                        # doctest: +SKIP
+    >>> viewer = show_anndata(sc.datasets.pbmc68k_reduced())       # doctest: +SKIP
+    """
+    viewer = AnnDataViewer(data, port=port, height=height, transport=transport, **adapter_kwargs)
+    viewer.display()
+    return viewer
+
+
+class CellucidViewer(CellucidWidget):
+    """A notebook viewer of an export folder (upstream's name; see :class:`CellucidWidget`).
+
+    ``auto_open`` is accepted for compatibility; the server always starts at once.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        port: int | None = None,
+        height: int = 600,
+        auto_open: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(Path(data_dir), port=port, height=height, **kwargs)
+
+
+class AnnDataViewer(CellucidWidget):
+    """A notebook viewer of an AnnData (upstream's name; see :class:`CellucidWidget`)."""
+
+    def __init__(
+        self,
+        data: AnnData | str | Path,
+        port: int | None = None,
+        height: int = 600,
+        auto_open: bool = True,
+        **adapter_kwargs: Any,
+    ) -> None:
+        transport = adapter_kwargs.pop("transport", "auto")
+        super().__init__(
+            data, port=port, height=height, transport=transport, anndata=True, **adapter_kwargs
+        )

@@ -1,0 +1,796 @@
+"""``CellucidWidget``: the cellucid viewer in a notebook (an anywidget, SPEC §6.6).
+
+The widget starts a data server for its data in a background thread, shows the viewer
+(served by that server) in an iframe, and connects the two sides:
+
+* **Python → viewer**: commands (``highlight_cells``, ``set_color_by``, setting the
+  ``selection``, ``color_by`` or ``dimension`` traits, ...) are validated here, queued
+  until the viewer is ready, then sent over the widget's comm; the front end
+  (``js/widget``) posts them into the iframe. Cell lists travel as binary buffers.
+* **viewer → Python**: events (``ready``, ``selection``, ``hover``, ``click``, ``view``,
+  custom ones) reach one :class:`~cellucid.server.events.ViewerChannel` by two paths: the
+  comm (relayed by the front end) and ``POST /_cellucid/events`` from the viewer page
+  itself. The comm is only read between cells; the HTTP server answers at once, so
+  :meth:`~CellucidWidget.wait_for_event` works inside a running cell. Each event carries
+  an id and is recorded once, whichever path is first. With ``transport="comm"`` (no
+  reachable port) everything, the viewer's files included, goes over the comm.
+
+Traits show the latest events as soon as they are recorded; trait observers and hooks run
+in event order on the channel's dispatcher thread, never on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import anywidget
+import numpy as np
+import numpy.typing as npt
+import traitlets
+
+from .comm_transport import CommFiles, viewer_page
+from .notebook_env import client_base_url, notebook_context
+from .serialization import (
+    CellIndices,
+    PartCollector,
+    as_cell_indices,
+    cells_from_json,
+    cells_to_json,
+    split_parts,
+)
+from .server.events import HookCallback, InvalidEventError, ViewerChannel, ViewerState
+from .server.runner import DEFAULT_PORT, AnnDataServer, CellucidServer, _BaseServer
+from .sources.fields import DatasetFields, read_fields
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from .session import CellucidSessionBundle
+
+__all__ = ["CellucidWidget", "Transport"]
+
+log = logging.getLogger("cellucid.widget")
+
+Transport = Literal["auto", "http", "comm"]
+_Hook = TypeVar("_Hook", bound=HookCallback)
+
+_ESM = Path(__file__).parent / "static" / "widget.js"
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+#: after the last view of a widget closed (output cleared, cell re-run), free its server
+#: and threads unless a view comes back within this many seconds
+RELEASE_AFTER_S = 5.0
+#: commands kept while the viewer is not ready; older ones are dropped beyond this
+MAX_QUEUED_COMMANDS = 10_000
+_ANNDATA_NOTE = (
+    "AnnData mode: the viewer's files are computed from the AnnData on demand, which is "
+    "slower than an export made with cellucid.prepare()."
+)
+
+
+class CellucidWidget(anywidget.AnyWidget):
+    """The cellucid viewer as a notebook widget.
+
+    Parameters
+    ----------
+    data
+        An AnnData, a path to an ``.h5ad`` file or ``.zarr`` store, an export folder made
+        by :func:`cellucid.prepare`, or a folder of such exports.
+    height
+        Height of the viewer in pixels.
+    port
+        Port of the data server; ``None`` tries 8765 and the next 100, ``0`` lets the
+        system choose. :attr:`port` is always the bound port.
+    transport
+        How the browser reaches the data: ``"http"`` (the iframe loads the viewer from the
+        server, through jupyter-server-proxy when it answers), ``"comm"`` (everything over
+        the Jupyter comm, for front ends that cannot reach any port) or ``"auto"`` (http
+        when the server answers, else comm). :attr:`transport_in_use` says what was used.
+    anndata
+        Force AnnData mode (``True``) or export mode (``False``); by default detected.
+    host
+        Interface the server binds (loopback by default).
+    **adapter_kwargs
+        For AnnData: :class:`~cellucid.sources.anndata.AnnDataAdapter` options
+        (``latent_key``, ``dataset_name``, ``backed`` for paths, ...).
+
+    Examples
+    --------
+    >>> import scanpy as sc                                           # doctest: +SKIP
+    >>> viewer = CellucidWidget(sc.datasets.pbmc68k_reduced())        # doctest: +SKIP
+    >>> viewer                                                        # doctest: +SKIP
+    >>> viewer.wait_for_ready()                                       # doctest: +SKIP
+    {'n_cells': 700, 'dimensions': 2}
+    >>> viewer.color_by = "bulk_labels"                               # doctest: +SKIP
+    >>> @viewer.on_selection                                          # doctest: +SKIP
+    ... def chosen(event):
+    ...     print(len(event["cells"]), "cells from", event["source"])
+    >>> viewer.selection                                              # doctest: +SKIP
+    array([ 3, 17, 42], dtype=uint32)
+    >>> viewer.highlight_cells(viewer.selection, color="#ff8800")     # doctest: +SKIP
+    """
+
+    _esm = _ESM
+
+    # ---- fixed at creation (synced so the front end can build the iframe) ----------
+    viewer_id = traitlets.Unicode(read_only=True).tag(sync=True)
+    viewer_token = traitlets.Unicode(read_only=True).tag(sync=True)
+    viewer_url = traitlets.Unicode(read_only=True).tag(sync=True)
+    url_fixed = traitlets.Bool(False, read_only=True).tag(sync=True)
+    port = traitlets.Int(0, read_only=True).tag(sync=True)
+    transport = traitlets.Enum(("auto", "http", "comm"), "auto", read_only=True).tag(sync=True)
+    # ---- layout -------------------------------------------------------------------
+    height = traitlets.Int(600).tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
+    # ---- both directions ------------------------------------------------------------
+    selection = CellIndices().tag(sync=True, to_json=cells_to_json, from_json=cells_from_json)
+    """Indices of the selected cells (read-only ``uint32``). Set it to select cells."""
+    color_by = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    """The obs key or gene colouring the cells. Set it to recolour."""
+    dimension = traitlets.Int(None, allow_none=True).tag(sync=True)
+    """The embedding dimension shown (1, 2 or 3). Set it to switch."""
+    # ---- viewer → Python only --------------------------------------------------------
+    hover = traitlets.Dict(None, allow_none=True, read_only=True).tag(sync=True)
+    """The latest hover event ``{"cell", "position"}`` (``None`` before any)."""
+    click = traitlets.Dict(None, allow_none=True, read_only=True).tag(sync=True)
+    """The latest click event ``{"cell", "button", "shift", "ctrl"}``."""
+    ready = traitlets.Bool(False, read_only=True).tag(sync=True)
+    """Whether a viewer reported ``ready``."""
+
+    def __init__(
+        self,
+        data: AnnData | str | Path,
+        height: int = 600,
+        *,
+        port: int | None = None,
+        transport: Transport = "auto",
+        anndata: bool | None = None,
+        host: str = "127.0.0.1",
+        **adapter_kwargs: Any,
+    ) -> None:
+        if not _ESM.is_file():
+            raise RuntimeError(
+                f"the widget's front end is missing ({_ESM}); reinstall cellucid "
+                "(`pip install` builds it from js/)"
+            )
+        if transport not in ("auto", "http", "comm"):
+            raise ValueError(f"transport must be 'auto', 'http' or 'comm', not {transport!r}")
+        server = _make_server(data, port, host, anndata, adapter_kwargs)
+        self._server: _BaseServer | None = server
+        self._data_label = str(data) if isinstance(data, (str, Path)) else None
+        self._is_anndata = isinstance(server, AnnDataServer)
+        self._closed = False
+        self._command_lock = threading.RLock()
+        self._commands_open = False  # a viewer reported ready: commands go out at once
+        self._queued: deque[tuple[dict[str, Any], npt.NDArray[np.uint32] | None]] = deque()
+        self._seq = 0
+        self._views: dict[str, dict[str, Any]] = {}
+        self._views_lock = threading.Lock()
+        self._ever_displayed = False
+        self._release_timer: threading.Timer | None = None
+        self._frontend_log: deque[dict[str, Any]] = deque(maxlen=500)
+        self._parts = PartCollector()
+        self._pool: ThreadPoolExecutor | None = None
+        self._notifying = threading.local()
+        self._fields: DatasetFields | None = None
+        try:
+            server.start_background()
+            self._entry = server.source.datasets()[0]
+            self._channel = ViewerChannel(name=type(self).__name__, on_record=self._on_record)
+            server.registry.add(self._channel)
+        except BaseException:
+            server.stop()
+            raise
+        self._config = server.config
+        self._files = CommFiles(server.config) if server.config is not None else None
+        base, origin_kind = client_base_url(server.port, host)
+        query = (
+            f"?jupyter=true&viewerId={self._channel.viewer_id}&viewerToken={self._channel.token}"
+        )
+        if self._is_anndata:
+            query += "&anndata=true"
+        self._base_url = base
+        super().__init__(height=height, note=_ANNDATA_NOTE if self._is_anndata else "")
+        for name, value in {
+            "viewer_id": self._channel.viewer_id,
+            "viewer_token": self._channel.token,
+            "viewer_url": f"{base}/{query}",
+            "url_fixed": origin_kind != "local",
+            "port": server.port,
+            "transport": transport,
+        }.items():
+            self.set_trait(name, value)
+        self.on_msg(self._on_frontend_message)
+        self._finalizer = weakref.finalize(self, _shutdown, server, self._channel)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def server_url(self) -> str:
+        """The data server's base URL as the browser sees it (no trailing ``/``)."""
+        return self._base_url
+
+    @property
+    def viewer_origin(self) -> str:
+        """The origin of :attr:`viewer_url`."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.viewer_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def fields(self) -> DatasetFields:
+        """The served dataset's cells, dimensions, obs keys and gene ids."""
+        if self._fields is None:
+            if self._server is None:
+                raise RuntimeError("this viewer is stopped")
+            self._fields = read_fields(self._server.source, self._entry)
+        return self._fields
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells of the shown dataset."""
+        return self.fields.n_cells
+
+    @property
+    def state(self) -> ViewerState:
+        """The latest ``ready``/``selection``/``hover``/``click`` events and the last event."""
+        return self._channel.state
+
+    @property
+    def transport_in_use(self) -> str | None:
+        """``"http"`` or ``"comm"`` as the front end chose (the latest view), else ``None``."""
+        with self._views_lock:
+            used = [v.get("transport") for v in self._views.values() if v.get("transport")]
+        return used[-1] if used else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the data server runs (until :meth:`close`)."""
+        return self._server is not None and self._server.is_running()
+
+    # ------------------------------------------------------------------ commands
+    def highlight_cells(self, cell_indices: object, color: str = "#ff0000") -> None:
+        """Highlight cells (indices or a boolean mask of length n) in ``color`` ("#RRGGBB").
+
+        Examples
+        --------
+        >>> viewer.highlight_cells([0, 5, 9], color="#00aa00")   # doctest: +SKIP
+        """
+        if not isinstance(color, str) or not _COLOR.match(color):
+            raise ValueError(f'color must look like "#RRGGBB", not {color!r}')
+        cells = as_cell_indices(cell_indices, self.n_cells, label="cell_indices", allow_empty=False)
+        self._send_command({"type": "highlight", "color": color}, cells)
+
+    def clear_highlights(self) -> None:
+        """Remove every highlight."""
+        self._send_command({"type": "clearHighlights"})
+
+    def set_color_by(self, field: str) -> None:
+        """Colour the cells by an obs key or a gene id (same as setting :attr:`color_by`)."""
+        self.color_by = field
+
+    def set_visibility(self, cell_indices: object = None, visible: bool = True) -> None:
+        """Show or hide cells; ``None`` means every cell.
+
+        Examples
+        --------
+        >>> viewer.set_visibility(visible=False)                    # doctest: +SKIP
+        >>> viewer.set_visibility(viewer.selection, visible=True)   # doctest: +SKIP
+        """
+        if not isinstance(visible, (bool, np.bool_)):
+            raise ValueError(f"visible must be True or False, not {visible!r}")
+        cells = (
+            None
+            if cell_indices is None
+            else as_cell_indices(cell_indices, self.n_cells, label="cell_indices")
+        )
+        self._send_command({"type": "setVisibility", "visible": bool(visible)}, cells)
+
+    def reset_view(self) -> None:
+        """Reset the camera."""
+        self._send_command({"type": "resetCamera"})
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        """Send a custom command (a JSON-safe dict with a string ``type``) to the viewer.
+
+        ``viewerId``/``viewerToken`` are added; queued until the viewer is ready.
+        """
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise ValueError("message must be a dict with a string 'type'")
+        if not message["type"]:
+            raise ValueError("message['type'] must not be empty")
+        for key in ("viewerId", "viewerToken"):
+            if key in message:
+                raise ValueError(f"message must not contain {key!r}: it is added for you")
+        try:
+            safe = json.loads(json.dumps(message, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"message must be plain JSON: {exc}") from None
+        self._send_command(safe)
+
+    # ------------------------------------------------------------------ events
+    @property
+    def on_ready(self) -> Callable[[_Hook], _Hook]:
+        """Decorator: call ``f(event)`` on each ``ready`` event."""
+        return self._channel.on_ready
+
+    @property
+    def on_selection(self) -> Callable[[_Hook], _Hook]:
+        """Decorator: call ``f(event)`` on each ``selection`` (``event["cells"]``: uint32)."""
+        return self._channel.on_selection
+
+    @property
+    def on_hover(self) -> Callable[[_Hook], _Hook]:
+        """Decorator: call ``f(event)`` on each ``hover``."""
+        return self._channel.on_hover
+
+    @property
+    def on_click(self) -> Callable[[_Hook], _Hook]:
+        """Decorator: call ``f(event)`` on each ``click``."""
+        return self._channel.on_click
+
+    @property
+    def on_message(self) -> Callable[[_Hook], _Hook]:
+        """Decorator: call ``f({"event": type, **payload})`` on every event."""
+        return self._channel.on_message
+
+    def register_hook(self, event: str, callback: _Hook) -> _Hook:
+        """Call ``callback(payload)`` on every ``event`` (any name); returns the callback."""
+        return self._channel.register_hook(event, callback)
+
+    def unregister_hook(self, event: str, callback: HookCallback) -> bool:
+        """Remove a hook; ``True`` if it was registered."""
+        return self._channel.unregister_hook(event, callback)
+
+    def clear_hooks(self, event: str | None = None) -> None:
+        """Remove the hooks of ``event``, or every hook."""
+        self._channel.clear_hooks(event)
+
+    def wait_for_event(
+        self,
+        event: str,
+        timeout: float | None = 30.0,
+        *,
+        predicate: Callable[[dict[str, Any]], object] | None = None,
+    ) -> dict[str, Any]:
+        """The first ``event`` recorded after this call (matching ``predicate``).
+
+        Works in the same cell as the display: events also arrive through the data
+        server, which does not wait for the cell to end. Raises ``TimeoutError``.
+
+        Examples
+        --------
+        >>> viewer.wait_for_event("selection", timeout=120)["cells"]   # doctest: +SKIP
+        array([ 4,  8, 15], dtype=uint32)
+        """
+        self._check_can_wait(event)
+        try:
+            return self._channel.wait_for_event(event, timeout, predicate=predicate)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}{self._wait_hint()}") from None
+
+    def wait_for_ready(self, timeout: float | None = 30.0) -> dict[str, Any]:
+        """The ``ready`` payload (``{"n_cells", "dimensions"}``); at once if already ready."""
+        ready = self._channel.state.ready
+        if ready is not None:
+            return ready
+        self._check_can_wait("ready")
+        try:
+            return self._channel.wait_for_ready(timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}{self._wait_hint()}") from None
+
+    def _check_can_wait(self, event: str) -> None:
+        if self.transport != "comm" and self.transport_in_use != "comm":
+            return
+        if (
+            threading.current_thread() is threading.main_thread()
+            and (notebook_context()["in_jupyter"])
+        ):
+            raise RuntimeError(
+                f"cannot wait for {event!r} here: with the comm transport the viewer reaches "
+                "Python only between cells, and this cell is still running. Wait in a later "
+                "cell, or react with a hook (e.g. @viewer.on_selection) instead."
+            )
+
+    def _wait_hint(self) -> str:
+        with self._views_lock:
+            views = dict(self._views)
+        if not views and not self._ever_displayed:
+            return (
+                " (the viewer is not displayed: show it first, e.g. make it the last "
+                "expression of a cell, or call viewer.display())"
+            )
+        return " (run viewer.debug_connection() to see what the browser reached)"
+
+    # ------------------------------------------------------------------ sessions
+    def get_session_bundle(self, timeout: float = 60.0) -> CellucidSessionBundle:
+        """Ask the viewer for its session (highlights, user fields, ...) as a bundle.
+
+        No browser download: the viewer uploads the bundle to this widget's server. The
+        temporary file is deleted at interpreter exit unless you ``save()`` it.
+        """
+        from .session import CellucidSessionBundle
+
+        deadline = time.monotonic() + timeout
+        if not self._views and not self._ever_displayed:
+            self.display()
+        self.wait_for_ready(max(0.0, deadline - time.monotonic()))
+        request_id = secrets.token_hex(16)
+        remaining = max(0.0, deadline - time.monotonic())
+        assert self._server is not None
+        self._server.registry.pending.register(self._channel.viewer_id, request_id, remaining)
+
+        def answers(event: dict[str, Any]) -> bool:
+            if event.get("requestId") == request_id:
+                return True
+            return event.get("command") == "requestSessionBundle" and request_id in str(
+                event.get("reason", "")
+            )
+
+        try:
+            event_type, event = self._channel.wait_for_any(
+                ("session_bundle", "command_error"),
+                remaining,
+                predicate=answers,
+                start=lambda: self._send_command(
+                    {"type": "requestSessionBundle", "requestId": request_id}
+                ),
+            )
+        except TimeoutError:
+            self._server.registry.pending.cancel(self._channel.viewer_id, request_id)
+            raise TimeoutError(f"no session bundle from the viewer within {timeout} s") from None
+        if event_type == "command_error" or event.get("status") != "ok":
+            detail = event.get("reason") or event.get("error") or event
+            raise RuntimeError(f"the viewer could not send its session bundle: {detail}")
+        return CellucidSessionBundle(event["path"], temporary=True)
+
+    def apply_session_to_anndata(
+        self,
+        adata: AnnData,
+        *,
+        inplace: bool = False,
+        timeout: float = 60.0,
+        cleanup_bundle: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Capture the session and write its highlights and user fields into ``adata``.
+
+        ``kwargs`` go to :func:`cellucid.apply_cellucid_session_to_anndata`;
+        ``expected_dataset_id`` defaults to the served dataset's id.
+        """
+        from .session import apply_cellucid_session_to_anndata
+
+        bundle = self.get_session_bundle(timeout)
+        kwargs.setdefault("expected_dataset_id", self.fields.dataset_id)
+        try:
+            return apply_cellucid_session_to_anndata(bundle, adata, inplace=inplace, **kwargs)
+        finally:
+            if cleanup_bundle:
+                bundle.cleanup()
+
+    # ------------------------------------------------------------------ diagnostics
+    def debug_connection(
+        self, timeout: float = 5.0, *, max_console_events: int = 50
+    ) -> dict[str, Any]:
+        """A report on every link between Python, the server and the browser.
+
+        Includes the transport in use, server probes, a ping round trip (its time in
+        ``ping_rtt_ms``), the recent events and what the front end logged.
+        """
+        from .debug import connection_report
+
+        return connection_report(self, timeout, max_console_events)
+
+    # ------------------------------------------------------------------ display
+    def display(self) -> None:
+        """Show the viewer: the widget in a notebook, else print the URL to open."""
+        if notebook_context()["in_jupyter"]:
+            from IPython.display import display
+
+            display(self)
+        else:
+            plain = self.viewer_url.replace("jupyter=true&", "")
+            print(f"cellucid viewer: open {plain} in a browser")
+
+    def close(self) -> None:
+        """Freeze the viewer, stop the server, hooks and threads, and close the widget.
+
+        Idempotent; also runs at interpreter exit and when the last view has been gone
+        for :data:`RELEASE_AFTER_S` seconds.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self.comm is not None:
+            with contextlib.suppress(Exception):  # best effort: the front end may be gone
+                self._emit({"type": "freeze"}, None)
+        with self._views_lock:
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+        self._finalizer()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._server = None
+        self._parts.clear()
+        super().close()
+
+    stop = close
+
+    def __repr__(self) -> str:
+        status = "running" if self.is_running else "stopped"
+        name = type(self).__name__
+        if self._data_label is not None and not self._is_anndata:
+            return f"{name}('{self._data_label}', port={self.port}, status={status})"
+        return f"{name}(port={self.port}, status={status})"
+
+    # ------------------------------------------------------------------ traits
+    def _validate_cells(self, value: object) -> npt.NDArray[np.uint32]:
+        return as_cell_indices(value, self.n_cells, label="selection")
+
+    @traitlets.validate("color_by")
+    def _check_color_by(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if value is None:
+            raise traitlets.TraitError("color_by can only be set to a field name")
+        return self.fields.resolve(value)
+
+    @traitlets.validate("dimension")
+    def _check_dimension(self, proposal: dict[str, Any]) -> int:
+        value = proposal["value"]
+        if value not in self.fields.dimensions:
+            raise ValueError(
+                f"dimension {value!r} is not available; this dataset has "
+                f"{', '.join(f'{d}D' for d in self.fields.dimensions)}"
+            )
+        return int(value)
+
+    @traitlets.observe("selection", "color_by", "dimension")
+    def _user_changed(self, change: dict[str, Any]) -> None:
+        if getattr(self._notifying, "change", None) is change:
+            return  # the viewer reported this change: nothing to send back
+        name, new = change["name"], change["new"]
+        if name == "selection":
+            self._send_command({"type": "setSelection"}, new)
+        elif name == "color_by":
+            self._send_command({"type": "setColorBy", "field": new})
+        else:
+            self._send_command({"type": "setDimension", "dimension": new})
+
+    def _on_record(self, event_type: str, payload: dict[str, Any]) -> Callable[[], None] | None:
+        # On the delivering thread, under the channel's lock: new values become visible at
+        # once (wait_for_event may return right now); observers run later, on the
+        # dispatcher thread, in event order.
+        updates: dict[str, Any] = {}
+        if event_type == "ready":
+            updates["ready"] = True
+        elif event_type == "selection":
+            updates["selection"] = payload["cells"]
+        elif event_type in ("hover", "click"):
+            updates[event_type] = copy.deepcopy(payload)
+        elif event_type == "view":
+            if isinstance(payload.get("color_by"), str):
+                updates["color_by"] = payload["color_by"]
+            if payload.get("dimension") in (1, 2, 3):
+                updates["dimension"] = payload["dimension"]
+        if not updates:
+            return None
+        old = {name: self._trait_values.get(name) for name in updates}
+        self._trait_values.update(updates)
+
+        def notify() -> None:
+            for name, new in updates.items():
+                if _same(old[name], new):
+                    continue
+                change = traitlets.Bunch(
+                    name=name, old=old[name], new=new, owner=self, type="change"
+                )
+                self._notifying.change = change
+                try:
+                    self.notify_change(change)
+                finally:
+                    self._notifying.change = None
+            if event_type == "ready":
+                self._open_commands()
+
+        return notify
+
+    # ------------------------------------------------------------------ command queue
+    def _send_command(
+        self, command: dict[str, Any], cells: npt.NDArray[np.uint32] | None = None
+    ) -> None:
+        if self._closed:
+            raise RuntimeError("this viewer is closed")
+        with self._command_lock:
+            if not self._commands_open:
+                if len(self._queued) >= MAX_QUEUED_COMMANDS:
+                    dropped = self._queued.popleft()
+                    log.warning("cellucid: too many commands before ready; dropped %s", dropped[0])
+                self._queued.append((command, cells))
+                return
+            self._emit(command, cells)
+
+    def _open_commands(self) -> None:
+        with self._command_lock:
+            self._commands_open = True
+            while self._queued:
+                self._emit(*self._queued.popleft())
+
+    def _emit(self, command: dict[str, Any], cells: npt.NDArray[np.uint32] | None) -> None:
+        self._seq += 1
+        message = {"kind": "command", "seq": self._seq, "command": command}
+        if cells is None:
+            self.send(message)
+            return
+        data = np.ascontiguousarray(cells, dtype="<u4")
+        for part, buffers in split_parts({**message, "cells_bytes": True}, data):
+            self.send(part, buffers)
+
+    # ------------------------------------------------------------------ front end messages
+    def _on_frontend_message(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict) or self._closed:
+            return
+        kind = content.get("kind")
+        view = str(content.get("view", ""))
+        try:
+            if kind == "event":
+                self._frontend_event(view, content, buffers)
+            elif kind == "fetch":
+                self._frontend_fetch(view, content, buffers)
+            elif kind == "page_request":
+                self._run_in_pool(self._send_page, str(content.get("id", "")))
+            elif kind == "view":
+                self._frontend_view(view, content)
+            elif kind == "log":
+                self._frontend_log.append(
+                    {
+                        "level": str(content.get("level", "info")),
+                        "message": str(content.get("message", "")),
+                        "view": view,
+                        "ts": time.time(),
+                    }
+                )
+        except (InvalidEventError, ValueError) as exc:
+            log.warning("cellucid: ignored a %s message from the front end: %s", kind, exc)
+
+    def _frontend_event(self, view: str, content: dict[str, Any], buffers: list[Any]) -> None:
+        event_id = content.get("eventId")
+        done = self._parts.add(f"event:{view}:{event_id}", content, buffers)
+        if done is None:
+            return
+        message, data = done
+        event = dict(message.get("event") or {})
+        cells = event.get("cells")
+        if isinstance(cells, dict) and cells.get("data") is None:
+            event["cells"] = {**cells, "data": data}
+        self._channel.deliver(event, event_id=event_id if isinstance(event_id, str) else None)
+
+    def _frontend_fetch(self, view: str, content: dict[str, Any], buffers: list[Any]) -> None:
+        request_id = str(content.get("id", ""))
+        done = self._parts.add(f"fetch:{request_id}", content, buffers)
+        if done is None:
+            return
+        message, body = done
+        self._run_in_pool(self._answer_fetch, request_id, message, body)
+
+    def _answer_fetch(self, request_id: str, message: dict[str, Any], body: bytes) -> None:
+        assert self._files is not None
+        headers = {str(k).lower(): str(v) for k, v in (message.get("headers") or {}).items()}
+        reply = self._files.answer(
+            str(message.get("method", "GET")), str(message.get("path", "")), headers, body
+        )
+        head = {
+            "kind": "fetch_reply",
+            "id": request_id,
+            "status": reply.status,
+            "headers": reply.headers,
+        }
+        for part, part_buffers in split_parts(head, reply.body):
+            self.send(part, part_buffers)
+
+    def _send_page(self, page_id: str) -> None:
+        assert self._config is not None
+        sizes, data = viewer_page(self._config.ui_dir)
+        for part, buffers in split_parts({"kind": "page", "id": page_id, "sizes": sizes}, data):
+            self.send(part, buffers)
+
+    def _run_in_pool(self, fn: Callable[..., None], *args: Any) -> None:
+        # Reads can be slow (a gene of a backed AnnData): never on the kernel's thread.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="cellucid-comm")
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("cellucid: answering the front end failed")
+
+        self._pool.submit(run)
+
+    def _frontend_view(self, view: str, content: dict[str, Any]) -> None:
+        action = content.get("action")
+        with self._views_lock:
+            if action == "closed":
+                self._views.pop(view, None)
+                if not self._views and self._release_timer is None:
+                    timer = threading.Timer(RELEASE_AFTER_S, self._release_if_unused)
+                    timer.daemon = True
+                    self._release_timer = timer
+                    timer.start()
+                return
+            info = self._views.setdefault(view, {"since": time.time()})
+            self._ever_displayed = True
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+                self._release_timer = None
+            if action == "transport":
+                for key in ("transport", "via", "url", "error"):
+                    info[key] = content.get(key)
+            elif action == "connected":
+                info["connected"] = True
+
+    def _release_if_unused(self) -> None:
+        with self._views_lock:
+            self._release_timer = None
+            unused = not self._views
+        if unused and not self._closed:
+            log.info("cellucid: the viewer's last view closed; releasing its server")
+            self.close()
+
+
+# ---------------------------------------------------------------------- helpers
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
+        return (
+            isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and np.array_equal(old, new)
+        )
+    return bool(old == new)
+
+
+def _make_server(
+    data: Any, port: int | None, host: str, anndata: bool | None, adapter_kwargs: dict[str, Any]
+) -> _BaseServer:
+    from .sources.detect import detect
+
+    requested = DEFAULT_PORT if port is None else int(port)
+    if isinstance(data, (str, Path)):
+        kind = detect(data).kind
+        exported = kind in ("export", "export_root")
+        if anndata is not None and anndata == exported:
+            raise ValueError(
+                f"{data} is {'an export folder' if exported else 'an AnnData file'}; "
+                f"anndata={anndata} does not match"
+            )
+        if exported:
+            if adapter_kwargs:
+                raise TypeError(
+                    f"{', '.join(sorted(adapter_kwargs))}: AnnData options do not apply to an "
+                    "export folder"
+                )
+            return CellucidServer(data, requested, host, quiet=True)
+        return AnnDataServer(data, requested, host, quiet=True, **adapter_kwargs)
+    if not hasattr(data, "obs") or not hasattr(data, "obsm"):
+        raise TypeError(
+            "data must be an AnnData, a path to an .h5ad file or a .zarr store, or an export "
+            f"folder, not {type(data).__name__}"
+        )
+    return AnnDataServer(data, requested, host, quiet=True, **adapter_kwargs)
+
+
+def _shutdown(server: _BaseServer, channel: ViewerChannel) -> None:
+    """Stop a viewer's server and channel (close(), garbage collection or exit)."""
+    channel.close()
+    server.registry.remove(channel.viewer_id)
+    server.stop()
