@@ -59,6 +59,10 @@ def _probe_into(report: dict[str, Any], key: str, url: str) -> Any:
 def _frontend(viewer: CellucidWidget, command: str, reply: str, timeout: float) -> dict[str, Any]:
     if not viewer.ready:
         return {"ok": False, "error": "the viewer has not reported ready (is it displayed?)"}
+    try:
+        viewer._check_can_wait(reply)
+    except RuntimeError as exc:
+        return {"ok": False, "error": str(exc)}
     request_id = secrets.token_hex(8)
     sent = time.perf_counter()
     try:

@@ -137,14 +137,15 @@ class CellucidWidget(anywidget.AnyWidget):
     # ---- both directions ------------------------------------------------------------
     selection = CellIndices().tag(sync=True, to_json=cells_to_json, from_json=cells_from_json)
     """Indices of the selected cells (read-only ``uint32``). Set it to select cells."""
-    color_by = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    # None until the viewer reports a view; Python can only set real values (no allow_none)
+    color_by = traitlets.Unicode().tag(sync=True)
     """The obs key or gene colouring the cells. Set it to recolour."""
-    dimension = traitlets.Int(None, allow_none=True).tag(sync=True)
+    dimension = traitlets.Int().tag(sync=True)
     """The embedding dimension shown (1, 2 or 3). Set it to switch."""
     # ---- viewer → Python only --------------------------------------------------------
-    hover = traitlets.Dict(None, allow_none=True, read_only=True).tag(sync=True)
+    hover = traitlets.Any(None, read_only=True).tag(sync=True)
     """The latest hover event ``{"cell", "position"}`` (``None`` before any)."""
-    click = traitlets.Dict(None, allow_none=True, read_only=True).tag(sync=True)
+    click = traitlets.Any(None, read_only=True).tag(sync=True)
     """The latest click event ``{"cell", "button", "shift", "ctrl"}``."""
     ready = traitlets.Bool(False, read_only=True).tag(sync=True)
     """Whether a viewer reported ``ready``."""
@@ -160,6 +161,7 @@ class CellucidWidget(anywidget.AnyWidget):
         host: str = "127.0.0.1",
         **adapter_kwargs: Any,
     ) -> None:
+        self._closed = True  # until construction succeeds (Widget.__del__ calls close())
         if not _ESM.is_file():
             raise RuntimeError(
                 f"the widget's front end is missing ({_ESM}); reinstall cellucid "
@@ -171,7 +173,6 @@ class CellucidWidget(anywidget.AnyWidget):
         self._server: _BaseServer | None = server
         self._data_label = str(data) if isinstance(data, (str, Path)) else None
         self._is_anndata = isinstance(server, AnnDataServer)
-        self._closed = False
         self._command_lock = threading.RLock()
         self._commands_open = False  # a viewer reported ready: commands go out at once
         self._queued: deque[tuple[dict[str, Any], npt.NDArray[np.uint32] | None]] = deque()
@@ -202,6 +203,8 @@ class CellucidWidget(anywidget.AnyWidget):
         if self._is_anndata:
             query += "&anndata=true"
         self._base_url = base
+        # Unknown until the viewer reports its view (the traits refuse None from Python).
+        self._trait_values.update(color_by=None, dimension=None)
         super().__init__(height=height, note=_ANNDATA_NOTE if self._is_anndata else "")
         for name, value in {
             "viewer_id": self._channel.viewer_id,
@@ -214,6 +217,7 @@ class CellucidWidget(anywidget.AnyWidget):
             self.set_trait(name, value)
         self.on_msg(self._on_frontend_message)
         self._finalizer = weakref.finalize(self, _shutdown, server, self._channel)
+        self._closed = False
 
     # ------------------------------------------------------------------ properties
     @property
@@ -296,7 +300,10 @@ class CellucidWidget(anywidget.AnyWidget):
             if cell_indices is None
             else as_cell_indices(cell_indices, self.n_cells, label="cell_indices")
         )
-        self._send_command({"type": "setVisibility", "visible": bool(visible)}, cells)
+        command: dict[str, Any] = {"type": "setVisibility", "visible": bool(visible)}
+        if cells is None:
+            command["cells"] = None  # null = every cell (SPEC §4.2)
+        self._send_command(command, cells)
 
     def reset_view(self) -> None:
         """Reset the camera."""
@@ -392,6 +399,13 @@ class CellucidWidget(anywidget.AnyWidget):
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}{self._wait_hint()}") from None
 
+    def wait_idle(self, timeout: float | None = 5.0) -> bool:
+        """Wait until the hooks and observers ran for every event recorded so far.
+
+        For scripts and tests; ``False`` on timeout. Do not call it from a hook.
+        """
+        return self._channel.wait_idle(timeout)
+
     def _check_can_wait(self, event: str) -> None:
         if self.transport != "comm" and self.transport_in_use != "comm":
             return
@@ -400,9 +414,11 @@ class CellucidWidget(anywidget.AnyWidget):
             and (notebook_context()["in_jupyter"])
         ):
             raise RuntimeError(
-                f"cannot wait for {event!r} here: with the comm transport the viewer reaches "
-                "Python only between cells, and this cell is still running. Wait in a later "
-                "cell, or react with a hook (e.g. @viewer.on_selection) instead."
+                f"cannot wait for {event!r} in a notebook cell: with the comm transport the "
+                "viewer reaches Python only between cells, so nothing can arrive while a cell "
+                "blocks. React with a hook instead (e.g. @viewer.on_selection), read the traits "
+                "(viewer.selection) in a later cell, or use transport='http' when the browser "
+                "can reach the server."
             )
 
     def _wait_hint(self) -> str:
@@ -424,12 +440,17 @@ class CellucidWidget(anywidget.AnyWidget):
         """
         from .session import CellucidSessionBundle
 
+        if self._closed:
+            raise RuntimeError("this viewer is closed")
+        self._check_can_wait("session_bundle")
         deadline = time.monotonic() + timeout
         if not self._views and not self._ever_displayed:
             self.display()
         self.wait_for_ready(max(0.0, deadline - time.monotonic()))
         request_id = secrets.token_hex(16)
-        remaining = max(0.0, deadline - time.monotonic())
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no time left for a session bundle within {timeout} s")
         assert self._server is not None
         self._server.registry.pending.register(self._channel.viewer_id, request_id, remaining)
 
@@ -511,11 +532,11 @@ class CellucidWidget(anywidget.AnyWidget):
         Idempotent; also runs at interpreter exit and when the last view has been gone
         for :data:`RELEASE_AFTER_S` seconds.
         """
-        if self._closed:
+        if getattr(self, "_closed", True):
             return
         self._closed = True
         if self.comm is not None:
-            with contextlib.suppress(Exception):  # best effort: the front end may be gone
+            with self._command_lock, contextlib.suppress(Exception):  # the front end may be gone
                 self._emit({"type": "freeze"}, None)
         with self._views_lock:
             if self._release_timer is not None:
@@ -591,21 +612,27 @@ class CellucidWidget(anywidget.AnyWidget):
         self._trait_values.update(updates)
 
         def notify() -> None:
-            for name, new in updates.items():
-                if _same(old[name], new):
-                    continue
-                change = traitlets.Bunch(
-                    name=name, old=old[name], new=new, owner=self, type="change"
-                )
-                self._notifying.change = change
-                try:
-                    self.notify_change(change)
-                finally:
-                    self._notifying.change = None
-            if event_type == "ready":
-                self._open_commands()
+            try:
+                for name, new in updates.items():
+                    if not _same(old[name], new):
+                        self._notify_from_viewer(name, old[name], new)
+            finally:
+                if event_type == "ready":
+                    self._open_commands()
 
         return notify
+
+    def _notify_from_viewer(self, name: str, old: Any, new: Any) -> None:
+        """Run the observers (and sync the front end) for a change the viewer reported; an
+        observer's exception is logged, like a hook's."""
+        change = traitlets.Bunch(name=name, old=old, new=new, owner=self, type="change")
+        self._notifying.change = change
+        try:
+            self.notify_change(change)
+        except Exception:
+            log.exception("cellucid: an observer of %r raised; the error is ignored", name)
+        finally:
+            self._notifying.change = None
 
     # ------------------------------------------------------------------ command queue
     def _send_command(

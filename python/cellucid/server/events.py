@@ -1071,7 +1071,8 @@ class ViewerChannel:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
-                        f"no {waiter.event} event from viewer {self.viewer_id} within {timeout} s"
+                        f"no {waiter.event} event from viewer {self.viewer_id} "
+                        f"within {_seconds(timeout)} s"
                     )
                 waiter.signal.wait(remaining)
         finally:
@@ -1232,6 +1233,10 @@ class ViewerChannel:
         self.clear_hooks()
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_TIMEOUT)
+
+
+def _seconds(timeout: float | None) -> str:
+    return "∞" if timeout is None else f"{float(timeout):.3g}"
 
 
 def _check_credential(value: object, label: str) -> str:
