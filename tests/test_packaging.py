@@ -31,6 +31,7 @@ BUILT = [
     "viewer/assets/viewer.css",
     "widget.js",
 ]
+COMM_BASE = "https://comm.cellucid.invalid/"
 # Any absolute or protocol-relative URL: the assets must come from the page's own server.
 EXTERNAL_URL = re.compile(r"""https?://|(?:["'(=\s]|url\()\s*//""", re.IGNORECASE)
 
@@ -63,33 +64,12 @@ def test_built_assets_are_installed_with_the_package():
         assert path.stat().st_size > 0, f"{rel} is empty"
 
 
-def test_widget_module_renders_an_iframe_that_follows_the_traits():
-    """widget.js is an anywidget ES module: default export with render({model, el})."""
+def test_widget_module_is_an_anywidget_es_module():
+    """widget.js loads as an ES module with a default export holding render({model, el})
+    (its behaviour is tested in a real JupyterLab: tests/jupyter/test_widget_lab.py)."""
     script = """
-    const elements = [];
-    globalThis.document = { createElement(tag) {
-      const attrs = {};
-      const e = { tag, style: {}, removed: false,
-        setAttribute(k, v) { attrs[k] = String(v); }, getAttribute(k) { return attrs[k] ?? null; },
-        remove() { this.removed = true; } };
-      elements.push(e); return e; } };
-    const traits = { viewer_url: "http://127.0.0.1:8765/?jupyter=true", height: 450 };
-    const handlers = {};
-    const model = { get: (k) => traits[k],
-      on(ev, fn) { (handlers[ev] ??= new Set()).add(fn); }, off(ev, fn) { handlers[ev]?.delete(fn); } };
-    const set = (k, v) => { traits[k] = v; for (const fn of handlers["change:" + k] ?? []) fn(); };
-    const children = [];
-    const el = { appendChild: (c) => children.push(c) };
     const mod = await import(process.argv[1]);
-    const cleanup = mod.default.render({ model, el });
-    const frame = children[0];
-    const seen = [[frame.tag, frame.getAttribute("src"), frame.style.height]];
-    set("viewer_url", "/proxy/8765/?jupyter=true"); set("height", 700);
-    seen.push([frame.getAttribute("src"), frame.style.height]);
-    cleanup();
-    set("height", 10);
-    seen.push([frame.style.height, frame.removed, children.length, elements.length]);
-    console.log(JSON.stringify(seen));
+    console.log(JSON.stringify([typeof mod.default, typeof mod.default.render]));
     """
     widget = static_dir() / "widget.js"
     proc = subprocess.run(
@@ -99,11 +79,7 @@ def test_widget_module_renders_an_iframe_that_follows_the_traits():
         timeout=60,
         check=True,
     )
-    assert json.loads(proc.stdout) == [
-        ["iframe", "http://127.0.0.1:8765/?jupyter=true", "450px"],
-        ["/proxy/8765/?jupyter=true", "700px"],
-        ["700px", True, 1, 1],
-    ]
+    assert json.loads(proc.stdout) == ["object", "function"]
 
 
 def test_viewer_page_uses_only_relative_urls():
@@ -126,8 +102,10 @@ def test_viewer_page_uses_only_relative_urls():
     # The JS bundle embeds deck.gl/luma.gl, whose shader comments and unused defaults contain
     # URL-like text; what matters there is what the page fetches, which
     # tests/browser/test_browser_offline.py checks in a real browser.
+    # widget.js names the comm transport's placeholder base (a reserved .invalid host that
+    # no request ever reaches: data/commfetch.js answers it over the Jupyter comm).
     for rel in ("viewer/assets/viewer.css", "widget.js"):
-        text = (static / rel).read_text(encoding="utf-8")
+        text = (static / rel).read_text(encoding="utf-8").replace(COMM_BASE, "")
         assert not EXTERNAL_URL.search(text), f"{rel}: {EXTERNAL_URL.search(text)}"
     assert "@import" not in (static / "viewer/assets/viewer.css").read_text(encoding="utf-8")
 

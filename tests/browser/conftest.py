@@ -73,15 +73,10 @@ def _save_artifacts(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=require_chromium(), args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+def browser(playwright: Any) -> Iterator[Any]:
+    chromium = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 # ---- data and servers ------------------------------------------------------------------------

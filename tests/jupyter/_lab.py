@@ -32,7 +32,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,56 +64,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium (``CHROMIUM_ARGS``) launched through Playwright's sync API; closed
-    on exit.
-
-    A thread can run only one sync Playwright, and the browser suite's session ``browser``
-    fixture (tests/browser/conftest.py) keeps its own running until the session ends: when
-    one is running already (``pytest tests`` runs tests/browser first), this Chromium is
-    launched by that Playwright instead. (The clean fix is one session Playwright fixture
-    in tests/conftest.py that both suites use.)
-    """
-    from playwright.sync_api import Error, sync_playwright
-
-    own = None
-    try:
-        own = sync_playwright().start()
-    except Error as error:
-        if "asyncio loop" not in str(error):
-            raise
-    try:
-        browser = _launch([own] if own is not None else _live_playwrights())
-        try:
-            yield browser
-        finally:
-            with contextlib.suppress(Exception):  # gone already if a borrowed one stopped
-                browser.close()
-    finally:
-        if own is not None:
-            own.stop()
-
-
-def _live_playwrights() -> list[Any]:
-    import gc
-
-    from playwright.sync_api import Playwright
-
-    return [obj for obj in gc.get_objects() if isinstance(obj, Playwright)]
-
-
-def _launch(playwrights: list[Any]) -> Any:
-    """Chromium launched by the first of ``playwrights`` that still runs."""
-    errors = []
-    for playwright in playwrights:
-        try:
-            return playwright.chromium.launch(
-                executable_path=require_chromium(), args=CHROMIUM_ARGS
-            )
-        except Exception as error:  # a stopped Playwright, or chromium failing
-            errors.append(repr(error))
-    raise AssertionError(f"could not launch chromium: {errors or 'no running Playwright'}")
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium (``CHROMIUM_ARGS``) through the session's Playwright."""
+    return playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
 
 
 # ---- servers ---------------------------------------------------------------------------------

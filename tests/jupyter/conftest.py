@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _lab import JupyterServer, LabNotebook, NotebookOpener, chromium, start_server
+from _lab import JupyterServer, LabNotebook, NotebookOpener, launch_chromium, start_server
 
 OPENED = pytest.StashKey[list[LabNotebook]]()
 
@@ -61,11 +61,12 @@ def nb7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServ
 
 
 @pytest.fixture(scope="session")
-def lab_browser() -> Iterator[Any]:
-    """Debian's Chromium (headless, SwiftShader) through Playwright's sync API; shares the
-    browser suite's Playwright when that one runs (see ``_lab.chromium``)."""
-    with chromium() as browser:
-        yield browser
+def lab_browser(playwright: Any) -> Iterator[Any]:
+    """Debian's Chromium (headless, SwiftShader) through the session's Playwright
+    (tests/conftest.py), which the browser suite shares."""
+    browser = launch_chromium(playwright)
+    yield browser
+    browser.close()
 
 
 def _opener(server: JupyterServer, browser: Any, request: pytest.FixtureRequest):

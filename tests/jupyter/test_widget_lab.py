@@ -319,3 +319,49 @@ def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
     viewer = ViewerFrame(nb, 1)
     assert viewer.frame.evaluate("() => window.__cellucid.nCells") == CLUSTERS.n
     eventually(nb, "v.transport_in_use", "http")
+
+
+def test_session_bundle_and_debug_connection_in_one_cell(open_notebook):
+    alpha = CLUSTERS.members["alpha"].tolist()
+    nb = open_notebook(
+        [
+            SETUP,
+            widget_cell("v"),
+            "v.wait_for_ready(120)\n"
+            f"v.highlight_cells({alpha}, color='#ff0000')\n"
+            "bundle = v.get_session_bundle(60)\n"
+            "bundle_path = str(bundle.path)\n"
+            "chunk_ids = bundle.list_chunk_ids()\n"
+            "bundle.cleanup()\n"
+            "import glob, tempfile\n"
+            "pattern = tempfile.gettempdir() + '/cellucid-session-*'\n"
+            "temp_before = sorted(glob.glob(pattern))\n"
+            "adata2, summary = v.apply_session_to_anndata(data.adata, return_summary=True)\n"
+            "temp_after = sorted(glob.glob(pattern))\n"
+            "report = v.debug_connection()",
+        ]
+    )
+    nb.run_cell(0, timeout=120)
+    nb.run_cell(1, timeout=120)
+    nb.run_cell(2, timeout=180)
+    ids = nb.kernel_eval("chunk_ids")
+    assert "highlights/meta" in ids and any(i.startswith("highlights/cells/") for i in ids)
+    columns = nb.kernel_eval("summary.added_obs_columns")
+    assert len(columns) == 1 and columns[0].startswith("cellucid_highlight__")
+    flagged = nb.kernel_eval(
+        f"[int(i) for i in __import__('numpy').flatnonzero(adata2.obs[{columns[0]!r}].to_numpy())]"
+    )
+    assert flagged == sorted(alpha)
+    assert nb.kernel_eval(f"{columns[0]!r} in data.adata.obs.columns") is False, "not in place"
+    assert nb.kernel_eval("__import__('os').path.exists(bundle_path)") is False, "cleanup()"
+    assert nb.kernel_eval("temp_after == temp_before") is True, "apply left its bundle behind"
+    report = nb.kernel_eval("report")
+    assert report["frontend_roundtrip"]["ok"] is True, report["frontend_roundtrip"]
+    assert isinstance(report["ping_rtt_ms"], float) and report["ping_rtt_ms"] < 5000
+    assert report["frontend_debug_snapshot"]["ok"] is True
+    assert report["server_health"]["status"] == "ok"
+    assert report["transport"]["in_use"] == "http"
+    assert report["dataset_identity"]["stats"]["n_cells"] == CLUSTERS.n
+    assert "redacted" in report["viewer_url"] and nb.kernel_eval("v.viewer_token") not in str(
+        report
+    )
