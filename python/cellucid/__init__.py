@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "show_anndata": "cellucid.viewer",
     "CellucidSessionBundle": "cellucid.session",
     "apply_cellucid_session_to_anndata": "cellucid.session",
+    "compute_transition_drift": "cellucid.vector_fields",
+    "add_transition_drift_to_obsm": "cellucid.vector_fields",
 }
 
 __all__ = [
@@ -37,7 +39,9 @@ __all__ = [
     "CellucidViewer",
     "CellucidWidget",
     "__version__",
+    "add_transition_drift_to_obsm",
     "apply_cellucid_session_to_anndata",
+    "compute_transition_drift",
     "generate_datasets_manifest",
     "prepare",
     "serve",
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
     from .server.runner import AnnDataServer, CellucidServer, serve, serve_anndata
     from .session import CellucidSessionBundle, apply_cellucid_session_to_anndata
     from .sources.anndata import AnnDataAdapter
+    from .vector_fields import add_transition_drift_to_obsm, compute_transition_drift
     from .viewer import AnnDataViewer, CellucidViewer, show, show_anndata
     from .widget import CellucidWidget
 
