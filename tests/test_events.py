@@ -827,3 +827,12 @@ def test_encode_rejects_bad_input() -> None:
         encode_cells([], 2**32 + 1)
     with pytest.raises(TypeError):
         encode_cells([1], 5.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [3, 40, 700])
+def test_encode_cells_checked_fast_path_gives_the_same_bytes(count):
+    cells = np.random.default_rng(count).permutation(1000)[:count].astype(np.uint32)
+    assert encode_cells(cells, 1000, checked=True) == encode_cells(cells, 1000)
+    # a list is still validated whatever `checked` says
+    with pytest.raises(ValueError, match="twice|duplicate"):
+        encode_cells([1, 1], 10, checked=True)

@@ -469,7 +469,18 @@ function fakeFetch({ status = 200 } = {}) {
   const impl = async (url, init) => {
     const text = init.body instanceof Uint8Array ? new TextDecoder().decode(init.body) : null;
     requests.push({ url: String(url), init, json: text && url.pathname.endsWith("events") ? JSON.parse(text) : null });
-    return { ok: status < 400, status, json: async () => ({ status: "ok", delivered: true }) };
+    const request = requests[requests.length - 1];
+    request.bodyRead = false;
+    const read = (value) => {
+      request.bodyRead = true;
+      return value;
+    };
+    return {
+      ok: status < 400,
+      status,
+      json: async () => read({ status: "ok", delivered: true }),
+      text: async () => read('{"status":"ok","delivered":true}'),
+    };
   };
   return { impl, requests };
 }
@@ -530,6 +541,14 @@ describe("installBridge", () => {
       assert.equal(r.init.keepalive, true);
     }
     assert.ok(bridge.stats.ready);
+  });
+
+  test("every answer is read (Chrome frees keepalive budget only then)", async () => {
+    const { bridge, viewer, fetch } = await install();
+    for (let i = 0; i < 5; i++) viewer.emit("click", { cell: i, button: 0, shift: false, ctrl: false });
+    await settle(bridge);
+    assert.equal(fetch.requests.length, 5);
+    assert.ok(fetch.requests.every((r) => r.init.keepalive && r.bodyRead), "an unread keepalive answer");
   });
 
   test("a body of 60 KB or more goes without keepalive, in the binary form", async () => {

@@ -86,7 +86,7 @@ def cells_to_json(value: npt.NDArray[np.uint32] | None, widget: Any) -> dict[str
     n = int(getattr(widget, "n_cells", 0) or 0)
     if value.size and int(value.max()) >= n:
         n = int(value.max()) + 1
-    encoded = encode_cells(value, n, raw=True)
+    encoded = encode_cells(value, n, raw=True, checked=True)  # trait values are validated
     encoded["data"] = memoryview(encoded["data"])
     return encoded
 

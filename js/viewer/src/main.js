@@ -22,6 +22,8 @@ import { installBridge } from "./bridge/bridge.js";
 import { installCommFetch } from "./data/commfetch.js";
 
 const POLL_MS = 3000;
+/** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
+const COMM_HEALTH_TIMEOUT_MS = 600_000;
 const bootConfig = window.__CELLUCID_BOOT__ || null;
 const overComm = Boolean(bootConfig && bootConfig.transport === "comm");
 const query = new URLSearchParams(bootConfig ? bootConfig.query : window.location.search);
@@ -207,14 +209,19 @@ async function boot() {
   const base = pageBase(pageHref);
   const progress = new Progress();
   progress.listeners.add((p) => screen.progress(p));
-  screen.show("loading", "Looking for a cellucid server…");
-  connection("pending", `Server: ${base.href}`);
+  screen.show("loading", overComm ? "Waiting for the notebook kernel (a running cell holds the viewer back until it ends)…" : "Looking for a cellucid server…");
+  connection("pending", overComm ? "Server: the notebook kernel, over the widget's comm" : `Server: ${base.href}`);
   let found;
   try {
-    found = await discover(base, progress, (mode, health) => {
-      if (health && mode === "server") connection("ok", `Connected · ${describe(health)}`);
-      else connection("static", "Static host (no cellucid server)");
-    });
+    found = await discover(
+      base,
+      progress,
+      (mode, health) => {
+        if (health && mode === "server") connection("ok", `Connected · ${describe(health)}`);
+        else connection("static", "Static host (no cellucid server)");
+      },
+      { healthTimeoutMs: overComm ? COMM_HEALTH_TIMEOUT_MS : 5000 },
+    );
   } catch (err) {
     if (err.file === "_cellucid/health" || (err.file === "datasets.json" && err.key === "(http)")) {
       connection("none", `No cellucid server found at ${base.href}`);

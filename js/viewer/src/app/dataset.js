@@ -49,9 +49,11 @@ export class Lru {
  * The health answer is read by health.js probeHealth (the same reading as the connection
  * poll). Anything but a cellucid server (404, not JSON, a static host) means static mode: the
  * catalog is datasets.json; when that is missing too, no server was found.
+ * `healthTimeoutMs`: how long the first health answer may take (over the notebook comm a
+ * running cell holds every answer back until it ends).
  */
-export async function discover(pageBase, progress, onHealth = () => {}) {
-  const probe = await probeHealth(resolveUrl(pageBase, HEALTH_PATH));
+export async function discover(pageBase, progress, onHealth = () => {}, { healthTimeoutMs = 5000 } = {}) {
+  const probe = await probeHealth(resolveUrl(pageBase, HEALTH_PATH), { timeoutMs: healthTimeoutMs });
   if (probe.kind === "error") throw new LoadError(HEALTH_PATH, "(http)", `The cellucid server reported a problem: ${probe.detail}`);
   const health = probe.health ?? null;
   if (probe.kind === "ok") {

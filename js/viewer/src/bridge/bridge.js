@@ -133,6 +133,10 @@ export function installBridge(viewer, options = {}) {
       }
       throw new Error(`POST _cellucid/events (${body.type}) answered HTTP ${response.status}${message}`);
     }
+    // Read the answer even though it is only {"status":"ok",...}: Chrome returns a keepalive
+    // request's share of its 64 KiB in-flight budget only once the body is consumed, and an
+    // exhausted budget makes every later small event fail.
+    if (typeof response.text === "function") await response.text().catch(() => "");
   }
 
   const outbox = new Outbox(postEvent, {
