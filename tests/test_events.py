@@ -834,5 +834,5 @@ def test_encode_cells_checked_fast_path_gives_the_same_bytes(count):
     cells = np.random.default_rng(count).permutation(1000)[:count].astype(np.uint32)
     assert encode_cells(cells, 1000, checked=True) == encode_cells(cells, 1000)
     # a list is still validated whatever `checked` says
-    with pytest.raises(ValueError, match="twice|duplicate"):
+    with pytest.raises(ValueError, match=r"twice|duplicate"):
         encode_cells([1, 1], 10, checked=True)
