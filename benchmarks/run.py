@@ -11,8 +11,15 @@ generated once, deterministically, and written to an ``.h5ad`` in a temp dir, so
 load identical input. For every configuration (gzip level 6, uncompressed) each tool runs in
 its own fresh subprocess (``benchmarks/child.py``): ours with this repository's ``python/``
 on the path, upstream with the upstream virtualenv's python (``tests/upstream.py`` finds it;
-``make setup`` creates ``.venv-upstream``). Only the export call is timed. Export folders are
-deleted right after they are measured (the uncompressed one is ~8 GB at full size).
+``make setup`` creates ``.venv-upstream``). Only the export call is timed.
+
+Export folders are kept until the end when the disk has room (else deleted right after they
+are measured; the uncompressed one is ~8 GB at full size). Deleting 20,000 files just before
+the next timed run makes that run slower on some file systems: ext4 without a journal (this
+VM's root) will not reuse an inode freed in the last minutes, and every file creation then
+scans past all of them, ~0.4 ms per file, as much as writing 8 GB. A probe times file
+creation in the work dir before the first run; the 1-minute load average is recorded with
+every run, since other processes on the machine skew the timings.
 
 Targets (printed as PASS/FAIL): ours >= 5x faster with gzip and >= 3x faster uncompressed,
 output no larger than upstream's, and ours' peak RSS during the export below the input's
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +54,10 @@ from upstream import (  # noqa: E402  (tests/upstream.py: shared upstream-venv l
     upstream_env,
     upstream_python,
 )
+
+sys.path.insert(0, str(REPO / "python"))
+from cellucid.export.binary import aligned_empty, write_file  # noqa: E402
+from cellucid.export.prepare import MIN_WRITER_THREADS  # noqa: E402
 
 GIB = 1024**3
 MB = 1e6
@@ -176,23 +188,79 @@ def settle(pause: float) -> None:
     time.sleep(pause)  # ext4 'discard' and journal commits of deleted outputs
 
 
-def disk_ceiling(work: Path, n_files: int, total_bytes: int) -> dict:
-    """Time plain sequential writes of the same bytes in the same number of files.
+def _write_serial(folder: Path, n_files: int, buf: bytes) -> None:
+    for i in range(n_files):
+        with open(folder / f"{i}.bin", "wb", buffering=0) as fh:
+            fh.write(buf)
 
-    An uncompressed export can be no faster than the disk takes to absorb its bytes; this is
-    that floor on this machine, measured right after the exports (and after a settle).
+
+def _write_parallel(folder: Path, n_files: int, buf: bytes) -> None:
+    data = aligned_empty(len(buf), np.uint8)
+    data[:] = np.frombuffer(buf, dtype=np.uint8)
+    per_task = 32
+
+    def write_some(start: int) -> None:
+        for i in range(start, min(start + per_task, n_files)):
+            write_file(folder / f"{i}.bin", data)
+
+    with ThreadPoolExecutor(max_workers=MIN_WRITER_THREADS) as pool:
+        for fut in [pool.submit(write_some, i) for i in range(0, n_files, per_task)]:
+            fut.result()
+
+
+FLOORS = {
+    "serial": ("one thread, open() + write() per file", _write_serial),
+    "parallel": (
+        f"{MIN_WRITER_THREADS} threads, os.open + O_DIRECT where available, like ours",
+        _write_parallel,
+    ),
+}
+
+
+def disk_ceiling(work: Path, n_files: int, total_bytes: int, pause: float) -> dict:
+    """Time plain writes of the same bytes in the same number of files, two ways.
+
+    An uncompressed export can be no faster than the disk takes to absorb its bytes in that
+    many files; these are that floor on this machine, measured after the exports. Both
+    folders are kept until both are measured (see the module docstring on deletions).
     """
-    out = work / "disk-ceiling"
-    out.mkdir()
     size = max(1, total_bytes // max(n_files, 1))
     buf = np.ones(size // 4 + 1, dtype=np.float32).tobytes()[:size]
+    result: dict = {"files": n_files, "bytes": size * n_files}
+    folders = []
+    try:
+        for name, (how, write) in FLOORS.items():
+            settle(pause)
+            log(f"disk floor, {name}: {how} ...")
+            folder = work / f"disk-floor-{name}"
+            folder.mkdir()
+            folders.append(folder)
+            t0 = time.perf_counter()
+            write(folder, n_files, buf)
+            result[name] = {"how": how, "wall_s": time.perf_counter() - t0, "load": load()}
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def probe_create(work: Path, n_files: int = 500) -> float:
+    """Seconds per empty file created in ``work`` (kept until the end, see the docstring)."""
+    folder = work / "create-probe"
+    folder.mkdir()
     t0 = time.perf_counter()
     for i in range(n_files):
-        with open(out / f"{i}.bin", "wb", buffering=0) as fh:
-            fh.write(buf)
-    wall = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
-    return {"files": n_files, "bytes": size * n_files, "wall_s": wall}
+        with open(folder / str(i), "wb"):
+            pass
+    return (time.perf_counter() - t0) / n_files
+
+
+def load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def best_runs(runs: list[dict]) -> list[dict]:
@@ -216,6 +284,7 @@ def fmt_table(rows: list[dict]) -> str:
         "Δ RSS MB",
         "input MB",
         "output MB",
+        "load",
     )
     lines = [head]
     for r in rows:
@@ -230,6 +299,7 @@ def fmt_table(rows: list[dict]) -> str:
                 f"{r['export_delta_rss_bytes'] / MB:.0f}",
                 f"{r['input_bytes']['total'] / MB:.0f}",
                 f"{r['output_bytes'] / MB:.1f}",
+                _fmt_load(r.get("load_before"), r.get("load_after")),
             )
         )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
@@ -243,6 +313,13 @@ def fmt_table(rows: list[dict]) -> str:
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _fmt_load(before: float | None, after: float | None) -> str:
+    """1-minute load average before -> after a run."""
+    if before is None or after is None:
+        return "-"
+    return f"{before:.1f}->{after:.1f}"
 
 
 def verdicts(rows: list[dict]) -> list[dict]:
@@ -313,6 +390,12 @@ def main() -> int:
         help="seconds to wait after flushing the disk before each run",
     )
     ap.add_argument("--keep", action="store_true", help="keep the work dir (h5ad and logs)")
+    ap.add_argument(
+        "--delete-outputs",
+        action="store_true",
+        help="delete each export right after it is measured, as before (less disk; slows the "
+        "next run's file creation on ext4 without a journal, see the module docstring)",
+    )
     args = ap.parse_args()
 
     default = QUICK if args.quick else FULL
@@ -341,6 +424,13 @@ def main() -> int:
     log(f"work dir {work} (free: {shutil.disk_usage(work).free / GIB:.1f} GiB)")
     runs_done: list[dict] = []
     ceiling: dict | None = None
+    runs = [(r, c, t) for r in range(repeat) for c in configs for t in tools]
+    raw = n_cells * n_genes * 4
+    needed = sum(raw if CONFIGS[c] == 0 else raw // 10 for _, c, _ in runs) + 2 * raw
+    keep_outputs = not args.delete_outputs and shutil.disk_usage(work).free > needed * 1.1 + GIB
+    if not keep_outputs:
+        log("deleting each export after it is measured (see the module docstring on deletions)")
+    create_s: float | None = None
     try:
         h5ad = work / "input.h5ad"
         t0 = time.perf_counter()
@@ -349,14 +439,16 @@ def main() -> int:
         log(
             f"wrote {h5ad.name} ({h5ad.stat().st_size / MB:.0f} MB) in {time.perf_counter() - t0:.0f} s"
         )
-        runs = [(r, c, t) for r in range(repeat) for c in configs for t in tools]
+        create_s = probe_create(work)
+        log(f"creating a file in the work dir takes {create_s * 1e6:.0f} us")
         for i, (rep, config, tool) in enumerate(runs, 1):
-            out = work / f"out-{config}-{tool}"
+            out = work / f"out-{config}-{tool}-{rep}"
             tag = f"[{i}/{len(runs)}] {config}: {tool}" + (
                 f" (run {rep + 1})" if repeat > 1 else ""
             )
             settle(args.settle)
-            log(f"{tag} ({pythons[tool]}) ...")
+            load_before = load()
+            log(f"{tag} ({pythons[tool]}), load {load_before} ...")
             result = run_child(
                 tool,
                 pythons[tool],
@@ -366,19 +458,20 @@ def main() -> int:
                 work / f"result-{config}-{tool}-{rep}.json",
                 work / f"log-{config}-{tool}-{rep}.txt",
             )
-            result.update(config=config, repeat=rep)
+            result.update(config=config, repeat=rep, load_before=load_before, load_after=load())
             runs_done.append(result)
             log(
                 f"{tag} done: {result['wall_s']:.1f} s, "
                 f"{result['output_bytes'] / MB:.0f} MB in {result['output_files']:,} files, "
-                f"export peak RSS {result['export_peak_rss_bytes'] / MB:.0f} MB"
+                f"export peak RSS {result['export_peak_rss_bytes'] / MB:.0f} MB, load {load()}"
             )
-            shutil.rmtree(out, ignore_errors=True)
+            if not keep_outputs:
+                shutil.rmtree(out, ignore_errors=True)
         plain = [r for r in runs_done if r["config"] == "none" and r["tool"] == "ours"]
         if plain:
-            settle(args.settle)
-            log("measuring the disk ceiling: plain writes of the uncompressed export's bytes ...")
-            ceiling = disk_ceiling(work, plain[0]["output_files"], plain[0]["output_bytes"])
+            ceiling = disk_ceiling(
+                work, plain[0]["output_files"], plain[0]["output_bytes"], args.settle
+            )
     finally:
         if args.keep:
             log(f"kept {work}")
@@ -396,14 +489,27 @@ def main() -> int:
     print()
     for c in checks:
         print(f"{'PASS' if c['pass'] else 'FAIL'}  {c['config']:<6} {c['check']:<46} {c['value']}")
+    print(
+        f"\ncreating a file in the work dir took {create_s * 1e6:.0f} us before the runs; "
+        + (
+            "exports were kept until the end"
+            if keep_outputs
+            else "each export was deleted after it was measured"
+        )
+    )
     if ceiling is not None:
         ours_none = next(r for r in rows if r["config"] == "none" and r["tool"] == "ours")
         print(
-            f"\ndisk ceiling: plain writes of {ceiling['bytes'] / MB:,.0f} MB in "
-            f"{ceiling['files']:,} files take {ceiling['wall_s']:.2f} s "
-            f"({ceiling['bytes'] / MB / ceiling['wall_s']:,.0f} MB/s); the uncompressed export "
-            f"took {ours_none['wall_s']:.2f} s = {ours_none['wall_s'] / ceiling['wall_s']:.2f}x that floor"
+            f"disk floor: plain writes of {ceiling['bytes'] / MB:,.0f} MB in "
+            f"{ceiling['files']:,} files; the uncompressed export took {ours_none['wall_s']:.2f} s"
         )
+        for name in FLOORS:
+            floor = ceiling[name]
+            print(
+                f"  {name:<8} {floor['wall_s']:6.2f} s ({ceiling['bytes'] / MB / floor['wall_s']:,.0f} MB/s, "
+                f"load {floor['load']}): {floor['how']}; export = "
+                f"{ours_none['wall_s'] / floor['wall_s']:.2f}x this floor"
+            )
 
     payload = {
         "cells": n_cells,
@@ -419,6 +525,8 @@ def main() -> int:
         "runs": runs_done,
         "checks": checks,
         "disk_ceiling": ceiling,
+        "create_probe_s": create_s,
+        "outputs_kept": keep_outputs,
     }
     dest = write_results(f"{n_cells}x{n_genes}", payload)
     log(f"results written to {dest}")

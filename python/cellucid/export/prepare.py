@@ -3,7 +3,8 @@
 Everything is validated before the first byte is written. Files go to a staging folder next
 to ``out_dir`` and are moved into place only when complete, so an error or Ctrl+C leaves any
 previous export untouched and no half-written one. Gene columns are streamed in blocks and
-encoded, compressed and written on all cores (libdeflate and file writes release the GIL).
+encoded, compressed and written by more threads than there are cores (libdeflate and file
+writes release the GIL), so the cores stay busy while threads wait for the disk.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import pandas as pd
 
-from .binary import encode_payload
+from .binary import aligned_empty, encode_payload, write_file
 from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
 from .inputs import build_inputs, derive_from_anndata
@@ -50,6 +51,9 @@ ARTIFACT_FILES = (
     *(f"points_{d}d.bin{gz}" for d in (1, 2, 3, 4) for gz in ("", ".gz")),
 )
 ARTIFACT_DIRS = (OBS_DIR, VAR_DIR, CONNECTIVITY_DIR, VECTORS_DIR)
+#: writer threads, at least: more than the cores, so that while some wait for the disk
+#: (creating a file, a direct write) the others keep every core encoding and compressing
+MIN_WRITER_THREADS = 8
 _FIXED_NAMES = {
     "obs_manifest_filename": OBS_MANIFEST_FILE,
     "obs_binary_dirname": OBS_DIR,
@@ -284,10 +288,15 @@ def write_dataset(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = _sibling_dir(out_dir, "staging")
     try:
-        workers = workers or os.cpu_count() or 2
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellucid-export") as pool:
+        pool = ThreadPoolExecutor(
+            max_workers=workers or max(os.cpu_count() or 1, MIN_WRITER_THREADS),
+            thread_name_prefix="cellucid-export",
+        )
+        try:
             _write_payloads(dataset, staging, pool, progress)
             _write_genes(dataset, staging, pool, progress, block_values)
+        finally:  # on an error or Ctrl+C, queued files are dropped; running ones finish
+            pool.shutdown(wait=True, cancel_futures=True)
         (staging / OBS_DIR).mkdir(exist_ok=True)  # obs/ always exists
         for name, data in dataset.manifest_bytes().items():
             (staging / name).write_bytes(data)
@@ -327,9 +336,7 @@ def _summary(ds: ExportDataset, out_dir: Path) -> str:
 
 
 def _write_file(path: Path, raw: bytes | memoryview, compression: int | None) -> None:
-    data = encode_payload(raw, compression)
-    with open(path, "wb", buffering=0) as fh:
-        fh.write(data)
+    write_file(path, encode_payload(raw, compression))
 
 
 def _write_payloads(
@@ -361,8 +368,8 @@ def _write_genes(
 
     def write_some(block: GeneBlock, start: int, stop: int) -> int:
         buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = np.empty(ds.n_cells, dtype=np.float32)
+        if buf is None:  # aligned, so an uncompressed column is written without a copy
+            buf = local.buf = aligned_empty(ds.n_cells, np.float32)
         for i in range(start, stop):
             gi = int(block.positions[i])
             raw = ds.encode_gene(gi, block.column(i, buf))
