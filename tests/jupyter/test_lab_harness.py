@@ -100,8 +100,7 @@ def test_cell_errors_are_reported_with_the_traceback(open_notebook):
     with pytest.raises(CellError, match="NameError"):
         nb.kernel_eval("no_such_name")
     with pytest.raises(CellError, match="boom 123"):
-        nb.run_all()  # stops at cell 1
-    assert nb.cell_info(2)["executionCount"] is None
+        nb.run_all()  # reports cell 1's error (whether the kernel still ran cell 2 is racy)
     nb.run_cell(2)
     assert nb.kernel_eval("ok") == 1
 
