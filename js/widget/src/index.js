@@ -18,7 +18,7 @@
 //   Python → JS: {kind: "command", seq, command, part?, parts?} (+ uint32 cells bytes)
 //                {kind: "fetch_reply", id, status, headers, part, parts} (+ body bytes)
 //                {kind: "page", id, sizes: {html, css, js}, part, parts} (+ bytes)
-//   JS → Python: {kind: "view", view, action: "render" | "transport" | "closed", …}
+//   JS → Python: {kind: "view", view, action: "render" | "transport" | "connected" | "closed", …}
 //                {kind: "event", view, eventId, event, part?, parts?} (+ cells bytes)
 //                {kind: "fetch", view, id, path, method, headers, part, parts} (+ body)
 //                {kind: "page_request", view, id}
