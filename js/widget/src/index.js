@@ -311,6 +311,10 @@ function render({ model, el: host }) {
       });
       if (choice.url && mode === "auto" && choice.via === "direct" && !(await isReachable(healthOf(choice.url)))) {
         choice = { url: null, reason: `nothing answers at ${new URL(choice.url).origin}` };
+      } else if (!choice.url && mode === "auto" && direct && (await isReachable(healthOf(direct)))) {
+        // No proxy, but this browser reaches the server itself (e.g. VS Code's webviews,
+        // whose page is not on a loopback origin): better than carrying it over the comm.
+        choice = { url: direct, via: "direct" };
       }
       if (disposed) return;
       if (choice.url) return loadHttp(choice.url, choice.via);
