@@ -24,6 +24,7 @@
 //                {kind: "page_request", view, id}
 //                {kind: "log", view, level, message}
 
+import { redactToken } from "../../viewer/src/bridge/protocol.js";
 import { COMM_BASE } from "../../viewer/src/data/commfetch.js";
 import { base64ToBytes, PartCollector, sendInParts } from "./parts.js";
 import { chooseUrl, healthOf, jupyterBaseUrl } from "./url.js";
@@ -41,16 +42,6 @@ function randomId() {
   const bytes = new Uint8Array(6);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function redact(url) {
-  try {
-    const u = new URL(url);
-    if (u.searchParams.has("viewerToken")) u.searchParams.set("viewerToken", "redacted");
-    return u.href;
-  } catch {
-    return String(url);
-  }
 }
 
 async function fetchWithTimeout(url, init) {
@@ -263,7 +254,7 @@ function render({ model, el: host }) {
     iframe.addEventListener("load", handshake, { once: true });
     iframe.src = url;
     handshake();
-    send({ kind: "view", action: "transport", transport, via, url: redact(url) });
+    send({ kind: "view", action: "transport", transport, via, url: redactToken(url) });
   }
 
   let pageQuery = "";
