@@ -163,7 +163,12 @@ function render({ model, el: host }) {
     const { viewerId: _id, viewerToken: _token, eventId = null, ...event } = data;
     markPinned();
     const cells = event.cells;
-    if (event.type === "selection" && cells && typeof cells === "object" && typeof cells.data === "string") {
+    if (event.type === "selection" && Array.isArray(cells)) {
+      // small selections come as JSON lists: the comm carries them as uint32 bytes too
+      const bytes = new Uint8Array(Uint32Array.from(cells).buffer);
+      const encoded = { encoding: "u32-base64", count: cells.length, data: null };
+      sendInParts(send, { kind: "event", eventId, event: { ...event, cells: encoded } }, bytes);
+    } else if (event.type === "selection" && cells && typeof cells === "object" && typeof cells.data === "string") {
       const bytes = base64ToBytes(cells.data);
       sendInParts(send, { kind: "event", eventId, event: { ...event, cells: { ...cells, data: null } } }, bytes);
     } else {
