@@ -1260,3 +1260,29 @@ def test_debug_connection_after_close(widget: CellucidWidget) -> None:
     assert report["server_running"] is False
     assert "server_health" not in report
     assert report["frontend_roundtrip"]["ok"] is False
+
+
+def test_an_event_over_http_tells_the_transport_before_the_view_reports(
+    widget: CellucidWidget,
+) -> None:
+    """Inside the displaying cell the front end's report (comm) is not there yet; an event
+    that came over HTTP already shows the viewer is on the http transport."""
+    import json as _json
+    from urllib.request import Request, urlopen
+
+    assert widget.transport_in_use is None
+    body = {"type": "ready", "viewerId": widget.viewer_id, "viewerToken": widget.viewer_token}
+    body |= {"n_cells": widget.n_cells, "dimensions": 2}
+    request = Request(
+        f"http://127.0.0.1:{widget.port}/_cellucid/events?eventId=p-1",
+        data=_json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    assert widget.transport_in_use == "http"
+    assert widget._channel.delivered_via == {"http": 1}
+    # the comm's copy of the same event is a duplicate and changes nothing
+    widget._channel.deliver(body, event_id="p-1", via="comm")
+    assert widget._channel.delivered_via == {"http": 1}
+    assert widget._channel.duplicates == 1

@@ -132,6 +132,7 @@ def connection_report(
         "count": len(events),
         "by_type": dict(Counter(e["type"] for e in events)),
         "duplicates_dropped": viewer._channel.duplicates,
+        "first_delivered_via": dict(viewer._channel.delivered_via),
     }
     roundtrip = _frontend(viewer, "ping", "pong", timeout)
     report["frontend_roundtrip"] = roundtrip

@@ -254,10 +254,16 @@ class CellucidWidget(anywidget.AnyWidget):
 
     @property
     def transport_in_use(self) -> str | None:
-        """``"http"`` or ``"comm"`` as the front end chose (the latest view), else ``None``."""
+        """``"http"`` or ``"comm"`` as the front end chose (the latest view), else ``None``.
+
+        The front end's report comes over the comm, so inside the displaying cell it is not
+        there yet; an event that reached the server over HTTP then says ``"http"``.
+        """
         with self._views_lock:
             used = [v.get("transport") for v in self._views.values() if v.get("transport")]
-        return used[-1] if used else None
+        if used:
+            return used[-1]
+        return "http" if self._channel.delivered_via.get("http") else None
 
     @property
     def is_running(self) -> bool:
@@ -702,7 +708,9 @@ class CellucidWidget(anywidget.AnyWidget):
         cells = event.get("cells")
         if isinstance(cells, dict) and cells.get("data") is None:
             event["cells"] = {**cells, "data": data}
-        self._channel.deliver(event, event_id=event_id if isinstance(event_id, str) else None)
+        self._channel.deliver(
+            event, event_id=event_id if isinstance(event_id, str) else None, via="comm"
+        )
 
     def _frontend_fetch(self, view: str, content: dict[str, Any], buffers: list[Any]) -> None:
         request_id = str(content.get("id", ""))
