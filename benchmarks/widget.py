@@ -309,7 +309,8 @@ class Viewer:
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"the {self.mode} viewer did not report ready within {timeout:.0f} s; "
-                    f"front end log: {self.nb.kernel_eval(f'list({self.var}._frontend_log)')}"
+                    f"front end log: {self.nb.kernel_eval(f'list({self.var}._frontend_log)')}; "
+                    f"probe errors: {self.probe_errors()}"
                 )
             time.sleep(0.25)
         self.load_s = time.monotonic() - started
@@ -362,9 +363,14 @@ class Viewer:
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"event {event_id} did not reach the kernel's observer within "
-                    f"{EVENT_TIMEOUT:.0f} s ({self.mode} transport); probe: {entry}"
+                    f"{EVENT_TIMEOUT:.0f} s ({self.mode} transport); probe: {entry}; "
+                    f"probe errors: {self.probe_errors()}"
                 )
             time.sleep(POLL_S)
+
+    def probe_errors(self) -> list[str]:
+        """What went wrong inside the kernel's probe (it never fails a delivery)."""
+        return self.nb.kernel_eval(f"{self.probe}.errors")
 
     def paths_expected(self, page: dict[str, Any]) -> int:
         """Copies of an event the kernel will get: the comm's, and in the default mode the
@@ -653,6 +659,14 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
             "value": ", ".join(sorted(sums)),
         }
     )
+    errors = [f"{mode}: {e}" for mode, errs in result["probe_errors"].items() for e in errs]
+    checks.append(
+        {
+            "check": "the kernel's probes timed every event without an error",
+            "verdict": "FAIL" if errors else "PASS",
+            "value": "; ".join(errors)[:300] or "no error",
+        }
+    )
     return checks
 
 
@@ -757,6 +771,7 @@ def run(args: argparse.Namespace, nb: LabNotebook, result: dict[str, Any]) -> No
     base = comm.frame.evaluate(JS_DATASET_BASE)
     runs += throughput(comm.frame, "comm", base, paths, args.rounds)
 
+    result["probe_errors"] = {v.mode: v.probe_errors() for v in (default, comm)}
     result["trials"] = trials
     result["throughput_runs"] = runs
     result["selection"] = selection_rows(trials)
