@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "apply_cellucid_session_to_anndata": "cellucid.session",
     "compute_transition_drift": "cellucid.vector_fields",
     "add_transition_drift_to_obsm": "cellucid.vector_fields",
+    "rank_genes": "cellucid.analysis",
 }
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "compute_transition_drift",
     "generate_datasets_manifest",
     "prepare",
+    "rank_genes",
     "serve",
     "serve_anndata",
     "show",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .analysis import rank_genes
     from .export.catalog import generate_datasets_manifest
     from .export.prepare import prepare
     from .export.validate import validate_export

@@ -133,7 +133,7 @@ class CsrGenes:
     def __init__(self, matrix: Any) -> None:
         if not matrix.has_canonical_format:
             warnings.warn(
-                "the expression matrix has unsorted or duplicate indices; exporting from a "
+                "the expression matrix has unsorted or duplicate indices; reading genes from a "
                 "canonical copy (X.sum_duplicates(); X.sort_indices() avoids the copy)",
                 stacklevel=3,
             )

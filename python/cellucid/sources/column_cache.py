@@ -554,6 +554,19 @@ class ColumnCache:
         _, indices, data = self._open()
         return indices.read(a, b), data.read(a, b)
 
+    @property
+    def indptr(self) -> np.ndarray:
+        """The CSC ``indptr`` (int64, ``n_genes + 1``): gene ``j``'s entries are
+        ``indptr[j]:indptr[j + 1]`` (read-only; the cache must be ready)."""
+        indptr = self._open()[0]
+        indptr.flags.writeable = False
+        return indptr
+
+    def entries(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stored entries ``a:b`` (cell ids int32, values float32), in gene order; for
+        readers that walk many genes at once (e.g. :mod:`cellucid.analysis`)."""
+        return self._read(int(a), int(b))
+
     def column(self, j: int, out: np.ndarray | None = None) -> np.ndarray:
         """The dense float32 column of gene ``j`` (fills and returns ``out`` when given)."""
         indptr = self._open()[0]
