@@ -29,6 +29,7 @@ from .server.app import (
     resolve_data_path,
 )
 from .server.bundles import BundleUpload
+from .server.compare import answer_whole
 from .server.events import error_body
 
 __all__ = ["CommFiles", "Reply", "viewer_page"]
@@ -128,6 +129,16 @@ class CommFiles:
             if method != "POST":
                 return Reply.error(405, f"{method} is not allowed on /{route}")
             return self._bundle(query, body)
+        if route == "_cellucid/compare":
+            if method != "POST":
+                return Reply.error(405, f"{method} is not allowed on /{route}")
+            assert self.config.comparisons is not None
+            status, answer = answer_whole(
+                self.config.comparisons, self.config.registry, query, body
+            )
+            if isinstance(answer, bytes):
+                return Reply(status, {"content-type": "application/x-ndjson"}, answer)
+            return Reply.json(answer, status)
         if route.startswith("_cellucid/"):
             return Reply.error(404, f"unknown endpoint /{route}")
         if method not in ("GET", "HEAD"):

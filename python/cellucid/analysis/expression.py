@@ -239,7 +239,9 @@ def expression_of_dataset(dataset: Any) -> Expression:
     if dataset.genes is None or not dataset.gene_ids:
         raise ValueError("the dataset has no genes")
     matrix = dataset.genes
-    cache = matrix.cache if isinstance(matrix, BackedMatrix) and matrix.cache_ready else None
+    # a backed CSR matrix without its column cache would cost a pass over the rows per
+    # block: wait for (or make) the cache the server builds in the background
+    cache = _ensure_cache(matrix, None) if isinstance(matrix, BackedMatrix) else None
     return Expression(
         names=np.asarray(dataset.gene_ids, dtype=object),
         matrix=matrix,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +26,18 @@ from yarl import URL
 from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
 from .bundles import MAX_BUNDLE_BYTES, BundleUpload
-from .events import ViewerRegistry
+from .compare import (
+    CompareRequestError,
+    CompareService,
+    comparison_event,
+    find_dataset,
+    max_body_bytes,
+    parse_body,
+)
+from .events import EventRequestError, ViewerRegistry
 from .files import send_file
+from .viewers import MAX_BODY as MAX_VIEWERS_BODY
+from .viewers import PageViewers
 
 log = logging.getLogger("cellucid.server")
 
@@ -82,10 +93,22 @@ class ServerConfig:
     fast_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="cellucid-events")
     )
+    #: compare groups (``/_cellucid/compare``): opened genes, the job worker, latest results
+    comparisons: CompareService | None = None
+    #: credentials of pages opened without any (``/_cellucid/viewers``)
+    page_viewers: PageViewers | None = None
+
+    def __post_init__(self) -> None:
+        if self.comparisons is None:
+            self.comparisons = CompareService(self.source)
+        if self.page_viewers is None:
+            self.page_viewers = PageViewers(self.registry)
 
     def shutdown(self) -> None:
         for pool in (self.executor, self.fast_executor):
             pool.shutdown(wait=False, cancel_futures=True)
+        if self.comparisons is not None:
+            self.comparisons.close()
 
 
 CONFIG = web.AppKey("cellucid_config", ServerConfig)
@@ -371,6 +394,71 @@ async def session_bundle(request: web.Request) -> web.Response:
     return json_response(answer[1], answer[0])
 
 
+# --------------------------------------------------------------------------- extensions
+async def page_viewer(request: web.Request) -> web.Response:
+    """Credentials for a page opened without any (PROTOCOL.md)."""
+    config = request.app[CONFIG]
+    body = await read_limited(request, MAX_VIEWERS_BODY) if request.content_length else b""
+    if isinstance(body, web.Response):
+        return body
+    assert config.page_viewers is not None
+    return json_response(config.page_viewers.mint())
+
+
+async def compare(request: web.Request) -> web.StreamResponse:
+    """Compare two groups of cells; the answer streams as NDJSON (PROTOCOL.md)."""
+    config = request.app[CONFIG]
+    service = config.comparisons
+    assert service is not None
+    query = request.query
+    try:  # credentials before the body is read
+        channel = config.registry.authenticate(query.get("viewerId"), query.get("viewerToken"))
+    except EventRequestError as exc:
+        return json_response(exc.body, exc.status)
+    loop = asyncio.get_running_loop()
+    try:
+        entry = find_dataset(config.source, query.get("dataset"))
+        expr = await loop.run_in_executor(config.executor, service.expression, entry)
+        body = await read_limited(request, max_body_bytes(expr.n_cells))
+        if isinstance(body, web.Response):
+            return body
+        job = parse_body(body, expr.n_cells)
+        groups = service.groups(job, expr.n_cells)
+    except CompareRequestError as exc:
+        return error_response(exc.status, exc.message)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def emit(data: bytes) -> None:
+        loop.call_soon_threadsafe(lines.put_nowait, data)
+
+    def run() -> Any:
+        try:
+            return service.run(channel.viewer_id, job, expr, groups, emit, cancel)
+        finally:
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    future = loop.run_in_executor(service.executor, run)
+    try:
+        while (data := await lines.get()) is not None:
+            await response.write(data)
+    except BaseException:  # the client went away (or the server stops): stop computing
+        cancel.set()
+        raise
+    stored = await future
+    if stored is not None:
+        await loop.run_in_executor(
+            config.fast_executor,
+            config.registry.deliver_server_event,
+            channel.viewer_id,
+            comparison_event(stored),
+        )
+    await response.write_eof()
+    return response
+
+
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -391,6 +479,8 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_get("/_cellucid/datasets", datasets)
     r.add_post("/_cellucid/events", events)
     r.add_post("/_cellucid/session_bundle", session_bundle)
+    r.add_post("/_cellucid/compare", compare)
+    r.add_post("/_cellucid/viewers", page_viewer)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
     return app
@@ -402,6 +492,8 @@ API_METHODS = {
     "/_cellucid/datasets": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/events": ["POST", "OPTIONS"],
     "/_cellucid/session_bundle": ["POST", "OPTIONS"],
+    "/_cellucid/compare": ["POST", "OPTIONS"],
+    "/_cellucid/viewers": ["POST", "OPTIONS"],
 }
 
 
