@@ -34,3 +34,18 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     dest = RESULTS / f"{stamp}-{name}.json"
     dest.write_text(json.dumps({"created": stamp, **payload}, indent=2), encoding="utf-8")
     return dest
+
+
+QUICK_NOTE = "--quick: the targets are for the full sizes; here they do not set the exit status"
+
+
+def exit_status(checks: list[dict[str, Any]], quick: bool) -> int:
+    """A benchmark's exit status: 1 when one of its checks failed, else 0. With ``--quick``
+    the checks marked ``"target": True`` (speed, size and memory targets, set for the full
+    sizes) do not count: a quick run has to work and get every byte right, and its timings
+    on a small input and a busy machine say little."""
+    for check in checks:
+        failed = check.get("pass") is False or check.get("verdict") == "FAIL"
+        if failed and not (quick and check.get("target")):
+            return 1
+    return 0

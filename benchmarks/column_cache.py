@@ -3,6 +3,7 @@
 One command::
 
     python benchmarks/column_cache.py                      # 1,000,000 x 2,000, 5% non-zero
+    python benchmarks/column_cache.py --quick              # 200,000 x 1,000, 32 MiB budget
     python benchmarks/column_cache.py --cells 100000       # smaller, quicker
     python benchmarks/column_cache.py --keep               # keep the .h5ad for the next run
 
@@ -42,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "python"))
 
 MB = 1e6
+FULL = (1_000_000, 2_000)
+QUICK = (200_000, 1_000)
 
 
 def log(msg: str) -> None:
@@ -257,16 +260,27 @@ def table(res: dict[str, float | int | str], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cells", type=int, default=1_000_000)
-    ap.add_argument("--genes", type=int, default=2_000)
+    ap.add_argument("--cells", type=int, default=None, help=f"cells (default {FULL[0]:,})")
+    ap.add_argument("--genes", type=int, default=None, help=f"genes (default {FULL[1]:,})")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK[0]:,} cells x {QUICK[1]:,} genes")
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--budget", type=int, default=256 << 20, help="memory_budget in bytes")
+    ap.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="memory_budget in bytes (default 256 MiB; 32 MiB with --quick, so that the build "
+        "still needs several passes over the rows, as at full size)",
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the generated .h5ad and cache")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    default = QUICK if args.quick else FULL
+    args.cells = args.cells or default[0]
+    args.genes = args.genes or default[1]
+    args.budget = args.budget or ((32 if args.quick else 256) << 20)
 
     if args.generate_only is not None:
         generate(args.generate_only, args.cells, args.genes, args.density, args.seed)

@@ -36,7 +36,9 @@ whole matrix (about 0.5 s a gene at 1M cells here), so its genes are bounded:
 ``--upstream-budget`` (300 s for all its cold genes; what was measured is reported).
 The table goes to stdout, progress to stderr, the results to
 ``benchmarks/results/<stamp>-server-<cells>x<genes>.json`` (gitignored); exit 1 when a
-target fails.
+check fails. With ``--quick`` (``make bench-quick`` in CI) only the two correctness checks
+(no wrong byte, a clean load check) set the exit status; the targets are set for the full
+size and only printed.
 """
 
 from __future__ import annotations
@@ -62,7 +64,12 @@ from typing import Any
 
 import numpy as np
 
-from _common import create_csr_group, write_results  # benchmarks/_common.py (this script's folder)
+from _common import (  # benchmarks/_common.py (this script's folder)
+    QUICK_NOTE,
+    create_csr_group,
+    exit_status,
+    write_results,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -974,6 +981,7 @@ def verdicts(
             "check": f"ours per-gene median, column cache ready < {GENE_TARGET_MS:g} ms",
             "value": _ms(med),
             "pass": med < GENE_TARGET_MS,
+            "target": True,
         }
     )
     if up is not None and up["cold"]["n"]:
@@ -983,6 +991,7 @@ def verdicts(
                 "check": f"ours >= {SPEED_TARGET:g}x faster per gene than upstream (cold medians)",
                 "value": f"{speed:,.1f}x",
                 "pass": speed >= SPEED_TARGET,
+                "target": True,
             }
         )
     budget = ref.embeddings_bytes + ref.obs_bytes + MEMORY_SLACK
@@ -993,6 +1002,7 @@ def verdicts(
             f"{ref.embeddings_bytes / MB:,.0f} + {ref.obs_bytes / MB:,.0f} + 500 = "
             f"{budget / MB:,.0f} MB",
             "pass": ours["peak_rss_bytes"] <= budget,
+            "target": True,
         }
     )
     checks.append(
@@ -1148,6 +1158,8 @@ def main() -> int:
         print(f"{'PASS' if c['pass'] else 'FAIL'}  {c['check']:<66} {c['value']}")
     for m in verify.mismatches[:20]:
         print(f"  WRONG: {m}")
+    if args.quick:
+        print(QUICK_NOTE)
 
     payload = {
         "cells": args.cells,
@@ -1171,7 +1183,7 @@ def main() -> int:
     }
     dest = write_results(f"server-{args.cells}x{args.genes}", payload)
     log(f"results written to {dest}")
-    return 0 if all(c["pass"] for c in checks) else 1
+    return exit_status(checks, args.quick)
 
 
 if __name__ == "__main__":
