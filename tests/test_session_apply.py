@@ -598,3 +598,101 @@ def test_apply_a_bundle_written_by_the_viewer(tmp_path: Path) -> None:
     result.write_h5ad(tmp_path / "viewer.h5ad")
     back = ad.read_h5ad(tmp_path / "viewer.h5ad")
     assert back.obs[f"{HL}group_1"].sum() == lasso.size
+
+
+# ---- comparisons (PROTOCOL.md: analysis/comparisons) ------------------------------------------
+COMPARISONS = {
+    "version": 1,
+    "comparisons": [
+        {
+            "id": "cmp-1",
+            "name": "A vs rest",
+            "createdAt": "2026-12-07T00:00:00Z",
+            "method": "wilcoxon",
+            "tieCorrect": False,
+            "statistic": "Wilcoxon rank-sum test",
+            "group": {"label": "lasso", "cellsChunk": "analysis/comparisons/cells/cmp-1/group"},
+            "reference": "rest",
+            "result": {
+                "names": ["gene2", "gene0"],
+                "scores": [3.5, -1.25],
+                "logfoldchanges": [2.0, None],
+                "pvals": [0.001, 0.2],
+                "pvals_adj": [0.002, 0.2],
+                "pct_nz_group": [1.0, 0.5],
+                "pct_nz_reference": [0.1, 0.5],
+            },
+        },
+        {
+            "id": "cmp/2",
+            "method": "t-test",
+            "group": {"label": "b1", "cellsChunk": "analysis/comparisons/cells/cmp/2/group"},
+            "reference": {
+                "label": "b2",
+                "cellsChunk": "analysis/comparisons/cells/cmp/2/reference",
+            },
+            "result": {"names": []},
+        },
+        "not a comparison",
+    ],
+}
+
+
+def comparison_chunks() -> list[dict[str, Any]]:
+    return [
+        {"id": "analysis/comparisons", "kind": "json", "codec": "gzip", "data": COMPARISONS},
+        {"id": "analysis/comparisons/cells/cmp-1/group", "data": encode_cell_list([1, 4, 7])},
+        {"id": "analysis/comparisons/cells/cmp/2/group", "data": encode_cell_list([0, 2])},
+        {"id": "analysis/comparisons/cells/cmp/2/reference", "data": encode_cell_list([1, 3])},
+    ]
+
+
+def test_comparisons_go_to_uns_and_survive_write(tmp_path: Path) -> None:
+    path = write_bundle(
+        tmp_path / "c.cellucid-session", comparison_chunks(), fingerprint=FINGERPRINT
+    )
+    out = apply_cellucid_session_to_anndata(path, make_adata())
+    comparisons = out.uns["cellucid"]["comparisons"]
+    assert sorted(comparisons) == ["cmp%2F2", "cmp-1"]
+    first = comparisons["cmp-1"]
+    assert first["name"] == "A vs rest" and first["method"] == "wilcoxon"
+    assert first["group"] == "lasso" and first["reference"] == "rest"
+    np.testing.assert_array_equal(first["group_cells"], [1, 4, 7])
+    assert first["reference_cells"].size == 0
+    table = first["table"]
+    assert list(table.columns) == [
+        "names",
+        "scores",
+        "logfoldchanges",
+        "pvals",
+        "pvals_adj",
+        "pct_nz_group",
+        "pct_nz_reference",
+    ]
+    assert table["scores"].dtype == np.float32 and np.isnan(table["logfoldchanges"].iloc[1])
+    second = comparisons["cmp%2F2"]
+    np.testing.assert_array_equal(second["reference_cells"], [1, 3])
+    assert second["reference"] == "b2" and len(second["table"]) == 0
+    for writer, reader, name in (
+        ("write_h5ad", ad.read_h5ad, "x.h5ad"),
+        ("write_zarr", ad.read_zarr, "x.zarr"),
+    ):
+        getattr(out, writer)(tmp_path / name)
+        back = reader(tmp_path / name).uns["cellucid"]["comparisons"]
+        np.testing.assert_array_equal(back["cmp-1"]["group_cells"], [1, 4, 7])
+        pd.testing.assert_frame_equal(
+            back["cmp-1"]["table"].reset_index(drop=True), table, check_dtype=False
+        )
+
+
+def test_comparisons_without_cells_on_mismatch_and_opt_out(tmp_path: Path) -> None:
+    path = write_bundle(
+        tmp_path / "c.cellucid-session",
+        comparison_chunks(),
+        fingerprint={**FINGERPRINT, "cellCount": N_OBS + 1},
+    )
+    out = apply_cellucid_session_to_anndata(path, make_adata(), dataset_mismatch="skip")
+    entry = out.uns["cellucid"]["comparisons"]["cmp-1"]
+    assert "group_cells" not in entry and len(entry["table"]) == 2
+    out = apply_cellucid_session_to_anndata(path, make_adata(), add_comparisons=False)
+    assert "comparisons" not in out.uns.get("cellucid", {})

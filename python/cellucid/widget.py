@@ -56,6 +56,7 @@ from .server.runner import DEFAULT_PORT, AnnDataServer, CellucidServer, _BaseSer
 from .sources.fields import DatasetFields, read_fields
 
 if TYPE_CHECKING:
+    import pandas as pd
     from anndata import AnnData
 
     from .session import CellucidSessionBundle
@@ -508,6 +509,84 @@ class CellucidWidget(anywidget.AnyWidget):
             if cleanup_bundle:
                 bundle.cleanup()
 
+    # ------------------------------------------------------------------ compare groups
+    def compare(
+        self,
+        group: Any,
+        reference: Any = "rest",
+        *,
+        method: str = "wilcoxon",
+        tie_correct: bool = False,
+        n_genes: int | None = None,
+        timeout: float = 60.0,
+    ) -> pd.DataFrame:
+        """Rank the genes of this viewer's data between two groups of cells.
+
+        The statistics of :func:`cellucid.rank_genes` (scanpy's ``rank_genes_groups``),
+        computed in Python on the data this viewer serves (through the same column cache).
+
+        Parameters
+        ----------
+        group, reference
+            A boolean mask, cell indices (e.g. :attr:`selection`), ``(obs_key, category)`` /
+            ``(obs_key, [categories])``, or the **name of a highlight group** of the viewer
+            (read from its session, so the viewer must be open). ``reference="rest"`` means
+            every cell not in ``group``.
+        method, tie_correct, n_genes
+            As in :func:`cellucid.rank_genes`.
+        timeout
+            Seconds to wait for the viewer's highlight groups (only for group names).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The columns of ``scanpy.get.rank_genes_groups_df(..., pts=True)``.
+
+        Examples
+        --------
+        >>> table = viewer.compare(viewer.selection)               # doctest: +SKIP
+        >>> table = viewer.compare("my group", ("louvain", "3"))    # doctest: +SKIP
+        """
+        from .analysis.groups import resolve_groups
+        from .analysis.rank_genes import compare_expression
+
+        if self._closed or self._config is None:
+            raise RuntimeError("this viewer is closed")
+        service = self._config.comparisons
+        assert service is not None
+        names = [spec for spec in (group, reference) if _is_group_name(spec)]
+        named = self._highlight_groups(timeout) if names else {}
+        for spec in names:
+            if spec not in named:
+                shown = ", ".join(map(repr, named)) or "none"
+                raise KeyError(f"no highlight group named {spec!r} in the viewer (groups: {shown})")
+        group = named.get(group, group) if _is_group_name(group) else group
+        reference = named.get(reference, reference) if _is_group_name(reference) else reference
+        expr = service.expression(self._entry)
+        groups = resolve_groups(group, reference, expr.n_cells, lambda: service.obs(self._entry))
+        comparison = compare_expression(expr, groups, method=method, tie_correct=tie_correct)
+        return comparison.to_frame(n_genes)
+
+    @property
+    def last_comparison(self) -> pd.DataFrame | None:
+        """The table of the last comparison run in the viewer's Compare panel (computed by
+        this widget's server), or ``None``. Its ``attrs["cellucid"]`` says what was compared.
+        The viewer also sends a ``comparison`` event (``on_message`` hooks)."""
+        if self._config is None or self._config.comparisons is None:
+            return None
+        stored = self._config.comparisons.latest(self._channel.viewer_id)
+        return None if stored is None else stored.comparison.to_frame(stored.n_genes)
+
+    def _highlight_groups(self, timeout: float) -> dict[str, npt.NDArray[np.uint32]]:
+        """The viewer's highlight groups by name (and by id), from its session bundle."""
+        from .session.apply import highlight_groups
+
+        bundle = self.get_session_bundle(timeout)
+        try:
+            return highlight_groups(bundle, self.n_cells)
+        finally:
+            bundle.cleanup()
+
     # ------------------------------------------------------------------ diagnostics
     def debug_connection(
         self, timeout: float = 5.0, *, max_console_events: int = 50
@@ -786,6 +865,10 @@ class CellucidWidget(anywidget.AnyWidget):
 
 
 # ---------------------------------------------------------------------- helpers
+def _is_group_name(spec: Any) -> bool:
+    return isinstance(spec, str) and spec != "rest"
+
+
 def _same(old: Any, new: Any) -> bool:
     if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
         return (

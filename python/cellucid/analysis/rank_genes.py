@@ -26,19 +26,9 @@ from .expression import Expression, open_expression
 from .groups import Groups, resolve_groups
 from .kernels import N_STATS, NANS, block_stats, dense_ranks
 from .rank_index import ComparisonCancelled, RankIndex, gene_batches
-from .statistics import METHODS, benjamini_hochberg, describe, gene_statistics
+from .statistics import benjamini_hochberg, describe, gene_statistics
+from .table import COLUMNS, METHODS, column_dtype
 
-#: the columns of ``scanpy.get.rank_genes_groups_df(..., pts=True)``, in order
-COLUMNS = [
-    "names",
-    "scores",
-    "logfoldchanges",
-    "pvals",
-    "pvals_adj",
-    "pct_nz_group",
-    "pct_nz_reference",
-]
-_DTYPES = {"scores": np.float32, "logfoldchanges": np.float32}
 #: stored values per block of genes: small enough for a steady progress bar and two
 #: blocks in flight per worker, large enough to amortise a read
 BLOCK_VALUES = 2_000_000
@@ -71,7 +61,7 @@ class Comparison:
             order = order[:n_genes]
         data: dict[str, Any] = {"names": self.names[order]}
         for name in COLUMNS[1:]:
-            data[name] = self.columns[name][order].astype(_DTYPES.get(name, np.float64))
+            data[name] = self.columns[name][order].astype(column_dtype(name))
         frame = pd.DataFrame(data, columns=COLUMNS)
         frame.attrs["cellucid"] = self.summary()
         return frame

@@ -16,7 +16,6 @@ from scipy import stats
 from .kernels import NNZ_G, NNZ_R, RANKSUM_G, SQ_G, SQ_R, SUM_G, SUM_R, TIES
 
 Method = Literal["wilcoxon", "t-test", "t-test_overestim_var"]
-METHODS: tuple[str, ...] = ("wilcoxon", "t-test", "t-test_overestim_var")
 
 
 def mean_var(sums: np.ndarray, squares: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,16 +19,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..analysis.expression import Expression, expression_of_dataset, open_expression
 from ..analysis.groups import Groups, resolve_groups
-from ..analysis.rank_genes import COLUMNS, Comparison, compare_expression
-from ..analysis.rank_index import ComparisonCancelled
-from ..analysis.statistics import METHODS, describe
+from ..analysis.table import COLUMNS, METHODS
 from ..sources.base import DatasetEntry
+
+if TYPE_CHECKING:  # the engine (numba, scipy.stats) is imported by the first comparison
+    from ..analysis.rank_genes import Comparison
 
 MAX_HEADER = 64 * 1024
 ENCODINGS = ("u32", "bitset")
@@ -239,6 +240,28 @@ class CompareService:
         with self._lock:
             return self._expressions.setdefault(dataset.path, expr)
 
+    def obs(self, dataset: DatasetEntry) -> Any:
+        """Cell annotations of ``dataset`` as a DataFrame (for ``(obs_key, category)`` groups
+        from Python), or ``None``. Read on demand: the AnnData server keeps none in memory
+        for files."""
+        adata = getattr(self.source, "adata", None)
+        if adata is not None:
+            return adata.obs
+        path = getattr(self.source, "path", None)
+        if path is not None and getattr(self.source, "kind", None) == "anndata":
+            from anndata.io import read_elem
+
+            from ..sources.backed import BackedMatrix
+
+            with BackedMatrix.open(path, attach_cache=False) as matrix:
+                return read_elem(matrix.root["obs"]) if "obs" in matrix.root else None
+        dirs = getattr(self.source, "_dirs", None)
+        if dirs and dataset.path in dirs:
+            from ..export.reader import ExportReader
+
+            return ExportReader(dirs[dataset.path]).obs_frame()
+        return None
+
     def groups(self, request: CompareRequest, n_cells: int) -> Groups:
         try:
             groups = resolve_groups(
@@ -293,6 +316,10 @@ class CompareService:
     ) -> StoredComparison | None:
         """Run one comparison on the calling thread, emitting the NDJSON lines; ``None``
         when cancelled. Engine errors become an ``error`` line."""
+        from ..analysis.rank_genes import compare_expression
+        from ..analysis.rank_index import ComparisonCancelled
+        from ..analysis.statistics import describe
+
         comparison_id = "c" + secrets.token_hex(6)
         emit(
             line(

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from . import apply as _apply
 from . import bundle as _bundle
+from . import comparisons as _comparisons
 from .apply import *  # noqa: F403  (names listed in apply.__all__)
 from .bundle import *  # noqa: F403  (names listed in bundle.__all__)
+from .comparisons import SessionComparison, read_comparisons
 
 __all__: list[str] = []
 __all__ += _bundle.__all__
 __all__ += _apply.__all__
+__all__ += ["SessionComparison", "read_comparisons"]
+_ = _comparisons

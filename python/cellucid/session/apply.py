@@ -36,6 +36,7 @@ from .bundle import (
     decode_user_codes,
     user_codes_length,
 )
+from .comparisons import comparisons_uns, read_comparisons
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -177,6 +178,20 @@ def _highlight_columns(
     return out
 
 
+def highlight_groups(bundle: CellucidSessionBundle, n_obs: int) -> dict[str, np.ndarray]:
+    """The session's highlight groups as sorted uint32 cells, by group name and by id
+    (a name shared by two groups points to the first)."""
+    meta = _json_chunk(bundle, HIGHLIGHTS_META)
+    out: dict[str, np.ndarray] = {}
+    for group_id, _page, group, column in _highlight_columns(bundle, meta, n_obs, ""):
+        cells = np.flatnonzero(column.values).astype(np.uint32)
+        out.setdefault(group_id, cells)
+        name = group.get("name") or group.get("label")
+        if isinstance(name, str) and name:
+            out.setdefault(name, cells)
+    return out
+
+
 def _category_values(codes: np.ndarray, categories: Any) -> Any:
     """A ``Categorical`` of string categories, or the raw codes when there are no categories."""
     if not isinstance(categories, list) or not categories:
@@ -276,6 +291,7 @@ def apply_cellucid_session_to_anndata(
     store_uns: bool = True,
     column_conflict: Literal["error", "overwrite", "suffix"] = "suffix",
     return_summary: bool = False,
+    add_comparisons: bool = True,
 ) -> AnnData | tuple[AnnData, ApplySummary]:
     """Add a session's highlights and user-defined fields to ``adata`` (SPEC §5.5).
 
@@ -300,6 +316,12 @@ def apply_cellucid_session_to_anndata(
         column_conflict: for a name that already exists: ``"error"`` (``ValueError``),
             ``"overwrite"``, or ``"suffix"`` (``name__2``, ``name__3``, …).
         return_summary: also return an :class:`ApplySummary`.
+        add_comparisons: write the session's comparisons (compare groups) to
+            ``adata.uns["cellucid"]["comparisons"][<id>]``: ``name``, ``method``,
+            ``statistic``, ``group``/``reference`` labels, ``table`` (a DataFrame with the
+            columns of ``scanpy.get.rank_genes_groups_df``) and, unless the dataset does not
+            match, ``group_cells``/``reference_cells`` (uint32 rows). ``write_h5ad`` and
+            ``write_zarr`` store it as is.
 
     Returns:
         The AnnData (the copy unless ``inplace``), or ``(adata, summary)``.
@@ -354,6 +376,9 @@ def apply_cellucid_session_to_anndata(
         columns += _user_defined_columns(
             bundle, overlays, sizes, user_defined_prefix, include_deleted_user_defined_fields
         )
+    comparisons = read_comparisons(bundle, None if skip else n_obs) if add_comparisons else []
+    if comparisons:
+        _session_uns(adata.uns)  # fail before any change
     existing = {"obs": set(adata.obs.columns), "var": set(adata.var.columns)}
     _resolve_names(columns, existing, column_conflict)
 
@@ -391,5 +416,10 @@ def apply_cellucid_session_to_anndata(
                 }
             },
         }
+        target.uns["cellucid"] = root
+    if comparisons:
+        root = _session_uns(target.uns)
+        made = comparisons_uns(comparisons, with_cells=not skip)
+        root["comparisons"] = {uns_key(key): entry for key, entry in made.items()}
         target.uns["cellucid"] = root
     return (target, summary) if return_summary else target
