@@ -28,13 +28,14 @@ NODE_MODULES := js/node_modules/.package-lock.json
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup chromium venv upstream js test lint bench clean
+.PHONY: help setup chromium venv upstream js test lint bench bench-quick clean
 
 help:
 	@echo "make setup   set up this machine: chromium, $(VENV) (cellucid -e .[test]), $(UPSTREAM_VENV) (cellucid==$(UPSTREAM_VERSION))"
 	@echo "make test    ruff check + pytest"
 	@echo "make lint    ruff check"
-	@echo "make bench   run benchmarks/run.py (arguments in BENCH_ARGS, e.g. BENCH_ARGS=--quick)"
+	@echo "make bench   run every benchmark at full size (extra arguments in BENCH_ARGS, e.g. --keep)"
+	@echo "make bench-quick   every benchmark with --quick (CI: each must run and print its table)"
 	@echo "make js      rebuild $(STATIC)/ if js/ changed"
 	@echo "make clean   remove build output ($(STATIC)/, build/, dist/)"
 
@@ -99,11 +100,32 @@ lint:
 	@echo "==> ruff check"
 	$(VENV)/bin/ruff check .
 
-bench:
-	@echo "==> export benchmark (ours vs upstream cellucid==0.0.9)"
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
-	@echo "==> server benchmark (ours vs upstream cellucid==0.0.9)"
-	$(PY) benchmarks/server.py $(BENCH_ARGS)
+# Every benchmark script in benchmarks/ (a new one is added here; it needs --quick).
+BENCHMARKS := run server column_cache widget
+
+# Runs each of $(BENCHMARKS) with the arguments $(1), all of them even when one fails; fails
+# at the end when one exited non-zero or printed no table on stdout (at least 3 lines of
+# columns; progress goes to stderr). With --quick the benchmarks judge only correctness,
+# not their timing targets (see benchmarks/_common.py).
+define run_benchmarks
+	@failed=""; out=$$(mktemp); \
+	for name in $(BENCHMARKS); do \
+		echo "==> benchmarks/$$name.py $(strip $(1))"; \
+		start=$$SECONDS; \
+		$(PY) benchmarks/$$name.py $(1) | tee $$out; status=$${PIPESTATUS[0]}; \
+		rows=$$(grep -cE '[^ ]  +[^ ]' $$out); \
+		echo "==> benchmarks/$$name.py: exit $$status, $$rows table lines, $$((SECONDS - start)) s"; \
+		if [ $$status -ne 0 ] || [ $$rows -lt 3 ]; then failed="$$failed $$name.py"; fi; \
+	done; \
+	rm -f $$out; \
+	if [ -n "$$failed" ]; then echo "==> failed (non-zero exit or no table):$$failed"; exit 1; fi
+endef
+
+bench: js
+	$(call run_benchmarks,$(BENCH_ARGS))
+
+bench-quick: js
+	$(call run_benchmarks,--quick $(BENCH_ARGS))
 
 clean:
 	@echo "==> removing build output"
