@@ -36,6 +36,27 @@ async function clean() {
   await rm(outRoot, { recursive: true, force: true });
 }
 
+// The compare worker, bundled on its own and handed to the viewer bundle as the string export of
+// the virtual module "cellucid:compare-worker" (started from a Blob URL: no extra file to find).
+async function workerSourcePlugin() {
+  const built = await esbuild.build({
+    ...common,
+    logLevel: "warning",
+    sourcemap: false,
+    entryPoints: [path.join(here, "viewer", "src", "analysis", "worker.js")],
+    format: "iife",
+    write: false,
+  });
+  const code = built.outputFiles[0].text;
+  return {
+    name: "compare-worker-source",
+    setup(build) {
+      build.onResolve({ filter: /^cellucid:compare-worker$/ }, (args) => ({ path: args.path, namespace: "cellucid-worker" }));
+      build.onLoad({ filter: /.*/, namespace: "cellucid-worker" }, () => ({ contents: `export default ${JSON.stringify(code)};`, loader: "js" }));
+    },
+  };
+}
+
 async function buildViewer() {
   const outDir = path.join(outRoot, "viewer");
   await mkdir(path.join(outDir, "assets"), { recursive: true });
@@ -46,6 +67,7 @@ async function buildViewer() {
     entryPoints: { viewer: path.join(here, "viewer", "src", "main.js") },
     outdir: path.join(outDir, "assets"),
     format: "iife",
+    plugins: [await workerSourcePlugin()],
   });
   await copyFile(path.join(here, "viewer", "index.html"), path.join(outDir, "index.html"));
 }

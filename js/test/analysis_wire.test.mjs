@@ -162,5 +162,8 @@ test("groups: sorted cells, categories, the rest, overlap checks", () => {
   assert.throws(() => checkGroups({ cells: Uint32Array.of(0, 1, 2, 3) }, "rest", 4), /rest is empty/);
   assert.throws(() => checkGroups({ cells: Uint32Array.of(1) }, { cells: new Uint32Array(0) }, 4), /group B has no cells/);
   assert.throws(() => checkGroups({ cells: Uint32Array.of(1, 2) }, { cells: Uint32Array.of(2, 3) }, 4), /share 1 cells/);
-  checkGroups({ cells: Uint32Array.of(1) }, { cells: Uint32Array.of(2, 3) }, 4);
+  assert.throws(() => checkGroups({ cells: Uint32Array.of(1) }, { cells: Uint32Array.of(2, 3) }, 4), /group A has 1 cell; at least 2/);
+  assert.throws(() => checkGroups({ cells: Uint32Array.of(0, 1, 2) }, "rest", 4), /group B has 1 cell/);
+  checkGroups({ cells: Uint32Array.of(0, 1) }, { cells: Uint32Array.of(2, 3) }, 4);
+  checkGroups({ cells: Uint32Array.of(0, 1) }, "rest", 4);
 });

@@ -78,9 +78,13 @@ export function overlapCount(a, b) {
   return n;
 }
 
+/** Cells each group needs (a variance or a rank test; the rule of python's resolve_groups). */
+export const MIN_CELLS = 2;
+
 /**
  * Check the groups of a comparison: a non-empty group, and a reference that is "rest" (which must
- * leave at least one cell) or a non-empty list without a cell of the group.
+ * leave at least one cell) or a non-empty list without a cell of the group; each with at least
+ * MIN_CELLS cells.
  *
  * @param {{cells: Uint32Array}} group
  * @param {"rest"|{cells: Uint32Array}} reference
@@ -89,11 +93,14 @@ export function overlapCount(a, b) {
  */
 export function checkGroups(group, reference, nCells) {
   if (!group.cells.length) throw new Error("group A has no cells");
-  if (reference === "rest") {
-    if (group.cells.length >= nCells) throw new Error("group A holds every cell: the rest is empty");
-    return;
+  const nB = reference === "rest" ? nCells - group.cells.length : reference.cells.length;
+  if (reference === "rest" && !nB) throw new Error("group A holds every cell: the rest is empty");
+  if (!nB) throw new Error("group B has no cells");
+  if (reference !== "rest") {
+    const shared = overlapCount(group.cells, reference.cells);
+    if (shared) throw new Error(`groups A and B share ${shared.toLocaleString("en-US")} cells; they must not overlap`);
   }
-  if (!reference.cells.length) throw new Error("group B has no cells");
-  const shared = overlapCount(group.cells, reference.cells);
-  if (shared) throw new Error(`groups A and B share ${shared.toLocaleString("en-US")} cells; they must not overlap`);
+  for (const [name, n] of [["A", group.cells.length], ["B", nB]]) {
+    if (n < MIN_CELLS) throw new Error(`group ${name} has ${n} cell; at least ${MIN_CELLS} are needed for a variance or a rank test`);
+  }
 }

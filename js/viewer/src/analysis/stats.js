@@ -250,3 +250,21 @@ export function orderByScore(scores) {
   const key = (v) => (Number.isNaN(v) ? -Infinity : v);
   return Uint32Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => key(scores[b]) - key(scores[a]) || a - b);
 }
+
+/**
+ * The statistic in words (the wording of python's `cellucid.analysis.statistics.describe`).
+ *
+ * @param {string} method
+ * @param {boolean} tieCorrect
+ * @param {boolean} [quantized] the values were quantised by the export
+ * @returns {string}
+ */
+export function describeStatistic(method, tieCorrect, quantized = false) {
+  let text;
+  if (method === "wilcoxon") text = `Wilcoxon rank-sum test (normal approximation), ${tieCorrect ? "tie-corrected" : "no tie correction"}`;
+  else if (method === "t-test") text = "Welch's t-test";
+  else text = "Welch's t-test, reference variance over-estimated (scanpy t-test_overestim_var)";
+  text += "; Benjamini-Hochberg adjusted p-values; as scanpy.tl.rank_genes_groups";
+  if (quantized) text += "; approximate: quantised values";
+  return text;
+}

@@ -14,21 +14,13 @@
 //
 // No DOM beyond postMessage/addEventListener: node tests pass a fake window.
 
+import { abortError } from "./http.js";
+
 /** The placeholder base URL of a page loaded over the comm. */
 export const COMM_BASE = "https://comm.cellucid.invalid/";
 
 export const FETCH_TYPE = "cellucid:fetch";
 export const REPLY_TYPE = "cellucid:fetch-reply";
-
-function abortError() {
-  try {
-    return new DOMException("The request was aborted", "AbortError");
-  } catch {
-    const err = new Error("The request was aborted");
-    err.name = "AbortError";
-    return err;
-  }
-}
 
 async function bodyBytes(body) {
   if (body === undefined || body === null) return null;

@@ -18,6 +18,22 @@ export class LoadError extends Error {
 }
 
 /**
+ * The error an aborted fetch rejects with (a DOMException named "AbortError" where there is one).
+ *
+ * @param {string} [message]
+ * @returns {Error}
+ */
+export function abortError(message = "The request was aborted") {
+  try {
+    return new DOMException(message, "AbortError");
+  } catch {
+    const err = new Error(message);
+    err.name = "AbortError";
+    return err;
+  }
+}
+
+/**
  * Progress over many files. Listeners get the Progress itself: `files` requested, `filesDone`,
  * `bytes` received (stored bytes, before gunzip), `bytesTotal` (Content-Length when known, else
  * the bytes received once a file is done) and `current` (label of the last file started).
