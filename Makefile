@@ -101,20 +101,20 @@ lint:
 	$(VENV)/bin/ruff check .
 
 # Every benchmark script in benchmarks/ (a new one is added here; it needs --quick).
-BENCHMARKS := run server column_cache widget
+BENCHMARKS := run server column_cache compare widget
 
 # Runs each of $(BENCHMARKS) with the arguments $(1), all of them even when one fails; fails
-# at the end when one exited non-zero or printed no table on stdout (at least 3 lines of
-# columns; progress goes to stderr). With --quick the benchmarks judge only correctness,
-# not their timing targets (see benchmarks/_common.py).
+# at the end when one exited non-zero or printed no table (tables go to stdout, progress to
+# stderr: fewer than 3 lines on stdout is no table). With --quick the benchmarks judge only
+# correctness, not their timing targets (see benchmarks/_common.py).
 define run_benchmarks
 	@failed=""; out=$$(mktemp); \
 	for name in $(BENCHMARKS); do \
 		echo "==> benchmarks/$$name.py $(strip $(1))"; \
 		start=$$SECONDS; \
 		$(PY) benchmarks/$$name.py $(1) | tee $$out; status=$${PIPESTATUS[0]}; \
-		rows=$$(grep -cE '[^ ]  +[^ ]' $$out); \
-		echo "==> benchmarks/$$name.py: exit $$status, $$rows table lines, $$((SECONDS - start)) s"; \
+		rows=$$(grep -c . $$out); \
+		echo "==> benchmarks/$$name.py: exit $$status, $$rows lines on stdout, $$((SECONDS - start)) s"; \
 		if [ $$status -ne 0 ] || [ $$rows -lt 3 ]; then failed="$$failed $$name.py"; fi; \
 	done; \
 	rm -f $$out; \

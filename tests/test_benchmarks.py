@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -133,3 +134,21 @@ def test_a_failing_probe_never_fails_a_delivery(
     assert widget.wait_idle()
     assert widget.selection.tolist() == CELLS
     assert probe.errors and "probe bug" in probe.errors[0]
+
+
+def test_every_benchmark_has_a_quick_mode_that_make_runs() -> None:
+    """``make bench-quick`` (CI) and ``make bench`` run the scripts listed in the Makefile's
+    ``BENCHMARKS``: a new benchmark must be listed there and have ``--quick``."""
+    makefile = (BENCHMARKS.parent / "Makefile").read_text(encoding="utf-8")
+    listed = re.search(r"^BENCHMARKS :=(.*)$", makefile, re.MULTILINE)
+    assert listed is not None, "the Makefile has no BENCHMARKS list"
+    helpers = {"child"}  # run.py's subprocess, not a benchmark
+    scripts = {
+        path.stem
+        for path in BENCHMARKS.glob("*.py")
+        if not path.name.startswith("_") and path.stem not in helpers
+    }
+    assert set(listed.group(1).split()) == scripts
+    for name in sorted(scripts):
+        source = (BENCHMARKS / f"{name}.py").read_text(encoding="utf-8")
+        assert '"--quick"' in source, f"benchmarks/{name}.py has no --quick"
