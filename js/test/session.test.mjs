@@ -199,3 +199,59 @@ test("an independent python decoder reads what JS wrote", { skip: NO_PYTHON }, a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+function comparisons() {
+  const result = { names: ["MARK3", "G1"], scores: [12.5, -1], logfoldchanges: [4.2, NaN], pvals: [1e-30, 0.3], pvals_adj: [2e-30, 0.3], pct_nz_group: [1, 0.2], pct_nz_reference: [0.05, 0.2] };
+  return [
+    { id: "c1", name: "Selection (3 cells) vs rest", createdAt: "2024-05-01T12:00:00.000Z", method: "wilcoxon", tieCorrect: false, statistic: "Wilcoxon …", group: { label: "Selection (3 cells)", cells: Uint32Array.of(7, 2, 99999) }, reference: "rest", result },
+    { id: "c2", name: "a vs b", createdAt: "2024-05-01T12:01:00.000Z", method: "t-test", tieCorrect: false, statistic: "Welch's t-test …", group: { label: "cluster: a", cells: Uint32Array.of(1) }, reference: { label: "cluster: b", cells: Uint32Array.of(3, 4) }, result },
+  ];
+}
+
+test("comparisons: analysis/comparisons JSON and delta-varint cell chunks, after the existing chunks", async () => {
+  const input = session({ comparisons: comparisons() });
+  const { manifest, chunks } = await readSessionBundle(await writeSessionBundle(input));
+  assert.deepEqual(manifest.chunks.map((c) => c.id).slice(8), [
+    "analysis/comparisons",
+    "analysis/comparisons/cells/c1/group",
+    "analysis/comparisons/cells/c2/group",
+    "analysis/comparisons/cells/c2/reference",
+  ]);
+  assert.deepEqual(manifest.chunks.map((c) => c.id).slice(0, 8), (await readSessionBundle(await writeSessionBundle(session()))).manifest.chunks.map((c) => c.id));
+  const cellMeta = manifest.chunks.find((c) => c.id === "analysis/comparisons/cells/c2/reference");
+  assert.equal(cellMeta.kind, "binary");
+  assert.deepEqual(cellMeta.dependsOn, ["analysis/comparisons"]);
+  const doc = chunks.get("analysis/comparisons").value;
+  assert.equal(doc.version, 1);
+  assert.deepEqual(doc.comparisons[0], {
+    id: "c1",
+    name: "Selection (3 cells) vs rest",
+    createdAt: "2024-05-01T12:00:00.000Z",
+    method: "wilcoxon",
+    tieCorrect: false,
+    statistic: "Wilcoxon …",
+    group: { label: "Selection (3 cells)", cellsChunk: "analysis/comparisons/cells/c1/group" },
+    reference: "rest",
+    result: { ...comparisons()[0].result, logfoldchanges: [4.2, null] },
+  });
+  assert.deepEqual(doc.comparisons[1].reference, { label: "cluster: b", cellsChunk: "analysis/comparisons/cells/c2/reference" });
+  assert.deepEqual([...chunks.get("analysis/comparisons/cells/c1/group").value], [2, 7, 99999]);
+  assert.deepEqual([...chunks.get("analysis/comparisons/cells/c2/reference").value], [3, 4]);
+  const bad = session({ comparisons: [{ ...comparisons()[0], id: "a/b" }] });
+  await assert.rejects(writeSessionBundle(bad), /must not contain "\/"/);
+  const outOfRange = session({ comparisons: [{ ...comparisons()[0], group: { label: "x", cells: Uint32Array.of(100000) } }] });
+  await assert.rejects(writeSessionBundle(outOfRange), /comparison c1: cell 100000 is not below cellCount/);
+});
+
+test("the independent python decoder reads the comparison chunks", { skip: NO_PYTHON }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "cellucid-session-"));
+  try {
+    const file = path.join(dir, "compare.cellucid-session");
+    writeFileSync(file, await writeSessionBundle(session({ comparisons: comparisons() })));
+    const decoded = JSON.parse(runPython("session_decode.py", [file]));
+    assert.deepEqual(decoded.comparison_cells, { "c1/group": [2, 7, 99999], "c2/group": [1], "c2/reference": [3, 4] });
+    assert.equal(decoded.json["analysis/comparisons"].comparisons[1].result.names[0], "MARK3");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

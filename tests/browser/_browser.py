@@ -8,10 +8,13 @@ land on the lone cell. Cell order is shuffled, so a cluster is not a contiguous 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +52,26 @@ def server_options() -> dict[str, Any]:
     if ui_dir:
         options["ui_dir"] = Path(ui_dir)
     return options
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_http_server(root: Path, name: str = "static-site") -> Iterator[int]:
+    """A plain static web server (no cellucid routes) for ``root`` on 127.0.0.1, in a thread;
+    yields its port."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # cluster name → centre in raw embedding units; the lone cell sits at the origin

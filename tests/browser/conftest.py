@@ -8,12 +8,9 @@ A test that fails leaves a screenshot of each page it opened, plus the page's co
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ from _browser import (
     screenshot,
     server_options,
     settle,
+    static_http_server,
     uniform_adata,
     viewer_query,
     wait_until,
@@ -340,23 +338,13 @@ PARENT_HTML = """<!doctype html>
 """
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def parent_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A static site on another origin (``http://localhost:<port>``, the viewer being on
     127.0.0.1) that stands in for the notebook page: ``(base_url, directory)``."""
     root = tmp_path_factory.mktemp("parent-site")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, name="parent-site", daemon=True)
-    thread.start()
-    yield f"http://localhost:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
+    with static_http_server(root, "parent-site") as port:
+        yield f"http://localhost:{port}", root
 
 
 @pytest.fixture

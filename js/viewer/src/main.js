@@ -20,6 +20,9 @@ import { makeExporter } from "./render/export.js";
 import { runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
 import { installCommFetch } from "./data/commfetch.js";
+import { Comparer } from "./analysis/compare.js";
+import { createCompareWorker } from "./analysis/workerhost.js";
+import { buildComparePanel } from "./ui/compare.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -63,12 +66,14 @@ function mountUi(viewer, { datasets, currentId }) {
     stageEl.dataset.tool = t;
     viewer.emit("tool", t);
   };
+  const compare = buildComparePanel(viewer, { host: app });
   const ui = buildPanel(viewer, {
     panel: panelEl,
     datasets,
     currentId,
     exporter,
     onTool: setTool,
+    onCompare: () => compare.toggle(),
     onDataset: (id) => {
       const q = new URLSearchParams(query);
       q.set("dataset", id);
@@ -149,8 +154,30 @@ function connectBridge(viewer) {
   }
 }
 
-async function start(dataset, { datasets = [], currentId, bench = false } = {}) {
+/**
+ * Compare groups for this page: on the server when there is one (credentials from the query, else
+ * from POST _cellucid/viewers), else in a worker over the gene files (analysis/compare.js).
+ */
+function comparerFor(dataset, mode) {
+  if (!dataset.vars || !dataset.genes.length) return null;
+  const viewerId = query.get("viewerId");
+  const viewerToken = query.get("viewerToken");
+  return new Comparer({
+    nCells: dataset.n,
+    datasetId: dataset.id,
+    mode,
+    base: pageBase(pageHref),
+    credentials: viewerId && viewerToken ? { viewerId, viewerToken } : null,
+    genes: dataset.genes,
+    schema: dataset.vars._varSchema,
+    fetchGene: (index, signal) => dataset.fetchGeneBytes(index, signal),
+    createWorker: createCompareWorker,
+  });
+}
+
+async function start(dataset, { datasets = [], currentId, bench = false, mode = "static" } = {}) {
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
+  if (!bench) viewer.comparer = comparerFor(dataset, mode);
   window.__cellucid = viewer;
   app.hidden = false;
   await viewer.start();
@@ -235,7 +262,7 @@ async function boot() {
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
   const ds = await openDataset(base, entry, progress, found.mode === "static" ? "datasets.json" : "_cellucid/datasets");
   screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
-  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id });
+  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode });
   if (found.mode === "server") pollHealth(viewer);
   else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
 }

@@ -176,6 +176,16 @@ export class Dataset {
     });
   }
 
+  /**
+   * The stored payload of gene `index` (gunzipped, not decoded) and its manifest tuple, for the
+   * compare worker; not cached (a comparison reads every gene once).
+   */
+  async fetchGeneBytes(index, signal) {
+    const tuple = this.vars.fields[index];
+    const rel = fillPattern(this.vars._varSchema.pathPattern, String(tuple[0]));
+    return { bytes: await fetchBytes(this.base, rel, { signal }), tuple };
+  }
+
   async loadEdges() {
     const c = this.connectivity;
     if (!c) return null;

@@ -8,6 +8,7 @@ import { colorCategorical, colorContinuous, getColormap, robustRange } from "../
 import { combineSelection, pointsInPolygon } from "../select/lasso.js";
 import { writeSessionBundle } from "../session/bundle.js";
 import { LoadError } from "../data/http.js";
+import { comparisonsForSession, runComparison } from "./compare.js";
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
 
@@ -57,6 +58,10 @@ export class Viewer {
     this.frozen = false;
     this.hoverCell = null;
     this.loadingField = null;
+    this.comparer = null; // analysis/compare.js Comparer, set by main.js when the dataset has genes
+    this.comparisons = []; // finished comparisons (kept in the session bundle)
+    this.activeComparison = null; // the one the compare panel shows (and figure export draws)
+    this.compareRun = null; // {cmp, controller} while one runs
     this.scene =
       scene ||
       new Scene(stage.canvasHost, {
@@ -271,6 +276,27 @@ export class Viewer {
     this.emit("highlights", this.highlights);
   }
 
+  // ------------------------------------------------------------------ compare groups
+  /**
+   * Rank genes between two groups (app/compare.js runComparison): {group, reference, method,
+   * tieCorrect, nGenes}. Resolves to the finished Comparison (`.result`, `.statistic`,
+   * `.summary()`); rejects on an error or a cancel.
+   */
+  compare(spec) {
+    return runComparison(this, spec);
+  }
+
+  /** Stop the running comparison (its promise rejects with an AbortError). */
+  cancelCompare() {
+    if (this.compareRun) this.compareRun.controller.abort();
+  }
+
+  /** Show a comparison (the panel's table and dot plot, figure export), or none. */
+  showComparison(cmp) {
+    this.activeComparison = cmp;
+    this.emit("comparison", cmp);
+  }
+
   // ------------------------------------------------------------------ camera / view
   resetCamera() {
     this.scene.resetCamera();
@@ -439,6 +465,7 @@ export class Viewer {
         },
       ],
       coreState: { colorBy, dim, camera, pointSize, opacity, background, hiddenCategories, range, colormap },
+      comparisons: comparisonsForSession(this.comparisons),
     };
   }
 

@@ -1,9 +1,11 @@
 // Figure export: PNG (1x/2x/4x of the current view, legend or colour bar drawn beside it)
-// and SVG (one circle per visible cell, refused above 200,000 visible cells).
+// and SVG (one circle per visible cell, refused above 200,000 visible cells). When the compare
+// panel shows a comparison, its dot plot is drawn right of the legend in both.
 
 import { getColormap, sampleColormap } from "../color/colormaps.js";
 import { safeName } from "../data/names.js";
 import { SVGNS } from "../ui/lasso.js";
+import { dotplotLayout, dotplotModel, dotplotSvg, drawDotplot } from "../ui/dotplot.js";
 
 export const SVG_MAX_POINTS = 200000;
 
@@ -37,6 +39,19 @@ function legendModel(viewer) {
 
 const fmt = (v) => String(Number(v.toPrecision(4)));
 
+/** The dot plot of the comparison the open compare panel shows, laid out; else null. */
+function shownDotplot(viewer) {
+  if (!viewer.comparePanelOpen) return null;
+  const model = dotplotModel(viewer.activeComparison);
+  return model ? dotplotLayout(model, { dark: viewer.dark }) : null;
+}
+
+/** Figure size: plot, legend column, dot plot column (CSS pixels). */
+function figureSize(cssW, cssH, legend, dots) {
+  const legendW = legend ? 270 : 0;
+  return { legendW, width: cssW + legendW + (dots ? dots.width + 20 : 0), height: Math.max(cssH, dots ? dots.height + 32 : 0) };
+}
+
 export function makeExporter(viewer, getScene = () => viewer.scene) {
   // The SVG limit lives on the viewer so a test can lower it and reach the refusal.
   if (viewer.svgLimit === undefined) viewer.svgLimit = SVG_MAX_POINTS;
@@ -52,10 +67,11 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     await frame();
     const canvas = scene.drawNow();
     const legend = legendModel(viewer);
-    const legendW = legend ? 270 : 0;
+    const dots = shownDotplot(viewer);
+    const size = figureSize(cssW, cssH, legend, dots);
     const out = document.createElement("canvas");
-    out.width = Math.round((cssW + legendW) * scale);
-    out.height = Math.round(cssH * scale);
+    out.width = Math.round(size.width * scale);
+    out.height = Math.round(size.height * scale);
     const ctx = out.getContext("2d");
     ctx.fillStyle = viewer.dark ? "#121419" : "#ffffff";
     ctx.fillRect(0, 0, out.width, out.height);
@@ -91,6 +107,12 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
       }
       ctx.restore();
     }
+    if (dots) {
+      ctx.save();
+      ctx.scale(scale, scale);
+      drawDotplot(ctx, dots, cssW + size.legendW + 10, 16);
+      ctx.restore();
+    }
     const blob = await new Promise((r) => out.toBlob(r, "image/png"));
     download(blob, `${baseName()}_${scale}x.png`);
     return `PNG ${out.width}×${out.height} saved`;
@@ -111,9 +133,10 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     const colors = scene.colors;
     const r = scene.pointSize;
     const legend = legendModel(viewer);
-    const legendW = legend ? 270 : 0;
+    const dots = shownDotplot(viewer);
+    const size = figureSize(w, hgt, legend, dots);
     const parts = [];
-    parts.push(`<rect width="${w + legendW}" height="${hgt}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
+    parts.push(`<rect width="${size.width}" height="${size.height}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
     parts.push(`<g fill-opacity="${viewer.opacity}">`);
     for (let i = 0; i < n; i++) {
       if (!(viewer.radii[i] > 0)) continue;
@@ -137,10 +160,11 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
       }
       parts.push("</g>");
     }
+    if (dots) parts.push(dotplotSvg(dots, w + size.legendW + 10, 16));
     const svg = document.createElementNS(SVGNS, "svg");
-    svg.setAttribute("width", String(w + legendW));
-    svg.setAttribute("height", String(hgt));
-    svg.setAttribute("viewBox", `0 0 ${w + legendW} ${hgt}`);
+    svg.setAttribute("width", String(size.width));
+    svg.setAttribute("height", String(size.height));
+    svg.setAttribute("viewBox", `0 0 ${size.width} ${size.height}`);
     const text = new XMLSerializer().serializeToString(svg).replace(/<\/svg>$|\/>$/, (m) => (m === "/>" ? ">" : "") + parts.join("") + "</svg>");
     return { text, visible };
   }

@@ -14,6 +14,9 @@
 //                                          color, cellCount}]}]}
 //   highlights/cells/<groupId>    binary  delta-varint cell list (§5.3)
 //   user-defined/codes/<fieldId>  binary  user-defined codes (§5.3)
+//   analysis/comparisons          json    {version: 1, comparisons: [...]} (only when there are
+//                                          comparisons; python/cellucid/server/PROTOCOL.md)
+//   analysis/comparisons/cells/<id>/group|reference   binary  delta-varint cell lists
 // JSON chunks larger than GZIP_THRESHOLD bytes use the gzip codec; every chunk meta carries
 // storedBytes and uncompressedBytes (equal for codec "none").
 
@@ -27,6 +30,8 @@ export const GZIP_THRESHOLD = 4096;
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 export const MAX_CHUNK_BYTES = 512 * 1024 * 1024;
 const CONTRIBUTOR = "cellucid-viewer";
+const COMPARISONS = "analysis/comparisons";
+const COMPARISON_CELLS = "analysis/comparisons/cells/";
 const ENCODING_U8 = 0;
 const ENCODING_U16 = 1;
 const ENCODING_RLE = 2;
@@ -314,6 +319,45 @@ function requireId(id, what, seen) {
   seen.add(id);
 }
 
+/** A binary chunk of a delta-varint cell list (sorted, unique, each below cellCount when known). */
+function cellListChunk(id, label, cells, dependsOn, cellCount, what) {
+  const sorted = sortedUniqueCells(cells);
+  const last = sorted.length ? sorted[sorted.length - 1] : -1;
+  if (cellCount !== null && last >= cellCount) throw new Error(`${what}: cell ${last} is not below cellCount ${cellCount}`);
+  return { ...binaryChunk(id, label, deltaVarint(sorted), dependsOn), count: sorted.length };
+}
+
+/**
+ * The compare-groups chunks (PROTOCOL.md "Session chunks"): the `analysis/comparisons` JSON and a
+ * delta-varint cell list per group; nothing when there are no comparisons.
+ */
+async function comparisonChunks(comparisons, cellCount) {
+  if (!comparisons.length) return [];
+  const ids = new Set();
+  const cells = [];
+  const cellsChunk = (c, which, group) => {
+    const id = `${COMPARISON_CELLS}${c.id}/${which}`;
+    cells.push(cellListChunk(id, `Compared cells: ${group.label}`, group.cells, COMPARISONS, cellCount, `comparison ${c.id}`));
+    return { label: group.label, cellsChunk: id };
+  };
+  const list = comparisons.map((c) => {
+    requireId(c.id, "comparison", ids);
+    if (c.id.includes("/")) throw new Error(`comparison id ${JSON.stringify(c.id)} must not contain "/"`);
+    return {
+      id: c.id,
+      name: c.name,
+      createdAt: c.createdAt,
+      method: c.method,
+      tieCorrect: Boolean(c.tieCorrect),
+      statistic: c.statistic,
+      group: cellsChunk(c, "group", c.group),
+      reference: c.reference === "rest" ? "rest" : cellsChunk(c, "reference", c.reference),
+      result: c.result,
+    };
+  });
+  return [await jsonChunk(COMPARISONS, "Compare groups", { version: 1, comparisons: list }), ...cells];
+}
+
 /**
  * Serialise a viewer session as a `.cellucid-session` bundle (SPEC §5).
  *
@@ -326,6 +370,9 @@ function requireId(id, what, seen) {
  *   userDefinedFields?: Array<{id: string, key: string, kind: "category", categories: string[],
  *     source: "obs"|"var", codes: Uint8Array|Uint16Array}>,
  *   coreState?: object,
+ *   comparisons?: Array<{id: string, name: string, createdAt: string, method: string,
+ *     tieCorrect: boolean, statistic: string, group: {label: string, cells: Uint32Array},
+ *     reference: "rest"|{label: string, cells: Uint32Array}, result: object}>,
  *   summary?: object|null,
  * }} session `createdAt` defaults to now (ISO 8601); `summary` defaults to counts of pages,
  *   groups, highlighted cells and user-defined fields. Group ids must be unique across pages
@@ -341,6 +388,7 @@ export async function writeSessionBundle(session) {
     highlightPages = [],
     userDefinedFields = [],
     coreState = {},
+    comparisons = [],
   } = session;
   if (datasetFingerprint === null || typeof datasetFingerprint !== "object") throw new Error("datasetFingerprint must be an object");
   const cellCount = Number.isInteger(datasetFingerprint.cellCount) ? datasetFingerprint.cellCount : null;
@@ -352,13 +400,9 @@ export async function writeSessionBundle(session) {
     name: page.name,
     highlightedGroups: (page.groups ?? []).map((group) => {
       requireId(group.id, "highlight group", groupIds);
-      const sorted = sortedUniqueCells(group.cells);
-      const last = sorted.length ? sorted[sorted.length - 1] : -1;
-      if (cellCount !== null && last >= cellCount) {
-        throw new Error(`highlight group ${group.id}: cell ${last} is not below cellCount ${cellCount}`);
-      }
-      cellChunks.push(binaryChunk(`highlights/cells/${group.id}`, `Highlighted cells: ${group.name}`, deltaVarint(sorted), "highlights/meta"));
-      return { id: group.id, name: group.name, color: group.color, cellCount: sorted.length };
+      const chunk = cellListChunk(`highlights/cells/${group.id}`, `Highlighted cells: ${group.name}`, group.cells, "highlights/meta", cellCount, `highlight group ${group.id}`);
+      cellChunks.push(chunk);
+      return { id: group.id, name: group.name, color: group.color, cellCount: chunk.count };
     }),
   }));
   const codeChunks = [];
@@ -377,6 +421,7 @@ export async function writeSessionBundle(session) {
     await jsonChunk("highlights/meta", "Highlight pages", { pages }),
     ...cellChunks,
     ...codeChunks,
+    ...(await comparisonChunks(comparisons, cellCount)),
   ];
   const summary =
     session.summary !== undefined
@@ -408,7 +453,7 @@ export async function writeSessionBundle(session) {
 
 /**
  * Read a `.cellucid-session` bundle: validate the container, decode every chunk (gzip applied,
- * JSON parsed, `highlights/cells/*` as Uint32Array, `user-defined/codes/*` as typed arrays,
+ * JSON parsed, `highlights/cells/*` and `analysis/comparisons/cells/*` as Uint32Array, `user-defined/codes/*` as typed arrays,
  * other binary chunks as bytes). Trailing bytes after the last chunk are ignored (SPEC §5.1).
  *
  * @param {ArrayBuffer|ArrayBufferView} buffer
@@ -450,7 +495,7 @@ export async function readSessionBundle(buffer) {
     }
     let value;
     if (meta.kind === "json") value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
-    else if (meta.id.startsWith("highlights/cells/")) value = decodeDeltaVarint(data, Number.isInteger(cellCount) ? { nObs: cellCount } : {});
+    else if (meta.id.startsWith("highlights/cells/") || meta.id.startsWith(COMPARISON_CELLS)) value = decodeDeltaVarint(data, Number.isInteger(cellCount) ? { nObs: cellCount } : {});
     else if (meta.id.startsWith("user-defined/codes/")) value = decodeUserCodes(data);
     else value = data;
     chunks.set(meta.id, { meta, stored, value });

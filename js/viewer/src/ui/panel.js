@@ -1,5 +1,6 @@
 // Side panel: dataset, colour-by (obs field select + gene search), legend / colour bar,
-// view controls, selection, highlights, export. Rebuilt parts follow Viewer events.
+// view controls, selection, highlights, compare groups (opens ui/compare.js), export. Rebuilt
+// parts follow Viewer events.
 
 import { h, fmtInt } from "./dom.js";
 import { categoricalLegend, colorBar } from "./legend.js";
@@ -10,7 +11,7 @@ function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
 }
 
-export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset, exporter, onTool }) {
+export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset, exporter, onTool, onCompare }) {
   const ds = viewer.dataset;
   panel.replaceChildren();
 
@@ -227,6 +228,21 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   renderHl();
   viewer.on("highlights", renderHl);
   panel.append(hlSec);
+
+  // ---- compare groups
+  if (onCompare) {
+    const hasGenes = ds.genes.length > 0;
+    const openBtn = h("button.btn.cmp-open", {
+      type: "button",
+      text: "Compare groups…",
+      "aria-expanded": "false",
+      disabled: !hasGenes,
+      title: hasGenes ? "Rank genes between two groups of cells" : "This dataset has no genes",
+      on: { click: () => onCompare() },
+    });
+    viewer.on("comparepanel", (open) => openBtn.setAttribute("aria-expanded", String(open)));
+    panel.append(section("Compare", h("div.row", {}, openBtn), h("p.hint.muted.small", { text: "Marker genes of the selection, a highlight group or categories, against the rest or another group." })));
+  }
 
   // ---- export
   const exportMsg = h("div.small.muted", { "aria-live": "polite" });
