@@ -226,6 +226,15 @@ def test_static_folder_lasso_compare_marker_on_top_and_click_colours(page, stati
     headers = page.locator(".cmp-table th")
     assert headers.all_inner_texts() == ["Gene", "log2 FC", "Score", "Adj. p", "% A", "% B"]
     assert headers.nth(2).get_attribute("aria-sort") == "descending"
+    # every column sorts: genes by name, then back to the ranking
+    page.get_by_role("button", name="Gene", exact=True).click()
+    names = [r[0] for r in _table(page)]
+    assert names == sorted(names) and headers.nth(0).get_attribute("aria-sort") == "ascending"
+    page.get_by_role("button", name="% B", exact=True).click()
+    pct_b = [float(r[5].rstrip("%")) for r in _table(page)]
+    assert pct_b == sorted(pct_b, reverse=True)
+    page.get_by_role("button", name="Score", exact=True).click()
+    assert _table(page) == rows
     statistic = page.locator(".cmp-statistic").inner_text()
     assert "Wilcoxon rank-sum" in statistic and "computed in this browser" in statistic, statistic
     summary = page.evaluate("() => window.__cellucid.activeComparison.summary(40)")
