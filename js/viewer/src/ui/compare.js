@@ -133,12 +133,19 @@ export function buildComparePanel(viewer, { host }) {
   );
   host.append(el);
 
+  // While rows stream in, redraw at most every RUNNING_REDRAW_MS (sorting a 20k-gene table each
+  // frame would hold the page); otherwise on the next frame.
+  const RUNNING_REDRAW_MS = 250;
   let frame = 0;
+  let lastRender = 0;
   const schedule = () => {
-    if (!frame) frame = requestAnimationFrame(render);
+    if (frame) return;
+    const wait = viewer.compareRun ? lastRender + RUNNING_REDRAW_MS - performance.now() : 0;
+    frame = wait > 0 ? setTimeout(() => ((frame = 0), schedule()), wait) : requestAnimationFrame(render);
   };
   function render() {
     frame = 0;
+    lastRender = performance.now();
     const cmp = viewer.activeComparison;
     const running = Boolean(viewer.compareRun);
     cancelBtn.disabled = !running;
