@@ -315,3 +315,13 @@ def test_signature_is_public():
         "quiet",
     ]
     assert "Returns" in cellucid.rank_genes.__doc__
+
+
+def test_the_public_name_stays_the_function_after_the_server_imports_the_engine():
+    import cellucid.analysis.ranking  # what the server and the widget import
+    import cellucid.server.compare
+
+    assert callable(cellucid.rank_genes) and cellucid.rank_genes.__name__ == "rank_genes"
+    from cellucid.analysis import rank_genes
+
+    assert rank_genes is cellucid.analysis.ranking.rank_genes

@@ -548,7 +548,7 @@ class CellucidWidget(anywidget.AnyWidget):
         >>> table = viewer.compare("my group", ("louvain", "3"))    # doctest: +SKIP
         """
         from .analysis.groups import resolve_groups
-        from .analysis.rank_genes import compare_expression
+        from .analysis.ranking import compare_expression
 
         if self._closed or self._config is None:
             raise RuntimeError("this viewer is closed")

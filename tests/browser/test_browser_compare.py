@@ -36,10 +36,6 @@ from _browser import (
 from PIL import Image
 
 import cellucid
-
-# cellucid.rank_genes resolves to the module once cellucid.analysis.rank_genes is imported (the
-# server does): take the function from its module
-from cellucid.analysis.rank_genes import rank_genes
 from cellucid.analysis.table import COLUMNS as TABLE_COLUMNS
 
 CLUSTERS = [f"c{i}" for i in range(5)]
@@ -243,7 +239,7 @@ def test_static_folder_lasso_compare_marker_on_top_and_click_colours(page, stati
     assert summary["referenceSize"] == markers.n_obs - len(target)
 
     # the browser's numbers are the Python engine's on the same export folder
-    expected = rank_genes(export, target, quiet=True)
+    expected = cellucid.rank_genes(export, target, quiet=True)
     _same_table(summary["rows"], expected)
 
     # the dot plot is drawn
@@ -328,7 +324,7 @@ def test_static_folder_cancel_stops_a_running_comparison(page, static_site, mark
     )
     assert summary["status"] == "done" and summary["group"] == "cluster: c3"
     assert summary["statistic"].startswith("Welch's t-test, reference variance over-estimated")
-    expected = rank_genes(export, target, method="t-test_overestim_var", quiet=True)
+    expected = cellucid.rank_genes(export, target, method="t-test_overestim_var", quiet=True)
     _same_table(summary["rows"], expected)
     assert page.evaluate("() => window.__cellucid.comparisons.length") == 1
 
@@ -355,7 +351,7 @@ def test_server_compare_equals_rank_genes_and_goes_into_the_session(page, marker
         assert "tie-corrected" in summary["statistic"]
         assert "computed on the server" in page.locator(".cmp-statistic").inner_text()
         assert _table(page)[0][0] == MARKER
-        expected = rank_genes(markers, target, tie_correct=True, quiet=True)
+        expected = cellucid.rank_genes(markers, target, tie_correct=True, quiet=True)
         _same_table(summary["rows"], expected)
 
         # the comparison and its result are part of the session bundle

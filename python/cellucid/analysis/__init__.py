@@ -16,5 +16,5 @@ __all__ = ["COLUMNS", "Comparison", "compare_expression", "rank_genes"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Comparison", "compare_expression", "rank_genes"):
-        return getattr(importlib.import_module(".rank_genes", __name__), name)
+        return getattr(importlib.import_module(".ranking", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

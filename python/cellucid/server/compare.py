@@ -29,7 +29,7 @@ from ..analysis.table import COLUMNS, METHODS
 from ..sources.base import DatasetEntry
 
 if TYPE_CHECKING:  # the engine (numba, scipy.stats) is imported by the first comparison
-    from ..analysis.rank_genes import Comparison
+    from ..analysis.ranking import Comparison
 
 MAX_HEADER = 64 * 1024
 ENCODINGS = ("u32", "bitset")
@@ -316,8 +316,8 @@ class CompareService:
     ) -> StoredComparison | None:
         """Run one comparison on the calling thread, emitting the NDJSON lines; ``None``
         when cancelled. Engine errors become an ``error`` line."""
-        from ..analysis.rank_genes import compare_expression
         from ..analysis.rank_index import ComparisonCancelled
+        from ..analysis.ranking import compare_expression
         from ..analysis.statistics import describe
 
         comparison_id = "c" + secrets.token_hex(6)
