@@ -365,3 +365,47 @@ def test_session_bundle_and_debug_connection_in_one_cell(open_notebook):
     assert "redacted" in report["viewer_url"] and nb.kernel_eval("v.viewer_token") not in str(
         report
     )
+
+
+def test_compare_from_python_and_from_the_viewer(open_notebook):
+    """viewer.compare on a lasso'd cluster; a comparison run in the viewer reaches Python as
+    an on_message event and as last_comparison (computed by the widget's server)."""
+    alpha = CLUSTERS.members["alpha"]
+    nb = open_notebook(
+        [
+            SETUP,
+            widget_cell("v"),
+            "v.wait_for_ready(120)\n"
+            "messages = []\n"
+            "v.on_message(lambda event: messages.append(event))",
+            "table = v.compare(v.selection)\nprint(table.names.iloc[0])",
+        ]
+    )
+    for cell in range(3):
+        nb.run_cell(cell, timeout=180)
+    viewer = ViewerFrame(nb, 1)
+    viewer.lasso(alpha)
+    eventually(nb, "sorted(v.selection.tolist())", sorted(alpha.tolist()))
+    nb.run_cell(3, timeout=120)
+    assert "GeneAlpha" in nb.output_text(3)
+    assert nb.kernel_eval("table.names.iloc[0]") == "GeneAlpha"
+    assert nb.kernel_eval("list(table.columns)") == [
+        "names",
+        "scores",
+        "logfoldchanges",
+        "pvals",
+        "pvals_adj",
+        "pct_nz_group",
+        "pct_nz_reference",
+    ]
+    # the viewer's own comparison (the panel's engine), computed by the server in Python
+    summary = viewer.frame.evaluate(
+        "async () => (await window.__cellucid.compare({group: 'selection'})).summary(3)"
+    )
+    assert summary["status"] == "done" and summary["source"] == "server", summary
+    eventually(nb, "[m['event'] for m in messages if m['event'] == 'comparison']", ["comparison"])
+    assert nb.kernel_eval("v.last_comparison.names.iloc[0]") == "GeneAlpha"
+    assert nb.kernel_eval("v.last_comparison.attrs['cellucid']['n_group']") == len(alpha)
+    assert nb.kernel_eval("list(v.last_comparison.names.iloc[:3])") == [
+        row["name"] for row in summary["rows"]
+    ]
