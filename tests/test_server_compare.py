@@ -212,3 +212,24 @@ def test_page_viewers_are_bounded(server):
         server.port, "POST", "/_cellucid/viewers", {"Content-Length": "5000"}, b"x" * 5000
     )
     assert resp.status == 413
+
+
+def test_comm_transport_answers_the_same_ndjson_in_one_piece(server, adata):
+    """The widget's comm transport (no streaming): the same lines as HTTP, errors as JSON."""
+    from cellucid.comm_transport import CommFiles
+
+    files = CommFiles(server.config)
+    creds = credentials(server)
+    group = np.flatnonzero(adata.obs["cluster"].to_numpy() == "c3")
+    query = f"viewerId={creds['viewerId']}&viewerToken={creds['viewerToken']}"
+    reply = files.answer("POST", f"_cellucid/compare?{query}", {}, body(group, nGenes=3))
+    assert reply.status == 200 and reply.headers["content-type"] == "application/x-ndjson"
+    msgs = [json.loads(x) for x in reply.body.decode().splitlines()]
+    http = lines(post(server, creds, body(group, nGenes=3)))
+    assert msgs[-1] == http[-1] and msgs[-1]["names"][0] == "G09"
+    assert [m["type"] for m in msgs] == [m["type"] for m in http]
+    bad = files.answer("POST", "_cellucid/compare?viewerId=x&viewerToken=y", {}, body(group))
+    assert bad.status == 404 and json.loads(bad.body)["status"] == "error"
+    wrong = files.answer("POST", f"_cellucid/compare?{query}", {}, body([1]))
+    assert wrong.status == 400 and "at least 2" in json.loads(wrong.body)["message"]
+    assert files.answer("GET", f"_cellucid/compare?{query}", {}, b"").status == 405
