@@ -242,3 +242,30 @@ def test_console_script_runs_as_a_subprocess(h5ad: Path, tmp_path: Path) -> None
     assert "genes" in done.stderr  # progress bars and summary go to stderr
     check = subprocess.run([exe, "validate", str(out)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_prepare_and_serve_choose_an_embedding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adata = _adata()
+    rng = np.random.default_rng(5)
+    adata.obsm["X_tsne"] = rng.normal(size=(adata.n_obs, 2))
+    adata.obsm["X_pca"] = rng.normal(size=(adata.n_obs, 6))
+    path = tmp_path / "emb.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "tsne"
+    argv = ["prepare", str(path), str(out), "-q", "--embedding", "X_tsne", "--embedding", "X_pca:3"]
+    assert main(argv) == 0
+    dims = ExportReader(out).identity["embeddings"]["available_dimensions"]
+    assert dims == [2, 3]
+    capsys.readouterr()
+    assert main(["prepare", str(path), str(tmp_path / "x"), "-q", "--embedding", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "'nope' is not in obsm" in err and "'X_tsne' (2 columns)" in err
+    # serve: the lazy AnnData reader loads the chosen obsm key; an export refuses the option
+    from cellucid.sources.anndata import AnnDataAdapter
+
+    with AnnDataAdapter.from_file(path, embedding="X_pca:3") as adapter:
+        assert adapter.identity()["embeddings"]["available_dimensions"] == [3]
+    assert main(["serve", str(out), "--no-browser", "--embedding", "X_tsne"]) == 1
+    assert "--embedding chooses among an AnnData's obsm keys" in capsys.readouterr().err

@@ -1542,3 +1542,144 @@ def test_anndata_vector_fields_option_replaces_derived(tmp_path):
     vf = read_json(out, "dataset_identity.json")["vector_fields"]
     assert list(vf["fields"]) == ["mine"]
     assert_vectors(out, "vectors/mine_2d.bin", mine, ad.obsm["X_umap"])
+
+
+# ---- embedding=, the explicit signature ---------------------------------------------------
+def _embedding_adata(n: int = 40):
+    import anndata as ad
+
+    rng = np.random.default_rng(3)
+    obs = pd.DataFrame(
+        {"c": pd.Categorical(["a", "b"] * (n // 2))}, index=[f"cell{i}" for i in range(n)]
+    )
+    return ad.AnnData(
+        obs=obs,
+        obsm={
+            "X_tsne": rng.normal(size=(n, 2)),
+            "spatial": rng.normal(size=(n, 2)) * 100,
+            "X_pca": rng.normal(size=(n, 10)),
+            "X_umap_3d": rng.normal(size=(n, 3)),
+            "bad": rng.normal(size=(n, 2, 2)),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("embedding", "dims", "source"),
+    [
+        ("X_tsne", [2], {2: ("X_tsne", 2)}),
+        ("X_pca:3", [3], {3: ("X_pca", 3)}),
+        (["spatial", "X_umap_3d"], [2, 3], {2: ("spatial", 2), 3: ("X_umap_3d", 3)}),
+        ({"2d": "X_pca:2", "1d": "X_pca:1"}, [1, 2], {1: ("X_pca", 1), 2: ("X_pca", 2)}),
+        ({2: "X_tsne"}, [2], {2: ("X_tsne", 2)}),
+    ],
+)
+def test_embedding_chooses_any_obsm_key(tmp_path, embedding, dims, source):
+    adata = _embedding_adata()
+    out = prepare(adata, tmp_path / "e", embedding=embedding, quiet=True)
+    ident = read_json(out, "dataset_identity.json")
+    assert ident["embeddings"]["available_dimensions"] == dims
+    for d, (key, cols) in source.items():
+        got = read_array(out, f"points_{d}d.bin", "<f4", (adata.n_obs, d))
+        expected, _ = normalise(np.asarray(adata.obsm[key])[:, :cols])
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("embedding", "error", "match"),
+    [
+        ("X_umap", KeyError, r"'X_umap' is not in obsm; usable obsm keys: 'X_tsne' \(2 columns\)"),
+        ("X_pca", ValueError, r"'X_pca:2' / 'X_pca:3'.*wider ones need"),
+        ("X_tsne:3", ValueError, "has 2 columns"),
+        ("bad", ValueError, r"has shape \(40, 2, 2\)"),
+        (["X_tsne", "spatial"], ValueError, "two embeddings for 2D"),
+        ({"4d": "X_pca:4"}, ValueError, "must be 1, 2 or 3"),
+        ({"3d": "X_tsne"}, ValueError, "has 2 columns"),
+        ([], ValueError, "names no obsm key"),
+    ],
+)
+def test_embedding_errors_list_the_usable_keys(tmp_path, embedding, error, match):
+    with pytest.raises(error, match=match):
+        prepare(_embedding_adata(), tmp_path / "e", embedding=embedding, quiet=True)
+    assert not (tmp_path / "e").exists()
+
+
+def test_without_umap_the_error_suggests_embedding(tmp_path):
+    adata = _embedding_adata()
+    del adata.obsm["X_umap_3d"]
+    with pytest.raises(ValueError, match=r"embedding='KEY'.*'X_tsne' \(2 columns\)"):
+        prepare(adata, tmp_path / "e", quiet=True)
+
+
+def test_prepare_signature_shows_its_parameters():
+    import inspect
+
+    params = inspect.signature(prepare).parameters
+    spec_order = [
+        "latent_space",
+        "obs",
+        "var",
+        "gene_expression",
+        "var_gene_id_column",
+        "gene_identifiers",
+        "connectivities",
+        "out_dir",
+        "obs_keys",
+        "centroid_outlier_quantile",
+        "centroid_min_points",
+        "obs_manifest_filename",
+        "obs_binary_dirname",
+        "var_manifest_filename",
+        "var_binary_dirname",
+        "connectivity_manifest_filename",
+        "connectivity_binary_dirname",
+        "force",
+        "var_quantization",
+        "obs_continuous_quantization",
+        "obs_categorical_dtype",
+        "compression",
+        "dataset_name",
+        "dataset_description",
+        "dataset_id",
+        "source_name",
+        "source_url",
+        "source_citation",
+        "X_umap_1d",
+        "X_umap_2d",
+        "X_umap_3d",
+        "X_umap_4d",
+        "vector_fields",
+    ]
+    assert list(params)[: len(spec_order)] == spec_order
+    for name in ("layer", "latent_key", "embedding", "genes", "connectivity", "quiet"):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params.values())
+    doc = prepare.__doc__
+    for name in ("embedding", "force", "out_dir", "compression", "Returns"):
+        assert name in doc
+
+
+def test_anndata_form_genes_and_connectivity_switches(tmp_path):
+    import anndata as ad
+    import scipy.sparse as sp
+
+    n = 30
+    adata = ad.AnnData(
+        X=sp.random(n, 4, density=0.5, format="csr", random_state=0, dtype=np.float32),
+        obs=pd.DataFrame({"c": pd.Categorical(["a", "b", "c"] * 10)}),
+        obsm={"X_umap": np.random.default_rng(0).normal(size=(n, 2))},
+        obsp={"connectivities": knn_graph(n, 2)},
+    )
+    full = read_json(prepare(adata, tmp_path / "full", quiet=True), "dataset_identity.json")
+    assert full["stats"]["n_genes"] == 4 and full["stats"]["has_connectivity"] is True
+    out = prepare(adata, tmp_path / "bare", genes=False, connectivity=False, quiet=True)
+    bare = read_json(out, "dataset_identity.json")
+    assert bare["stats"]["n_genes"] == 0 and bare["stats"]["has_connectivity"] is False
+    with pytest.raises(TypeError, match="genes=False contradicts"):
+        prepare(adata, tmp_path / "x", genes=False, layer="counts", quiet=True)
+    with pytest.raises(TypeError, match="need an AnnData"):
+        prepare(
+            out_dir=tmp_path / "y", obs=adata.obs, X_umap_2d=adata.obsm["X_umap"], embedding="X"
+        )
+    with pytest.raises(TypeError, match="pass out_dir="):
+        prepare(None, tmp_path / "z")

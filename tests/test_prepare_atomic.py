@@ -80,14 +80,14 @@ def add_user_files(out: Path) -> dict[str, bytes]:
 
 # ---------------------------------------------------------------------------- force=False
 @pytest.mark.parametrize("compression", [None, 3])
-def test_existing_export_without_force_is_file_exists_error(tmp_path, compression):
+def test_existing_export_without_force_is_kept_with_a_warning(tmp_path, compression):
+    """Re-running a notebook cell: the complete export stays, prepare says so (upstream's
+    behaviour) and returns its path."""
     out = export(tmp_path / "ds", compression=compression, **rich())
     before = tree_bytes(out)
-    with pytest.raises(FileExistsError) as exc:
-        export(out, **small())
-    msg = str(exc.value)
-    assert "dataset_identity.json" in msg
-    assert "force=True" in msg
+    with pytest.warns(UserWarning, match=r"already holds an export; skipping.*force=True"):
+        again = export(out, **small())
+    assert again == out
     assert tree_bytes(out) == before
     assert leftovers(tmp_path) == []
 
@@ -122,14 +122,25 @@ def test_any_single_artefact_blocks_without_force(tmp_path, artefact):
     assert leftovers(tmp_path) == []
 
 
-def test_unrelated_files_do_not_block(tmp_path):
+def test_a_folder_of_other_files_is_refused(tmp_path):
+    """Exporting into a non-empty folder that holds no export would mix hundreds of files
+    into it: refused, with the fix in the message, and nothing touched."""
     out = tmp_path / "ds"
     out.mkdir()
     user = add_user_files(out)
+    for force in (False, True):
+        with pytest.raises(FileExistsError, match=r"not empty and holds no export.*new or empty"):
+            export(out, force=force, **small())
+        assert tree_bytes(out) == user
+    assert leftovers(tmp_path) == []
+
+
+def test_dot_files_do_not_count_as_content(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / ".DS_Store").write_bytes(b"x")
     export(out, **small())
-    for rel, data in user.items():
-        assert (out / rel).read_bytes() == data
-    assert "dataset_identity.json" in files_under(out)
+    assert (out / "dataset_identity.json").is_file() and (out / ".DS_Store").is_file()
 
 
 def test_an_empty_existing_directory_is_fine(tmp_path):

@@ -32,6 +32,17 @@ def _level(text: str) -> int:
     return value
 
 
+_EMBEDDING_HELP = (
+    "obsm key of an embedding to show (repeatable, one per dimension): X_tsne, spatial, "
+    "X_draw_graph_fa, or KEY:2 / KEY:3 for the first columns of a wider one (X_pca:2); "
+    "default: X_umap"
+)
+
+
+def _embedding_option(values: list[str] | None) -> list[str] | None:
+    return list(values) if values else None
+
+
 # -v works before or after the subcommand; SUPPRESS keeps a subcommand from resetting it
 _VERBOSE: dict = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show tracebacks"}
 
@@ -56,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output folder (created; replaced only with --force)")
     p.add_argument("--layer", help="expression layer instead of X")
     p.add_argument("--latent-key", help="obsm key of the latent space (default: X_pca-like keys)")
+    p.add_argument("--embedding", action="append", metavar="KEY", help=_EMBEDDING_HELP)
     p.add_argument("--obs-keys", type=_csv, help="comma-separated obs columns (default: all)")
     p.add_argument("--genes", type=_csv, help="comma-separated gene ids to export (default: all)")
     p.add_argument("--var-gene-id-column", default="index", help="var column with gene ids")
@@ -97,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     s.add_argument("--no-backed", action="store_true", help="load an .h5ad fully into memory")
     s.add_argument("--latent-key", help="obsm key of the latent space (AnnData only)")
+    s.add_argument("--embedding", action="append", metavar="KEY", help=_EMBEDDING_HELP)
     s.add_argument("--dataset-name", help="dataset name shown in the viewer (AnnData only)")
     s.add_argument("-v", "--verbose", **_VERBOSE)
 
@@ -123,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from .export.prepare import prepare
+    from .export.prepare import is_complete_export, prepare
     from .sources.detect import is_zarr_store, load_anndata
 
     data: Path = args.data
@@ -133,17 +146,17 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         raise ValueError(f"{data} is neither an .h5ad file nor a .zarr store")
     if not args.quiet:
         print(f"cellucid v{__version__}: reading {data}", file=sys.stderr)
+    if not args.force and is_complete_export(args.out.expanduser().resolve()):
+        raise FileExistsError(f"{args.out} already holds an export; pass --force to replace it")
     adata = load_anndata(data)
-    options: dict[str, object] = {}
-    if args.no_genes:
-        options["gene_expression"] = None
-    if args.no_connectivity:
-        options["connectivities"] = None
     out = prepare(
         adata,
         args.out,
         layer=args.layer,
         latent_key=args.latent_key,
+        embedding=_embedding_option(args.embedding),
+        genes=not args.no_genes,
+        connectivity=not args.no_connectivity,
         obs_keys=args.obs_keys,
         gene_identifiers=args.genes,
         var_gene_id_column=args.var_gene_id_column,
@@ -161,7 +174,6 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         source_citation=args.source_citation,
         force=args.force,
         quiet=args.quiet,
-        **options,
     )
     print(out)
     return 0
@@ -182,6 +194,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if detected.kind in ("export", "export_root"):
         from .server.runner import CellucidServer
 
+        if args.embedding:
+            raise ValueError(
+                "--embedding chooses among an AnnData's obsm keys; an export folder shows the "
+                "embeddings it was exported with (cellucid prepare --embedding KEY)"
+            )
         server = CellucidServer(detected.path, **common)
     else:
         from .server.runner import AnnDataServer
@@ -191,6 +208,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             options["latent_key"] = args.latent_key
         if args.dataset_name:
             options["dataset_name"] = args.dataset_name
+        if args.embedding:
+            options["embedding"] = _embedding_option(args.embedding)
         server = AnnDataServer(detected.path, **common, **options)
     server.start(blocking=True)  # returns after Ctrl+C, port freed and files closed
     return 0

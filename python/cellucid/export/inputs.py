@@ -121,8 +121,105 @@ def resolve_genes(
 
 
 # --------------------------------------------------------------------------- AnnData
-def embeddings_from_obsm(obsm: Mapping[str, Any], n: int) -> dict[int, Any]:
-    """Embeddings of an AnnData: ``X_umap_{1,2,3}d`` first, then ``X_umap`` by column count."""
+#: what ``embedding=`` accepts: a key, ``"KEY:k"``, a list of those, or ``{dim: key}``
+EmbeddingSpec = str | Sequence[str] | Mapping[Any, str]
+
+
+def usable_embeddings(obsm: Mapping[str, Any], n: int) -> str:
+    """The obsm keys an ``embedding=`` may name, for error messages."""
+    direct, wider = [], []
+    for key in obsm:
+        shape = np.shape(obsm[key])
+        if len(shape) != 2 or shape[0] != n or shape[1] < 1:
+            continue
+        (direct if shape[1] <= 3 else wider).append(f"{key!r} ({shape[1]} columns)")
+    text = "usable obsm keys: " + (", ".join(direct) or "(none with 1-3 columns)")
+    if wider:
+        text += "; wider ones need ':2' or ':3' (e.g. 'X_pca:2'): " + ", ".join(wider)
+    return text
+
+
+def _parse_embedding(spec: str) -> tuple[str, int | None]:
+    key, sep, cols = str(spec).rpartition(":")
+    if sep and cols.isdigit():
+        return key, int(cols)
+    return str(spec), None
+
+
+def embedding_keys(embedding: EmbeddingSpec | None) -> list[str]:
+    """The obsm keys an ``embedding=`` names (for lazy readers that load only those)."""
+    if embedding is None:
+        return []
+    specs = (
+        list(embedding.values())
+        if isinstance(embedding, Mapping)
+        else [embedding]
+        if isinstance(embedding, str)
+        else list(embedding)
+    )
+    return [_parse_embedding(s)[0] for s in specs]
+
+
+def selected_embeddings(
+    obsm: Mapping[str, Any], n: int, embedding: EmbeddingSpec
+) -> dict[int, Any]:
+    """The embeddings ``embedding=`` names (see :func:`cellucid.prepare`), by dimension.
+
+    Raises ``KeyError`` for a key that is not in obsm and ``ValueError`` for a shape or
+    dimension that does not fit, each listing the usable keys.
+    """
+    if isinstance(embedding, Mapping):
+        wanted = []
+        for dim, spec in embedding.items():
+            text = str(dim).lower()
+            text = text[:-1] if text.endswith("d") else text
+            d = int(text) if text.isdigit() else 0
+            if d not in (1, 2, 3):
+                raise ValueError(
+                    f"embedding dimension {dim!r} must be 1, 2 or 3 ('1d', '2d', '3d')"
+                )
+            key, cols = _parse_embedding(spec)
+            wanted.append((key, cols if cols is not None else d, d))
+    else:
+        specs = [embedding] if isinstance(embedding, str) else list(embedding)
+        if not specs:
+            raise ValueError("embedding names no obsm key")
+        wanted = [(*_parse_embedding(s), None) for s in specs]
+    out: dict[int, Any] = {}
+    for key, cols, dim in wanted:
+        if key not in obsm:
+            raise KeyError(f"embedding {key!r} is not in obsm; {usable_embeddings(obsm, n)}")
+        arr = obsm[key]
+        shape = np.shape(arr)
+        if len(shape) != 2 or shape[0] != n:
+            raise ValueError(
+                f"obsm[{key!r}] has shape {shape}; an embedding needs ({n}, 1-3); "
+                f"{usable_embeddings(obsm, n)}"
+            )
+        take = cols if cols is not None else shape[1]
+        if not 1 <= take <= 3 or take > shape[1]:
+            raise ValueError(
+                f"obsm[{key!r}] has {shape[1]} columns; use {key!r} with 1-3 columns or "
+                f"'{key}:2' / '{key}:3' for its first columns; {usable_embeddings(obsm, n)}"
+            )
+        d = dim if dim is not None else take
+        if take != d:
+            raise ValueError(f"embedding {key!r}:{take} cannot be the {d}D embedding")
+        if d in out:
+            raise ValueError(
+                f"two embeddings for {d}D ({key!r} and another); name one per dimension"
+            )
+        out[d] = arr if take == shape[1] else np.asarray(arr)[:, :take]
+    return out
+
+
+def embeddings_from_obsm(
+    obsm: Mapping[str, Any], n: int, embedding: EmbeddingSpec | None = None
+) -> dict[int, Any]:
+    """Embeddings of an AnnData: those ``embedding`` names, else ``X_umap_{1,2,3}d`` first,
+    then ``X_umap`` by column count."""
+    if embedding is not None:
+        return selected_embeddings(obsm, n, embedding)
     out: dict[int, Any] = {}
     for d in (1, 2, 3):
         key = f"X_umap_{d}d"
@@ -144,7 +241,8 @@ def embeddings_from_obsm(obsm: Mapping[str, Any], n: int) -> dict[int, Any]:
         raise ValueError(
             "no UMAP embedding found: expected obsm['X_umap'] (1-3 columns) or "
             f"obsm['X_umap_1d'/'X_umap_2d'/'X_umap_3d']; obsm has {_listing(list(obsm.keys()))}. "
-            "Compute one (sc.tl.umap) or pass X_umap_2d=... explicitly."
+            "Compute one (sc.tl.umap), choose another with embedding='KEY' "
+            f"({usable_embeddings(obsm, n)}), or pass X_umap_2d=... explicitly."
         )
     return out
 
@@ -226,6 +324,7 @@ def derive_from_anndata(
     latent_key: str | None = None,
     connectivity: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    embedding: EmbeddingSpec | None = None,
 ) -> dict[str, Any]:
     """``prepare``-style keyword inputs derived from an AnnData (SPEC §6.2, §6.5).
 
@@ -239,8 +338,10 @@ def derive_from_anndata(
     obsm = adata.obsm
     derived: dict[str, Any] = {}
     explicit_points = any(options.get(f"X_umap_{d}d") is not None for d in (1, 2, 3))
+    if explicit_points and embedding is not None:
+        raise ValueError("pass either embedding=... or X_umap_<d>d=..., not both")
     if not explicit_points:
-        for d, arr in embeddings_from_obsm(obsm, n).items():
+        for d, arr in embeddings_from_obsm(obsm, n, embedding).items():
             derived[f"X_umap_{d}d"] = arr
     if "latent_space" not in options:
         derived["latent_space"], derived["latent_key"] = latent_from_obsm(obsm, latent_key)

@@ -15,10 +15,11 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ import pandas as pd
 from .binary import aligned_empty, encode_payload, write_file
 from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
-from .inputs import build_inputs, derive_from_anndata
+from .inputs import EmbeddingSpec, build_inputs, derive_from_anndata
 from .naming import (
     CONNECTIVITY_DIR,
     CONNECTIVITY_MANIFEST_FILE,
@@ -65,74 +66,9 @@ _FIXED_NAMES = {
 
 
 # --------------------------------------------------------------------------- public API
-@overload
 def prepare(
-    adata: AnnData, out_dir: str | os.PathLike[str] | None = None, /, **options: Any
-) -> Path: ...
-@overload
-def prepare(
-    latent_space: Any = None,
-    obs: pd.DataFrame | None = None,
-    var: pd.DataFrame | None = None,
-    gene_expression: Any = None,
-    **options: Any,
-) -> Path: ...
-def prepare(*args: Any, **kwargs: Any) -> Path:
-    """Export a dataset to a folder in the Cellucid export format.
-
-    Two forms are accepted:
-
-    ``prepare(adata, out_dir, *, layer=None, latent_key=None, **options)``
-        Derive every input from an AnnData: embeddings from ``obsm["X_umap"]`` (by column
-        count) or ``obsm["X_umap_1d"/"_2d"/"_3d"]``, the latent space from ``latent_key`` or
-        the first of ``scanvi, scvi, X_scvi, X_pca, harmony, X_harmony``, all ``obs`` columns
-        (or ``obs_keys``), genes from ``X`` or ``layers[layer]``, ``obsp["connectivities"]``
-        and velocity-like ``obsm["<name>_umap[_<d>d]"]`` vector fields. Array options given
-        as well (``X_umap_2d=...``, ``gene_expression=...``) replace the derived input.
-
-    ``prepare(latent_space=None, obs=None, var=None, gene_expression=None, ...)``
-        The upstream keyword form with arrays and DataFrames; ``obs`` and at least one of
-        ``X_umap_1d/2d/3d`` are required.
-
-    Options (both forms): ``out_dir`` (default ``./exports``), ``obs_keys``,
-    ``var_gene_id_column``, ``gene_identifiers``, ``connectivities``, ``vector_fields``,
-    ``var_quantization`` and ``obs_continuous_quantization`` (None, 8 or 16),
-    ``obs_categorical_dtype`` ('auto', 'uint8', 'uint16'), ``compression`` (None or gzip
-    level 1-9), ``centroid_outlier_quantile``, ``centroid_min_points``, ``dataset_name``,
-    ``dataset_description``, ``dataset_id``, ``source_name``, ``source_url``,
-    ``source_citation``, ``force`` (alias ``overwrite``) to replace an existing export, and
-    ``quiet`` to silence progress output.
-
-    Returns the resolved output folder.
-
-    Examples
-    --------
-    >>> import scanpy as sc, cellucid
-    >>> adata = sc.datasets.pbmc68k_reduced()
-    >>> cellucid.prepare(adata, "exports/pbmc68k", compression=6, quiet=True)  # doctest: +SKIP
-    PosixPath('.../exports/pbmc68k')
-    """
-    if args and _is_anndata(args[0]):
-        if len(args) > 2:
-            raise TypeError(
-                "prepare(adata, out_dir, **options) takes at most two positional arguments"
-            )
-        if len(args) == 2:
-            if "out_dir" in kwargs:
-                raise TypeError("out_dir given both positionally and as a keyword")
-            kwargs["out_dir"] = args[1]
-        return _prepare_anndata(args[0], **kwargs)
-    return _prepare_arrays(*args, **kwargs)
-
-
-def _is_anndata(obj: Any) -> bool:
-    mod = sys.modules.get("anndata")
-    return mod is not None and isinstance(obj, mod.AnnData)
-
-
-def _prepare_arrays(
-    latent_space: Any = None,
-    obs: pd.DataFrame | None = None,
+    latent_space: AnnData | Any = None,
+    obs: pd.DataFrame | str | os.PathLike[str] | None = None,
     var: pd.DataFrame | None = None,
     gene_expression: Any = None,
     var_gene_id_column: str | None = "index",
@@ -165,82 +101,249 @@ def _prepare_arrays(
     X_umap_4d: Any = None,
     vector_fields: dict[str, Any] | None = None,
     *,
+    layer: str | None = None,
     latent_key: str | None = None,
+    embedding: EmbeddingSpec | None = None,
+    genes: bool = True,
+    connectivity: bool = True,
     quiet: bool = False,
     overwrite: bool | None = None,
     workers: int | None = None,
     block_values: int = DEFAULT_BLOCK_VALUES,
 ) -> Path:
-    names = {
+    """Export a dataset to a folder in the Cellucid export format.
+
+    Either pass an AnnData (``prepare(adata, out_dir, ...)``), from which every input is
+    derived, or the arrays themselves as keywords (upstream cellucid's form:
+    ``prepare(latent_space=..., obs=..., X_umap_2d=..., out_dir=...)``). Array keywords given
+    with an AnnData replace what would be derived.
+
+    Parameters
+    ----------
+    latent_space
+        **AnnData form**: the AnnData to export (``prepare(adata, out_dir, ...)``).
+        Embeddings: ``embedding`` if given, else ``obsm["X_umap"]`` (2D, or 3D with three
+        columns) and ``obsm["X_umap_1d"/"_2d"/"_3d"]``; latent space: ``latent_key`` or the
+        first of ``scanvi, scvi, X_scvi, X_pca, harmony, X_harmony``; every ``obs`` column
+        (or ``obs_keys``); genes from ``X`` (or ``layers[layer]``); ``obsp["connectivities"]``;
+        velocity-like ``obsm["<name>_umap[_<d>d]"]`` vectors. **Array form**: the ``(n, k)``
+        latent space, used for per-category outlier quantiles (optional).
+    obs
+        AnnData form: ``out_dir`` (the second positional argument). Array form: the cell
+        annotations (a DataFrame with one row per cell; required).
+    var, gene_expression
+        Array form: gene annotations and the ``(n, n_genes)`` matrix (dense or sparse).
+    var_gene_id_column
+        The ``var`` column holding gene ids (``"index"``: the index).
+    gene_identifiers
+        A subset of genes to export (default: all).
+    connectivities
+        Array form: the ``(n, n)`` kNN graph drawn as edges.
+    out_dir
+        The export folder (default ``./exports``). It must be new, empty, or hold an export.
+    genes, connectivity
+        AnnData form: ``False`` leaves out the gene expression / the kNN graph that would be
+        derived.
+    obs_keys
+        The obs columns to export, in order (default: all).
+    compression
+        gzip level 1-9 for every binary payload, or ``None``.
+    var_quantization, obs_continuous_quantization
+        ``None`` (float32), 8 or 16 bits for gene values / continuous obs fields.
+    obs_categorical_dtype
+        ``"auto"``, ``"uint8"`` or ``"uint16"`` category codes.
+    centroid_outlier_quantile, centroid_min_points
+        Category centroids (SPEC 2.6.8): trimming quantile (``None``: no centroids) and the
+        smallest category that gets one.
+    dataset_name, dataset_description, dataset_id
+        Identity of the dataset (name defaults to the folder name, id to its safe form).
+    source_name, source_url, source_citation
+        Where the data comes from, shown by viewers.
+    force
+        Replace an existing export in ``out_dir`` (other files there are left alone). Without
+        it, a complete export already there is kept: a warning says so and its path is
+        returned, as upstream cellucid does; a partial one raises ``FileExistsError``.
+    quiet
+        No progress bars or messages.
+    X_umap_1d, X_umap_2d, X_umap_3d
+        Embeddings of the array form (one per dimension). ``X_umap_4d`` must be ``None``.
+    vector_fields
+        Array form: ``{field_id: (n, d) displacement}`` per embedding dimension (SPEC 2.9).
+    obs_manifest_filename, obs_binary_dirname, var_manifest_filename, var_binary_dirname, \
+connectivity_manifest_filename, connectivity_binary_dirname
+        Upstream's file-name options; readers need the fixed names, so only the defaults
+        are accepted.
+    overwrite
+        Alias of ``force``.
+    workers, block_values
+        Writer threads and stored values read per block of genes (tuning).
+
+    Returns
+    -------
+    pathlib.Path
+        The resolved export folder.
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError
+        Bad input, before anything is written (the message names the field and the fix).
+    FileExistsError
+        ``out_dir`` holds a partial export (without ``force``) or other files but no export.
+
+    Examples
+    --------
+    >>> import scanpy as sc, cellucid
+    >>> adata = sc.datasets.pbmc68k_reduced()
+    >>> cellucid.prepare(adata, "exports/pbmc68k", compression=6, quiet=True)  # doctest: +SKIP
+    PosixPath('.../exports/pbmc68k')
+    >>> cellucid.prepare(adata, "exports/pca", embedding="X_pca:3")  # doctest: +SKIP
+    """
+    arrays: dict[str, Any] = {
+        "obs": obs,
+        "var": var,
+        "gene_expression": gene_expression,
+        "connectivities": connectivities,
+        "vector_fields": vector_fields,
+        "X_umap_1d": X_umap_1d,
+        "X_umap_2d": X_umap_2d,
+        "X_umap_3d": X_umap_3d,
+    }
+    options: dict[str, Any] = {
+        "var_gene_id_column": var_gene_id_column,
+        "gene_identifiers": gene_identifiers,
+        "obs_keys": obs_keys,
+        "centroid_outlier_quantile": centroid_outlier_quantile,
+        "centroid_min_points": centroid_min_points,
         "obs_manifest_filename": obs_manifest_filename,
         "obs_binary_dirname": obs_binary_dirname,
         "var_manifest_filename": var_manifest_filename,
         "var_binary_dirname": var_binary_dirname,
         "connectivity_manifest_filename": connectivity_manifest_filename,
         "connectivity_binary_dirname": connectivity_binary_dirname,
+        "force": force,
+        "var_quantization": var_quantization,
+        "obs_continuous_quantization": obs_continuous_quantization,
+        "obs_categorical_dtype": obs_categorical_dtype,
+        "compression": compression,
+        "dataset_name": dataset_name,
+        "dataset_description": dataset_description,
+        "dataset_id": dataset_id,
+        "source_name": source_name,
+        "source_url": source_url,
+        "source_citation": source_citation,
+        "X_umap_4d": X_umap_4d,
+        "quiet": quiet,
+        "overwrite": overwrite,
+        "workers": workers,
+        "block_values": block_values,
     }
-    for param, value in names.items():
-        if value != _FIXED_NAMES[param]:
+    if _is_anndata(latent_space):
+        if isinstance(obs, (str, os.PathLike)):  # prepare(adata, out_dir)
+            if out_dir is not None:
+                raise TypeError("out_dir given both positionally and as a keyword")
+            out_dir, arrays["obs"] = obs, None
+        given = {k: v for k, v in arrays.items() if v is not None}
+        if not genes:
+            if gene_expression is not None or layer is not None:
+                raise TypeError("genes=False contradicts gene_expression=... / layer=...")
+            given["gene_expression"] = None
+        derived = derive_from_anndata(
+            latent_space,
+            layer=layer,
+            latent_key=latent_key,
+            connectivity=connectivity,
+            overrides=given,
+            embedding=embedding,
+        )
+        return _prepare_arrays(out_dir=out_dir, **derived, **options)
+    if layer is not None or embedding is not None:
+        raise TypeError("layer= and embedding= need an AnnData as the first argument")
+    if isinstance(obs, (str, os.PathLike)):
+        raise TypeError(
+            "the second argument is obs (a DataFrame) unless the first is an AnnData; "
+            "pass out_dir=... for the export folder"
+        )
+    return _prepare_arrays(
+        latent_space=latent_space, out_dir=out_dir, latent_key=latent_key, **arrays, **options
+    )
+
+
+def _is_anndata(obj: Any) -> bool:
+    mod = sys.modules.get("anndata")
+    return mod is not None and isinstance(obj, mod.AnnData)
+
+
+def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:
+    """The array form, once :func:`prepare` has sorted its arguments (``p`` holds every
+    parameter of :func:`prepare` but ``adata``/``layer``/``embedding``; absent arrays are
+    ``None``)."""
+    for param, fixed in _FIXED_NAMES.items():
+        if p[param] != fixed:
             raise ValueError(
-                f"{param}={value!r} is not supported: readers require the fixed name "
-                f"{_FIXED_NAMES[param]!r}; leave it at its default"
+                f"{param}={p[param]!r} is not supported: readers require the fixed name "
+                f"{fixed!r}; leave it at its default"
             )
-    if X_umap_4d is not None:
+    if p.get("X_umap_4d") is not None:
         raise NotImplementedError("4D embeddings are not supported (X_umap_4d must be None)")
-    points = {d: a for d, a in ((1, X_umap_1d), (2, X_umap_2d), (3, X_umap_3d)) if a is not None}
+    points = {d: p.get(f"X_umap_{d}d") for d in (1, 2, 3)}
+    points = {d: a for d, a in points.items() if a is not None}
     out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
     out = out.expanduser().resolve()
     settings = ExportSettings(
-        compression=compression,
-        var_quantization=var_quantization,
-        obs_continuous_quantization=obs_continuous_quantization,
-        obs_categorical_dtype=obs_categorical_dtype,
-        centroid_outlier_quantile=centroid_outlier_quantile,
-        centroid_min_points=centroid_min_points,
+        compression=p["compression"],
+        var_quantization=p["var_quantization"],
+        obs_continuous_quantization=p["obs_continuous_quantization"],
+        obs_categorical_dtype=p["obs_categorical_dtype"],
+        centroid_outlier_quantile=p["centroid_outlier_quantile"],
+        centroid_min_points=p["centroid_min_points"],
     )
-    name = dataset_name if dataset_name is not None else out.name
+    name = p["dataset_name"] if p["dataset_name"] is not None else out.name
     info = DatasetInfo(
-        id=dataset_id if dataset_id is not None else safe_name(name),
+        id=p["dataset_id"] if p["dataset_id"] is not None else safe_name(name),
         name=name,
-        description=dataset_description or "",
-        source=make_source(source_name, source_url, source_citation),
+        description=p["dataset_description"] or "",
+        source=make_source(p["source_name"], p["source_url"], p["source_citation"]),
     )
     inputs = build_inputs(
-        obs=obs,
-        obs_keys=obs_keys,
+        obs=p.get("obs"),
+        obs_keys=p["obs_keys"],
         info=info,
         settings=settings,
         points=points,
-        latent_space=latent_space,
-        latent_key=latent_key,
-        var=var,
-        gene_expression=gene_expression,
-        var_gene_id_column=var_gene_id_column,
-        gene_identifiers=gene_identifiers,
-        connectivities=connectivities,
-        vector_fields=vector_fields,
+        latent_space=p.get("latent_space"),
+        latent_key=p.get("latent_key"),
+        var=p.get("var"),
+        gene_expression=p.get("gene_expression"),
+        var_gene_id_column=p["var_gene_id_column"],
+        gene_identifiers=p["gene_identifiers"],
+        connectivities=p.get("connectivities"),
+        vector_fields=p.get("vector_fields"),
     )
-    force = bool(force or overwrite)
+    force = bool(p["force"] or p["overwrite"])
     existing = existing_artifacts(out)
     if existing and not force:
+        if is_complete_export(out):
+            warnings.warn(
+                f"{out} already holds an export; skipping (pass force=True to replace it)",
+                stacklevel=3,
+            )
+            return out
         shown = ", ".join(existing[:10]) + (" …" if len(existing) > 10 else "")
         raise FileExistsError(
-            f"{out} already holds an export ({shown}); pass force=True (CLI: --force) to replace it"
+            f"{out} holds part of an export ({shown}); pass force=True (CLI: --force) to replace it"
         )
+    if not existing:
+        others = foreign_entries(out)
+        if others:
+            shown = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
+            raise FileExistsError(
+                f"{out} is not empty and holds no export ({len(others)} entries: {shown}); "
+                "export into a new or empty folder, e.g. a subfolder named after the dataset"
+            )
     dataset = ExportDataset(inputs)
-    return write_dataset(dataset, out, quiet=quiet, workers=workers, block_values=block_values)
-
-
-def _prepare_anndata(
-    adata: AnnData,
-    *,
-    out_dir: str | os.PathLike[str] | None = None,
-    layer: str | None = None,
-    latent_key: str | None = None,
-    **options: Any,
-) -> Path:
-    derived = derive_from_anndata(adata, layer=layer, latent_key=latent_key, overrides=options)
-    return _prepare_arrays(out_dir=out_dir, **derived)
+    return write_dataset(
+        dataset, out, quiet=p["quiet"], workers=p["workers"], block_values=p["block_values"]
+    )
 
 
 # --------------------------------------------------------------------------- writing
@@ -252,6 +355,35 @@ def existing_artifacts(out_dir: Path) -> list[str]:
         return []
     names = set(ARTIFACT_FILES) | set(ARTIFACT_DIRS)
     return sorted(p.name for p in out_dir.iterdir() if p.name in names)
+
+
+def is_complete_export(out_dir: Path) -> bool:
+    """Whether ``out_dir`` is a dataset directory (SPEC 2.2) with a readable identity.
+
+    Exports are published atomically (staging folder, then a rename), so a dataset
+    directory that ``prepare`` wrote is whole; ``cellucid validate`` checks every byte.
+    """
+    import json
+
+    from .catalog import is_dataset_dir
+
+    if not is_dataset_dir(out_dir):
+        return False
+    try:
+        identity = json.loads((out_dir / IDENTITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(identity, dict)
+
+
+def foreign_entries(out_dir: Path) -> list[str]:
+    """Entries of ``out_dir`` that are not export artefacts (dot files do not count)."""
+    if not out_dir.is_dir():
+        return []
+    names = set(ARTIFACT_FILES) | set(ARTIFACT_DIRS)
+    return sorted(
+        p.name for p in out_dir.iterdir() if p.name not in names and not p.name.startswith(".")
+    )
 
 
 class _Progress:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from ..export.genes import CscGenes, CsrGenes, iter_columns
-from ..export.inputs import build_inputs, derive_from_anndata
+from ..export.inputs import EmbeddingSpec, build_inputs, derive_from_anndata, embedding_keys
 from ..export.naming import safe_name
 from .backed import BackedMatrix
 from .base import DatasetEntry, FileBody, content_type_for
@@ -74,6 +74,7 @@ class AnnDataAdapter:
         obs_keys: list[str] | None = None,
         *,
         layer: str | None = None,
+        embedding: EmbeddingSpec | None = None,
         cache_columns: bool = True,
         _format: Format = "in-memory",
         _path: Path | None = None,
@@ -105,6 +106,7 @@ class AnnDataAdapter:
             latent_key=latent_key,
             connectivity=connectivity,
             overrides=lazy,
+            embedding=embedding,
         )
         latent_from = derived.pop("latent_key", None)
         inputs = build_inputs(
@@ -145,7 +147,12 @@ class AnnDataAdapter:
         p = Path(path).expanduser()
         fmt: Format = "zarr" if is_zarr_store(p) else "h5ad"
         if backed or fmt == "zarr":
-            adata, matrix = load_anndata_lazy(p, layer=layer, latent_key=kwargs.get("latent_key"))
+            adata, matrix = load_anndata_lazy(
+                p,
+                layer=layer,
+                latent_key=kwargs.get("latent_key"),
+                embedding_keys=embedding_keys(kwargs.get("embedding")),
+            )
             adapter = cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
             adapter.adata = None  # ours, and fully encoded: free obs, var and obsm
             return adapter

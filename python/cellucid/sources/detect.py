@@ -86,15 +86,18 @@ def load_anndata(path: str | Path, backed: bool | str = False) -> AnnData:
 
 
 def load_anndata_lazy(
-    path: str | Path, layer: str | None = None, latent_key: str | None = None
+    path: str | Path,
+    layer: str | None = None,
+    latent_key: str | None = None,
+    embedding_keys: list[str] | None = None,
 ) -> tuple[AnnData, BackedMatrix]:
     """Cell and gene annotations in memory, the expression matrix left on disk.
 
     Returns an AnnData without ``X`` and the expression matrix (``X`` or
     ``layers/<layer>``) as a :class:`~cellucid.sources.backed.BackedMatrix`. Of ``obsm``
-    only what an export uses is read: UMAP embeddings, velocity-like ``*_umap`` vectors
-    and the latent space (``latent_key``, else the known candidates); other embeddings may
-    be large and stay on disk. Works for ``.h5ad`` files and ``.zarr`` stores (v2, v3).
+    only what an export uses is read: UMAP embeddings (and ``embedding_keys``), velocity-like
+    ``*_umap`` vectors and the latent space (``latent_key``, else the known candidates);
+    other embeddings may be large and stay on disk. Works for ``.h5ad`` files and ``.zarr`` stores (v2, v3).
     """
     import anndata
     from anndata.io import read_elem
@@ -113,8 +116,9 @@ def load_anndata_lazy(
     obsm = {}
     if "obsm" in root:
         wanted = {latent_key} if latent_key else set(LATENT_CANDIDATES)
+        extra = set(embedding_keys or ())
         for key in root["obsm"]:
-            if key in wanted or key.startswith("X_umap") or "_umap" in key:
+            if key in wanted or key.startswith("X_umap") or "_umap" in key or key in extra:
                 obsm[key] = read_elem(root["obsm"][key])
     adata = anndata.AnnData(
         obs=parts.get("obs"), var=parts.get("var"), obsm=obsm or None, obsp=parts.get("obsp")
