@@ -85,6 +85,12 @@ class CellucidViewer(CellucidWidget):
         **kwargs: Any,
     ) -> None:
         super().__init__(Path(data_dir), port=port, height=height, **kwargs)
+        self._data_dir = Path(data_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        """The export folder (or folder of exports) this viewer shows (upstream's name)."""
+        return self._data_dir
 
 
 class AnnDataViewer(CellucidWidget):
@@ -102,3 +108,10 @@ class AnnDataViewer(CellucidWidget):
         super().__init__(
             data, port=port, height=height, transport=transport, anndata=True, **adapter_kwargs
         )
+        self._data = data
+
+    @property
+    def data(self) -> AnnData | str | Path:
+        """The AnnData (or the path of the ``.h5ad``/``.zarr``) this viewer shows (upstream's
+        name). An in-memory AnnData is the same object, not a copy."""
+        return self._data

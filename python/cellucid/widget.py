@@ -219,6 +219,7 @@ class CellucidWidget(anywidget.AnyWidget):
         self.on_msg(self._on_frontend_message)
         self._finalizer = weakref.finalize(self, _shutdown, server, self._channel)
         self._closed = False
+        _OPEN_VIEWERS.add(self)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -865,6 +866,21 @@ class CellucidWidget(anywidget.AnyWidget):
 
 
 # ---------------------------------------------------------------------- helpers
+#: every open viewer of this process, for close_all_viewers()
+_OPEN_VIEWERS: weakref.WeakSet[CellucidWidget] = weakref.WeakSet()
+
+
+def close_all_viewers() -> int:
+    """Close every open viewer of this process (their servers stop); returns how many.
+
+    Upstream's ``cellucid.jupyter.cleanup_all``.
+    """
+    viewers = [v for v in list(_OPEN_VIEWERS) if not v._closed]
+    for viewer in viewers:
+        viewer.close()
+    return len(viewers)
+
+
 def _is_group_name(spec: Any) -> bool:
     return isinstance(spec, str) and spec != "rest"
 

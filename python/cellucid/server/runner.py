@@ -64,6 +64,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     )
 
 
+def ensure_port_available(host: str, port: int, quiet: bool = False) -> int:
+    """The first free port from ``port`` (up to +100) on ``host`` (upstream's helper).
+
+    Nothing stays bound: a server started on the returned port may still find it taken
+    by then, which it handles by moving on itself.
+    """
+    sock = bind_socket(host, port)
+    try:
+        free = int(sock.getsockname()[1])
+    finally:
+        sock.close()
+    if free != port and not quiet:
+        print(f"cellucid: port {port} is busy; using {free}", file=sys.stderr)
+    return free
+
+
 def client_host(host: str) -> str:
     """The host to put in a URL: loopback for a wildcard bind, brackets for IPv6."""
     h = host.strip("[]")
