@@ -168,6 +168,12 @@ def selected_embeddings(
     Raises ``KeyError`` for a key that is not in obsm and ``ValueError`` for a shape or
     dimension that does not fit, each listing the usable keys.
     """
+    return {d: arr for d, (_label, arr) in _selected(obsm, n, embedding).items()}
+
+
+def _selected(
+    obsm: Mapping[str, Any], n: int, embedding: EmbeddingSpec
+) -> dict[int, tuple[str, Any]]:
     if isinstance(embedding, Mapping):
         wanted = []
         for dim, spec in embedding.items():
@@ -185,7 +191,7 @@ def selected_embeddings(
         if not specs:
             raise ValueError("embedding names no obsm key")
         wanted = [(*_parse_embedding(s), None) for s in specs]
-    out: dict[int, Any] = {}
+    out: dict[int, tuple[str, Any]] = {}
     for key, cols, dim in wanted:
         if key not in obsm:
             raise KeyError(f"embedding {key!r} is not in obsm; {usable_embeddings(obsm, n)}")
@@ -209,7 +215,25 @@ def selected_embeddings(
             raise ValueError(
                 f"two embeddings for {d}D ({key!r} and another); name one per dimension"
             )
-        out[d] = arr if take == shape[1] else np.asarray(arr)[:, :take]
+        label = key if take == shape[1] else f"{key}:{take}"
+        out[d] = (label, arr if take == shape[1] else np.asarray(arr)[:, :take])
+    return out
+
+
+def embedding_sources(
+    obsm: Mapping[str, Any], n: int, embedding: EmbeddingSpec | None = None
+) -> dict[int, str]:
+    """Which obsm key (``"KEY"`` or ``"KEY:k"``) each exported dimension comes from."""
+    if embedding is not None:
+        return {d: label for d, (label, _arr) in _selected(obsm, n, embedding).items()}
+    out: dict[int, str] = {}
+    for d in (1, 2, 3):
+        if f"X_umap_{d}d" in obsm and np.shape(obsm[f"X_umap_{d}d"]) == (n, d):
+            out[d] = f"X_umap_{d}d"
+    if "X_umap" in obsm:
+        shape = np.shape(obsm["X_umap"])
+        if len(shape) == 2 and shape[0] == n and 1 <= shape[1] <= 3:
+            out.setdefault(int(shape[1]), "X_umap")
     return out
 
 
@@ -259,6 +283,15 @@ def latent_from_obsm(obsm: Mapping[str, Any], latent_key: str | None) -> tuple[A
         if key in obsm:
             return obsm[key], key
     return None, None
+
+
+def is_vector_field_key(key: str) -> bool:
+    """Whether an obsm key names a velocity-like displacement (``<f>_umap`` or
+    ``<f>_umap_<d>d``, not ``X_*``) rather than positions (SPEC 6.5)."""
+    key = str(key)
+    if key.startswith("X_"):
+        return False
+    return key.endswith("_umap") or _VECTOR_EXPLICIT.match(key) is not None
 
 
 def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]) -> dict[str, Any]:

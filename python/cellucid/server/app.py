@@ -25,6 +25,7 @@ from yarl import URL
 
 from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
+from . import embeddings
 from .bundles import MAX_BUNDLE_BYTES, BundleUpload
 from .compare import (
     CompareRequestError,
@@ -480,6 +481,8 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_post("/_cellucid/events", events)
     r.add_post("/_cellucid/session_bundle", session_bundle)
     r.add_post("/_cellucid/compare", compare)
+    r.add_get("/_cellucid/embeddings", embeddings.listing)
+    r.add_get("/_cellucid/embedding", embeddings.points)
     r.add_post("/_cellucid/viewers", page_viewer)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
@@ -493,6 +496,8 @@ API_METHODS = {
     "/_cellucid/events": ["POST", "OPTIONS"],
     "/_cellucid/session_bundle": ["POST", "OPTIONS"],
     "/_cellucid/compare": ["POST", "OPTIONS"],
+    "/_cellucid/embeddings": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/embedding": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/viewers": ["POST", "OPTIONS"],
 }
 

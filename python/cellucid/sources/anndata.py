@@ -21,12 +21,19 @@ import scipy.sparse as sp
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from ..export.genes import CscGenes, CsrGenes, iter_columns
-from ..export.inputs import EmbeddingSpec, build_inputs, derive_from_anndata, embedding_keys
+from ..export.inputs import (
+    EmbeddingSpec,
+    build_inputs,
+    derive_from_anndata,
+    embedding_keys,
+    embedding_sources,
+)
 from ..export.naming import safe_name
 from .backed import BackedMatrix
 from .base import DatasetEntry, FileBody, content_type_for
 from .column_cache import ColumnCache, ColumnLRU
 from .detect import is_zarr_store, load_anndata, load_anndata_lazy
+from .embeddings import ObsmEmbeddings
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -109,6 +116,9 @@ class AnnDataAdapter:
             embedding=embedding,
         )
         latent_from = derived.pop("latent_key", None)
+        self.embeddings = _obsm_embeddings(
+            adata, _path if _matrix is not None else None, embedding, normalize_embeddings
+        )
         inputs = build_inputs(
             info=info,
             settings=settings,
@@ -251,6 +261,17 @@ class AnnDataAdapter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _obsm_embeddings(
+    adata: AnnData, path: Path | None, embedding: EmbeddingSpec | None, normalize: bool
+) -> ObsmEmbeddings:
+    """Every obsm embedding of the data, for the viewer's embedding switch (read lazily from
+    the file when the AnnData in memory holds only what the export needs)."""
+    current = embedding_sources(adata.obsm, adata.n_obs, embedding)
+    if path is not None:
+        return ObsmEmbeddings.from_file(path, adata.n_obs, current, normalize=normalize)
+    return ObsmEmbeddings.from_anndata(adata, current, normalize=normalize)
 
 
 def _compact(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | bytes:
