@@ -197,3 +197,34 @@ def test_health_answers_while_a_slow_gene_is_read(files, monkeypatch):
         release.set()
         worker.join(10)
         assert result["gene"] == (files["export"] / "var/g3.values.f32").read_bytes()
+
+
+def test_lazy_obs_reads_the_columns_not_the_cell_names(tmp_path):
+    """Start-up does not turn millions of cell names into Python strings: obs comes back with
+    a RangeIndex and exactly the file's columns (categories and order kept)."""
+    import anndata as ad
+    import pandas as pd
+
+    from cellucid.sources.detect import load_anndata_lazy
+
+    n = 50
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame(
+        {
+            "cluster": pd.Categorical(rng.choice(["b", "a", "c"], n), categories=["c", "b", "a"]),
+            "score": rng.normal(size=n),
+            "flag": rng.integers(0, 2, n).astype(bool),
+        },
+        index=[f"barcode-{i}" for i in range(n)],
+    )
+    adata = ad.AnnData(X=np.ones((n, 3), np.float32), obs=obs)
+    for name in ("d.h5ad", "d.zarr"):
+        path = tmp_path / name
+        adata.write_h5ad(path) if name.endswith("h5ad") else adata.write_zarr(path)
+        lazy, matrix = load_anndata_lazy(path)
+        try:
+            assert isinstance(lazy.obs.index, pd.RangeIndex) and lazy.n_obs == n
+            pd.testing.assert_frame_equal(lazy.obs, obs.reset_index(drop=True))
+            assert list(lazy.var.index) == list(adata.var_names) and lazy.X is None
+        finally:
+            matrix.close()

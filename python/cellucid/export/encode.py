@@ -247,6 +247,31 @@ def _group_sorted(codes: np.ndarray, dist: np.ndarray, k: int):
     return order, starts, counts
 
 
+def _group_quantiles(
+    codes: np.ndarray, dist: np.ndarray, counts: np.ndarray, quantile: float, min_points: int
+) -> np.ndarray:
+    """Per group, numpy's default (linear) ``quantile`` of its members' ``dist``, for the
+    groups with more than ``min_points`` members (NaN elsewhere: never used).
+
+    Members are grouped by a stable sort of the codes (a radix sort for up to 32,767 groups)
+    and each quantile comes from two exact order statistics (``np.partition``): linear time,
+    where sorting every distance cost seconds at 10 million cells.
+    """
+    k = counts.size
+    narrow = codes.astype(np.int16, copy=False) if k < 32768 else codes
+    by_group = dist[np.argsort(narrow, kind="stable")]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    thr = np.full(k, np.nan)
+    for i in np.flatnonzero(counts > min_points).tolist():
+        m = int(counts[i])
+        pos = quantile * (m - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, m - 1)
+        seg = np.partition(by_group[starts[i] : starts[i] + m], (lo, hi))
+        thr[i] = seg[lo] + (pos - lo) * (seg[hi] - seg[lo])
+    return thr
+
+
 def _group_means(codes: np.ndarray, pts: np.ndarray, k: int, counts: np.ndarray) -> np.ndarray:
     sums = np.stack(
         [np.bincount(codes, weights=pts[:, j], minlength=k) for j in range(pts.shape[1])], 1
@@ -277,17 +302,7 @@ def compute_centroids(
     counts = np.bincount(c, minlength=k)
     means = _group_means(c, pts, k, counts)
     dist = np.sqrt(((pts - means[c]) ** 2).sum(axis=1))
-    order, starts, _ = _group_sorted(c, dist, k)
-    sorted_d = dist[order]
-    # numpy's default (linear) quantile of each group's distances
-    pos = quantile * np.maximum(counts - 1, 0)
-    lo_i = np.floor(pos).astype(np.int64)
-    hi_i = np.minimum(lo_i + 1, np.maximum(counts - 1, 0))
-    frac = pos - lo_i
-    last = len(sorted_d) - 1  # groups with no member get a meaningless threshold, never used
-    d_lo = sorted_d[np.minimum(starts + lo_i, last)]
-    d_hi = sorted_d[np.minimum(starts + hi_i, last)]
-    thr = d_lo + frac * (d_hi - d_lo)
+    thr = _group_quantiles(c, dist, counts, quantile, min_points)
     keep = dist <= thr[c]
     kept_counts = np.bincount(c[keep], minlength=k)
     kept_means = _group_means(c[keep], pts[keep], k, kept_counts)
