@@ -87,7 +87,14 @@ def test_find_collisions_compares_after_str():
 
 
 def test_no_collisions():
-    assert find_collisions(["a", "b", "a.b", "a-b", "A"]) == ({}, [])
+    assert find_collisions(["a", "b", "a.b", "a-b", "c"]) == ({}, [])
+
+
+def test_names_that_differ_only_in_case_collide():
+    """One file on macOS and Windows: a collision like any other (issue 13)."""
+    assert find_collisions(["Gene1", "GENE1", "b"]) == ({"gene1": ["Gene1", "GENE1"]}, [])
+    with pytest.raises(ValueError, match=r"differ only in case \('GENE1', 'Gene1'\)"):
+        check_names(["Gene1", "GENE1"], "gene id", "Rename one.")
 
 
 def test_check_names_names_both_keys_and_the_hint():

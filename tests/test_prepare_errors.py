@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import cellucid
 from _data import embedding, expression, gene_var, knn_graph, latent, make_adata, rng
 from cellucid.export.prepare import prepare
 
@@ -500,3 +501,87 @@ ANNDATA_CASES = [
 def test_anndata_form_errors(tmp_path, exc, patterns, build, options):
     ad = build()
     expect_error(tmp_path, exc, patterns, lambda out: prepare(ad, out, quiet=True, **options))
+
+
+# ---- issue 13: no silent wrong data ---------------------------------------------------------
+def _obs_frame(n, **columns):
+    return pd.DataFrame(columns, index=[f"c{i}" for i in range(n)])
+
+
+def _export_obs(tmp_path, obs):
+    n = len(obs)
+    return cellucid.prepare(
+        obs=obs,
+        X_umap_2d=np.random.default_rng(0).normal(size=(n, 2)),
+        out_dir=tmp_path / "o",
+        quiet=True,
+    )
+
+
+def test_large_integer_ids_become_a_categorical_not_merged_floats(tmp_path):
+    ids = np.array([2**53 + 1, 2**53 + 2, 2**53 + 3, 7] * 5, dtype=np.int64)
+    with pytest.warns(UserWarning, match=r"'cell_id' holds integers that float32 cannot store"):
+        out = _export_obs(tmp_path, _obs_frame(len(ids), cell_id=ids))
+    from cellucid.export.reader import ExportReader
+
+    field = ExportReader(out).obs_field("cell_id")
+    labels = np.asarray(field.categories, dtype=object)[field.codes]
+    assert [int(v) for v in labels] == ids.tolist()  # every id kept exactly
+
+
+def test_uint64_ids_and_too_many_distinct_large_integers(tmp_path):
+    big = np.arange(70_000, dtype=np.uint64) + np.uint64(2**63)
+    with pytest.raises(
+        ValueError, match=r"'uid' holds integers that float32 cannot store exactly.*70000 distinct"
+    ):
+        _export_obs(tmp_path, _obs_frame(len(big), uid=big))
+    assert not (tmp_path / "o").exists()
+
+
+def test_small_integers_stay_continuous(tmp_path):
+    from cellucid.export.reader import ExportReader
+
+    counts = np.array([0, 5, 2**24, 123_456] * 5, dtype=np.int64)
+    out = _export_obs(tmp_path, _obs_frame(len(counts), n_counts=counts))
+    np.testing.assert_array_equal(
+        ExportReader(out).obs_field("n_counts"), counts.astype(np.float32)
+    )
+
+
+def test_float64_beyond_float32_is_refused(tmp_path):
+    values = np.array([1.0, 2.5, 1e300, np.nan] * 5)
+    with pytest.raises(ValueError, match=r"'weird' has values up to 1e\+300, beyond float32"):
+        _export_obs(tmp_path, _obs_frame(len(values), weird=values))
+
+
+def test_mixed_types_that_read_the_same_warn(tmp_path):
+    values = pd.Series([1, "1", "a", None] * 5, dtype=object).to_numpy()
+    with pytest.warns(
+        UserWarning, match=r"'batch' mixes value types that read the same as text \('1'\)"
+    ):
+        _export_obs(tmp_path, _obs_frame(len(values), batch=values))
+
+
+@pytest.mark.parametrize("what", ["obs", "genes"])
+def test_names_that_differ_only_in_case_collide(tmp_path, what):
+    import scipy.sparse as sp
+
+    n = 20
+    rng = np.random.default_rng(1)
+    obs = _obs_frame(n, a=rng.normal(size=n))
+    kwargs = {}
+    if what == "obs":
+        obs["Score"] = rng.normal(size=n)
+        obs["score"] = rng.normal(size=n)
+        match = r"obs keys 'Score', 'score' map to file names that differ only in case"
+    else:
+        kwargs = {
+            "gene_expression": sp.random(n, 3, density=0.5, format="csr", random_state=0),
+            "var": pd.DataFrame(index=["Gene1", "GENE1", "Other"]),
+        }
+        match = r"gene ids 'Gene1', 'GENE1' map to file names that differ only in case"
+    with pytest.raises(ValueError, match=match):
+        cellucid.prepare(
+            obs=obs, X_umap_2d=rng.normal(size=(n, 2)), out_dir=tmp_path / "o", quiet=True, **kwargs
+        )
+    assert not (tmp_path / "o").exists()

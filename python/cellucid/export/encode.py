@@ -176,17 +176,98 @@ def classify_obs_column(key: str, series: pd.Series) -> ContinuousColumn | Categ
         codes[~mask] = np.asarray(vals[~mask], dtype=bool).astype(np.int64)
         categories = ["False", "True"]
     elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
-        return ContinuousColumn(key, values)
+        if pd.api.types.is_integer_dtype(dtype):
+            exact = _integers_as_float32(key, series)
+            if exact is not None:
+                return ContinuousColumn(key, exact)
+            return _integer_identifiers(key, series)
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        _check_float32_range(key, values)
+        return ContinuousColumn(key, values.astype(np.float32))
     else:
         mask = series.isna().to_numpy()
         text = series.astype(object).where(~mask, None)
         text = text.map(lambda v: None if v is None else str(v))
+        _warn_merged_labels(key, series[~mask], text[~mask])
         cat = pd.Categorical(text)
         categories = [str(c) for c in cat.categories]
         codes = np.asarray(cat.codes, dtype=np.int64)
     _check_labels(key, categories)
     return CategoricalColumn(key, codes, categories)
+
+
+#: the largest finite float32
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _integers_as_float32(key: str, series: pd.Series) -> np.ndarray | None:
+    """The column as float32 when float32 holds every value exactly, else ``None``."""
+    mask = series.isna().to_numpy()
+    ints = series[~mask].to_numpy()
+    out = np.full(len(series), np.nan, dtype=np.float32)
+    as_f32 = ints.astype(np.float32)
+    # compare in the integers' own type: float64 would hide differences above 2**53
+    back = as_f32.astype(np.float64)
+    fits = np.all(np.abs(back) < 2.0**63) and np.array_equal(back.astype(ints.dtype), ints)
+    if not fits:
+        return None
+    out[~mask] = as_f32
+    return out
+
+
+def _integer_identifiers(key: str, series: pd.Series) -> CategoricalColumn:
+    """Integers float32 cannot hold exactly (ids above 2**24): a categorical field of their
+    decimal text when there are few enough distinct values, else a ``ValueError``."""
+    mask = series.isna().to_numpy()
+    ints = series[~mask].to_numpy()
+    distinct = np.unique(ints)
+    if distinct.size > CODES["uint16"][2]:
+        raise ValueError(
+            f"obs column {key!r} holds integers that float32 cannot store exactly (up to "
+            f"{int(np.abs(distinct).max())}) and {distinct.size} distinct values, too many "
+            "for a categorical field. If they are identifiers, leave the column out "
+            "(obs_keys=[...]); if they are quantities, cast it yourself to accept rounding "
+            f"(adata.obs[{key!r}] = adata.obs[{key!r}].astype('float32'))."
+        )
+    warnings.warn(
+        f"obs column {key!r} holds integers that float32 cannot store exactly; exporting it "
+        f"as a categorical field of {distinct.size} values (cast it to float32 yourself to "
+        "export rounded numbers instead)",
+        stacklevel=4,
+    )
+    codes = np.full(len(series), -1, dtype=np.int64)
+    codes[~mask] = np.searchsorted(distinct, ints)
+    return CategoricalColumn(key, codes, [str(int(v)) for v in distinct])
+
+
+def _check_float32_range(key: str, values: np.ndarray) -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size and float(np.abs(finite).max()) > _F32_MAX:
+        raise ValueError(
+            f"obs column {key!r} has values up to {float(np.abs(finite).max()):.3g}, beyond "
+            f"float32's range ({_F32_MAX:.3g}): they would become infinite. Rescale the column "
+            f"(e.g. np.log10) or leave it out with obs_keys=[...]."
+        )
+
+
+def _warn_merged_labels(key: str, originals: pd.Series, text: pd.Series) -> None:
+    """Warn when values of different types become the same label (``1`` and ``"1"``)."""
+    if originals.empty:
+        return
+    kinds = {type(v) for v in originals.to_numpy()}
+    if len(kinds) < 2:
+        return
+    pairs = pd.DataFrame({"t": text.to_numpy(), "k": [type(v).__name__ for v in originals]})
+    merged = pairs.drop_duplicates().groupby("t")["k"].nunique()
+    merged = merged[merged > 1]
+    if len(merged):
+        shown = ", ".join(repr(t) for t in merged.index[:5])
+        warnings.warn(
+            f"obs column {key!r} mixes value types that read the same as text ({shown}); "
+            "they are merged into one category. Convert the column to one type first "
+            f"(adata.obs[{key!r}] = adata.obs[{key!r}].astype(str)) to silence this.",
+            stacklevel=4,
+        )
 
 
 def _check_labels(key: str, categories: list[str]) -> None:

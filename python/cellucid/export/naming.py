@@ -53,9 +53,10 @@ def strict_safe_name(name: object) -> str | None:
 def find_collisions(keys: Iterable[object]) -> tuple[dict[str, list[str]], list[str]]:
     """Group keys whose safe forms collide, and list keys without any safe form.
 
-    Returns ``(collisions, unnamed)``: ``collisions`` maps a safe name to the two or more
-    distinct original keys (as ``str``) that share it; exact duplicates count as a
-    collision too.
+    Returns ``(collisions, unnamed)``: ``collisions`` maps a (case-folded) safe name to the
+    two or more distinct original keys (as ``str``) that share it; exact duplicates count as
+    a collision too. Safe names that differ only in case (``Gene1``, ``GENE1``) collide:
+    they are one file on the case-insensitive file systems of macOS and Windows.
     """
     by_safe: dict[str, list[str]] = {}
     unnamed: list[str] = []
@@ -65,7 +66,7 @@ def find_collisions(keys: Iterable[object]) -> tuple[dict[str, list[str]], list[
         if safe is None:
             unnamed.append(text)
             continue
-        by_safe.setdefault(safe, []).append(text)
+        by_safe.setdefault(safe.casefold(), []).append(text)
     collisions = {safe: ks for safe, ks in by_safe.items() if len(ks) > 1}
     return collisions, unnamed
 
@@ -77,12 +78,19 @@ def check_names(keys: Iterable[object], what: str, hint: str) -> None:
     """
     collisions, unnamed = find_collisions(keys)
     problems: list[str] = []
-    for safe, ks in collisions.items():
+    for ks in collisions.values():
+        listed = ", ".join(repr(k) for k in ks)
+        names = sorted({strict_safe_name(k) or "" for k in ks})
         if len(set(ks)) == 1:
             problems.append(f"{what} {ks[0]!r} appears {len(ks)} times")
+        elif len(names) == 1:
+            problems.append(f"{what}s {listed} all map to the file name {names[0]!r}")
         else:
-            listed = ", ".join(repr(k) for k in ks)
-            problems.append(f"{what}s {listed} all map to the file name {safe!r}")
+            shown = ", ".join(repr(n) for n in names)
+            problems.append(
+                f"{what}s {listed} map to file names that differ only in case ({shown}), "
+                "which are one file on macOS and Windows"
+            )
     for key in unnamed:
         problems.append(f"{what} {key!r} has no letter, digit or '-' to build a file name from")
     if problems:
