@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -175,7 +176,13 @@ async def errors_middleware(
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
-        log.exception("unhandled error for %s %s", request.method, request.path)
+        # one line for the console; the traceback only in the debug log (a malformed request
+        # from anyone must not flood the terminal of the person running the server)
+        exc = sys.exc_info()[1]
+        log.error(
+            "internal error for %s %r: %s", request.method, request.path[:200], type(exc).__name__
+        )
+        log.debug("traceback of that error", exc_info=True)
         return error_response(500, "internal server error")
 
 
@@ -266,7 +273,7 @@ async def _ui_file(request: web.Request, rel: str) -> web.StreamResponse:
             return error_response(
                 500, f"the viewer is missing from {config.ui_dir}; reinstall cellucid"
             )
-        raise web.HTTPNotFound(reason=f"no such file: {rel}")
+        raise web.HTTPNotFound(reason="no such file")
     ctype = _ASSET_TYPES.get(path.suffix.lower(), "application/octet-stream")
     body = FileBody.from_path(path, ctype)
     return await send_file(request, body, cache_control="no-cache", executor=config.fast_executor)
@@ -309,12 +316,12 @@ async def data_file(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(reason="no such file")
     found = None if _has_dot_segment(raw) else resolve_data_path(config, request.path)
     if found is None:
-        raise web.HTTPNotFound(reason=f"no such file: {request.path}")
+        raise web.HTTPNotFound(reason="no such file")
     entry, rel = found
     loop = asyncio.get_running_loop()
     body = await loop.run_in_executor(config.executor, config.source.open, entry, rel)
     if body is None:
-        raise web.HTTPNotFound(reason=f"no such file: {request.path}")
+        raise web.HTTPNotFound(reason="no such file")
     cache = data_cache_control(body, rel)
     compressible = body.virtual and not rel.endswith(".gz")
     return await send_file(
@@ -506,4 +513,4 @@ async def _unknown_api(request: web.Request) -> web.Response:
     allowed = API_METHODS.get(request.path)
     if allowed is not None:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise web.HTTPNotFound(reason=f"unknown endpoint {request.path}")
+    raise web.HTTPNotFound(reason="unknown endpoint under /_cellucid/")
