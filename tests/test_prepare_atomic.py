@@ -380,3 +380,120 @@ def test_out_dir_has_normal_directory_permissions(tmp_path, existing):
         assert (out / sub).stat().st_mode & 0o777 == want, sub
     for rel in files_under(out):
         assert (out / rel).stat().st_mode & 0o444 == 0o444 & ~_umask(), rel
+
+
+# ---- debris of killed exports (issue 13) --------------------------------------------------
+def _debris(parent: Path, name: str, writer: dict | None, age_s: float = 0.0) -> Path:
+    import json
+    import os
+    import time
+
+    path = parent / f".{name}.cellucid-staging-dead{len(list(parent.iterdir()))}"
+    path.mkdir(parents=True)
+    (path / "points_2d.bin").write_bytes(b"half")
+    if writer is not None:
+        path.with_name(path.name + ".writer").write_text(json.dumps(writer))
+    if age_s:
+        old = time.time() - age_s
+        os.utime(path, (old, old))
+    return path
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_next_prepare_removes_staging_of_dead_writers_only(tmp_path):
+    import os
+    import socket
+
+    host = socket.gethostname()
+    dead = _debris(tmp_path, "ds", {"pid": _dead_pid(), "host": host, "start": None})
+    alive = _debris(tmp_path, "ds", {"pid": os.getpid(), "host": host, "start": None})
+    remote = _debris(tmp_path, "ds", {"pid": 1, "host": "another-machine", "start": None})
+    old_unmarked = _debris(tmp_path, "ds", None, age_s=3 * 24 * 3600)
+    new_unmarked = _debris(tmp_path, "ds", None)
+    other = _debris(tmp_path, "other", {"pid": _dead_pid(), "host": host, "start": None})
+    export(tmp_path / "ds", **small())
+    assert not dead.exists() and not dead.with_name(dead.name + ".writer").exists()
+    assert not old_unmarked.exists()
+    for kept in (alive, remote, new_unmarked, other):  # a live writer, another machine, unknown
+        assert kept.exists(), kept.name
+
+
+def test_a_staging_folder_carries_its_writer_while_it_exists(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from cellucid.export import prepare as prepare_module
+
+    seen = {}
+    original = prepare_module._publish
+
+    def spy(staging, out_dir):
+        seen["writer"] = json.loads(staging.with_name(staging.name + ".writer").read_text())
+        seen["inside"] = sorted(p.name for p in staging.iterdir())
+        return original(staging, out_dir)
+
+    monkeypatch.setattr(prepare_module, "_publish", spy)
+    out = export(tmp_path / "ds", **small())
+    assert seen["writer"]["pid"] == os.getpid()
+    assert not any(name.endswith(".writer") for name in seen["inside"])  # not in the export
+    assert leftovers(tmp_path) == [] and "dataset_identity.json" in files_under(out)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_cli_killed_mid_export(tmp_path, how):
+    """SIGTERM cleans up like Ctrl+C (exit 130); after SIGKILL the next prepare does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import anndata as ad
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, g = 20_000, 1_500
+    adata = ad.AnnData(
+        X=sp.random(n, g, density=0.05, format="csr", random_state=0, dtype=np.float32),
+        obsm={"X_umap": rng.normal(size=(n, 2))},
+    )
+    src = tmp_path / "big.h5ad"
+    adata.write_h5ad(src)
+    out = tmp_path / "exports" / "big"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cellucid",
+            "prepare",
+            str(src),
+            str(out),
+            "-q",
+            "--compression",
+            "9",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "exports").glob(".big.cellucid-staging-*/var")):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the export never started writing genes"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
+    code = proc.wait(60)
+    debris = list((tmp_path / "exports").glob(".big.cellucid-*"))
+    if how == "SIGTERM":
+        assert code == 130 and debris == [], (code, debris)
+        assert not out.exists()
+        return
+    assert code == -signal.SIGKILL and debris  # killed without a chance to clean up
+    export(out, X_umap_2d=rng.normal(size=(50, 2)), obs=pd.DataFrame(index=range(50)))
+    assert list((tmp_path / "exports").glob(".big.cellucid-*")) == []

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._signals import interrupt_on_signals
 from ._version import __version__
 
 
@@ -257,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    restore = interrupt_on_signals() if args.command == "prepare" else (lambda: None)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -268,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"cellucid {args.command}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

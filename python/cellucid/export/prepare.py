@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -418,6 +419,9 @@ def write_dataset(
     t0 = time.perf_counter()
     progress.note(_summary(dataset, out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_staging(out_dir)
+    if stale:
+        progress.note(f"cellucid: removed {len(stale)} folder(s) left by an interrupted export")
     staging = _sibling_dir(out_dir, "staging")
     try:
         pool = ThreadPoolExecutor(
@@ -434,25 +438,100 @@ def write_dataset(
             (staging / name).write_bytes(data)
         _publish(staging, out_dir)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        _drop_sibling(staging)
     progress.note(
         f"cellucid: exported {dataset.n_cells} cells to {out_dir} in {time.perf_counter() - t0:.1f} s"
     )
     return out_dir
 
 
+#: a staging folder without a writer file (made before they existed) is removed after this
+STALE_UNMARKED_SECONDS = 24 * 3600
+_WRITER_SUFFIX = ".writer"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (``/proc``), to tell a reused pid from the writer."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _writer_alive(info: dict[str, Any]) -> bool:
+    """Whether the process that wrote ``info`` (pid, host, start) still runs."""
+    if info.get("host") != socket.gethostname():
+        return True  # another machine's (shared file system): never ours to judge
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    start = info.get("start")
+    return start is None or _process_start(pid) in (None, start)
+
+
+def remove_stale_staging(out_dir: Path) -> list[str]:
+    """Remove the staging/backup folders next to ``out_dir`` whose writer is gone (killed
+    by SIGKILL, a power cut): each has a ``<folder>.writer`` file with the writer's pid, host
+    and process start time. Unmarked ones (older versions) go after a day. Returns what was
+    removed."""
+    import json
+
+    removed = []
+    parent = out_dir.parent
+    if not parent.is_dir():
+        return removed
+    for role in ("staging", "old"):
+        for path in parent.glob(f".{out_dir.name}.cellucid-{role}-*"):
+            if not path.is_dir():
+                continue
+            marker = path.with_name(path.name + _WRITER_SUFFIX)
+            try:
+                info = json.loads(marker.read_text(encoding="utf-8"))
+                stale = not _writer_alive(info if isinstance(info, dict) else {})
+            except FileNotFoundError:
+                stale = time.time() - path.stat().st_mtime > STALE_UNMARKED_SECONDS
+            except (OSError, ValueError):
+                stale = False
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
+                marker.unlink(missing_ok=True)
+                removed.append(path.name)
+    return removed
+
+
 def _sibling_dir(out_dir: Path, role: str) -> Path:
-    """A new hidden folder next to ``out_dir``; unlike mkdtemp it keeps the umask's mode,
-    because the staging folder becomes the export itself."""
+    """A new hidden folder next to ``out_dir``, with a ``.writer`` file naming this process;
+    unlike mkdtemp it keeps the umask's mode, because the staging folder becomes the export
+    itself. :func:`_drop_sibling` removes both."""
+    import json
+
     for _ in range(100):
         path = out_dir.parent / f".{out_dir.name}.cellucid-{role}-{secrets.token_hex(4)}"
         try:
             path.mkdir()
         except FileExistsError:
             continue
+        writer = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "start": _process_start(os.getpid()),
+        }
+        path.with_name(path.name + _WRITER_SUFFIX).write_text(json.dumps(writer), encoding="utf-8")
         return path
     raise FileExistsError(f"could not create a {role} folder next to {out_dir}")
+
+
+def _drop_sibling(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    path.with_name(path.name + _WRITER_SUFFIX).unlink(missing_ok=True)
 
 
 def _summary(ds: ExportDataset, out_dir: Path) -> str:
@@ -560,4 +639,4 @@ def _publish(staging: Path, out_dir: Path) -> None:
             os.rename(backup / name, out_dir / name)
         raise
     finally:
-        shutil.rmtree(backup, ignore_errors=True)
+        _drop_sibling(backup)

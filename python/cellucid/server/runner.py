@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import signal
 import socket
 import sys
 import threading
 import warnings
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .._signals import interrupt_on_signals
 from .._version import __version__
 from ..sources.base import DataSource
 from .app import ServerConfig, create_app
@@ -86,29 +85,6 @@ def client_host(host: str) -> str:
     if h in _WILDCARD:
         return "[::1]" if h == "::" else "127.0.0.1"
     return f"[{h}]" if ":" in h else h
-
-
-def _interrupt_on_signals() -> Callable[[], None]:
-    """In the main thread, make SIGINT and SIGTERM stop a foreground server cleanly.
-
-    SIGINT may be ignored (a shell starts background jobs that way) and SIGTERM kills
-    without cleanup by default; both become KeyboardInterrupt while serving.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, interrupt)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
 
 
 class _BaseServer:
@@ -201,7 +177,7 @@ class _BaseServer:
         self.start_background()
         if not blocking:
             return self
-        restore = _interrupt_on_signals()
+        restore = interrupt_on_signals()
         try:
             self.wait()
         except KeyboardInterrupt:
