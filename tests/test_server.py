@@ -75,8 +75,9 @@ def single(base: Path):
     os.symlink(base / "secret.f32", root / "obs" / "leak.values.f32")
     os.symlink(base, root / "escape")
     os.symlink(base / "secret.txt", root / "points_9d.bin")
-    # larger than the server's 1 MiB read chunk (not a real payload; served as a file)
-    (root / "obs" / "big.values.f32").write_bytes(np.random.default_rng(1).bytes(3 * 1024**2 + 123))
+    # files the manifests do not name: never served (issue 13)
+    (root / "notes.txt").write_text("my private notes")
+    (root / "obs" / "stray.values.f32").write_bytes(np.random.default_rng(1).bytes(280))
     return ex
 
 
@@ -412,7 +413,8 @@ def _expected_type(rel: str) -> set[str]:
 
 
 def test_every_export_file_is_served_exactly(srv: AppServer, single) -> None:
-    files = _rel_files(single.path)
+    strays = {"notes.txt", "obs/stray.values.f32"}  # test_files_the_manifests_do_not_name...
+    files = [f for f in _rel_files(single.path) if f not in strays]
     kinds = {
         "dataset_identity.json",
         "obs_manifest.json",
@@ -477,17 +479,58 @@ def test_query_string_on_data_file_is_ignored(srv: AppServer, single) -> None:
     assert_error(srv.raw("/points_2d.bin%3Fv=1"), 404)
 
 
-def test_large_file_streams_exactly(srv: AppServer, single) -> None:
+def test_large_file_streams_exactly(base: Path) -> None:
     """A file above the 1 MiB read chunk: full body, ranges across chunk boundaries, HEAD."""
-    data = (single.path / "obs" / "big.values.f32").read_bytes()
+    ex = write_dataset(
+        base / "large",
+        dims=(3,),
+        n=270_000,
+        n_genes=1,
+        connectivity=False,
+        vectors=False,
+        latent=False,
+    )
+    data = (ex.path / "points_3d.bin").read_bytes()
     assert len(data) > 3 * 1024**2
-    resp = srv.get("/obs/big.values.f32")
-    assert resp.status == 200 and resp.body == data
-    assert resp.header("Content-Length") == str(len(data))
-    for lo, hi in ((1024**2 - 5, 1024**2 + 5), (0, 2 * 1024**2), (len(data) - 10, len(data) - 1)):
-        part = srv.get("/obs/big.values.f32", Range=f"bytes={lo}-{hi}")
-        assert part.status == 206 and part.body == data[lo : hi + 1], (lo, hi)
-    assert_head_matches(srv.port, "/obs/big.values.f32", srv.raw("/obs/big.values.f32"))
+    with serving(ExportFolderSource(ex.path)) as srv:
+        resp = srv.get("/points_3d.bin")
+        assert resp.status == 200 and resp.body == data
+        assert resp.header("Content-Length") == str(len(data))
+        for lo, hi in (
+            (1024**2 - 5, 1024**2 + 5),
+            (0, 2 * 1024**2),
+            (len(data) - 10, len(data) - 1),
+        ):
+            part = srv.get("/points_3d.bin", Range=f"bytes={lo}-{hi}")
+            assert part.status == 206 and part.body == data[lo : hi + 1], (lo, hi)
+        assert_head_matches(srv.port, "/points_3d.bin", srv.raw("/points_3d.bin"))
+
+
+def test_files_the_manifests_do_not_name_are_not_served(srv: AppServer, single) -> None:
+    for rel in ("notes.txt", "obs/stray.values.f32"):
+        assert (single.path / rel).is_file()
+        assert_error(srv.get("/" + rel), 404)
+
+
+def test_broken_exports_are_reported_at_start(tmp_path: Path, base: Path) -> None:
+    """A missing payload or a corrupt manifest stops the server at start-up, by name."""
+    ex = write_dataset(tmp_path / "missing", n=40)
+    (ex.path / "obs" / "age.values.f32").unlink()
+    with pytest.raises(ValueError, match=r"missing file\(s\): obs/age.values.f32.*validate"):
+        ExportFolderSource(ex.path)
+    bad = write_dataset(tmp_path / "corrupt", n=40)
+    (bad.path / "obs_manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"corrupt.*cellucid validate"):
+        ExportFolderSource(bad.path)
+    # in a folder of exports, a broken one is skipped with a warning; the rest is served
+    root = tmp_path / "root"
+    good = write_dataset(root / "good", n=40, dataset_id="good")
+    broken = write_dataset(root / "broken", n=40, dataset_id="broken")
+    (broken.path / "points_2d.bin").unlink()
+    with pytest.warns(UserWarning, match="skipping broken"):
+        source = ExportFolderSource(root)
+    assert [d.id for d in source.datasets()] == ["good"]
+    assert good.path.is_dir()
 
 
 # ---- Range, validators --------------------------------------------------------------------------

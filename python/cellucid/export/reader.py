@@ -270,6 +270,46 @@ class ExportReader:
         flat = self._array(files[key], EXT_DTYPES["f32"], self.n_cells * int(dim))
         return flat.reshape(self.n_cells, int(dim))
 
+    # ---- every file ----------------------------------------------------------------------
+    def file_names(self) -> set[str]:
+        """Every file the dataset's identity and manifests name (relative paths): the
+        manifests, points, obs/var payloads, connectivity and vector files. A server serves
+        these and nothing else from the folder. Unreadable manifests raise ``ValueError``.
+        """
+        names = {IDENTITY_FILE, OBS_MANIFEST_FILE}
+        try:
+            identity = self.identity
+            names.update(str(p) for p in identity["embeddings"]["files"].values())
+            for spec in identity.get("vector_fields", {}).get("fields", {}).values():
+                names.update(str(p) for p in spec["files"].values())
+            schemas = self.obs_manifest["_obsSchemas"]
+            for key, (kind, entry) in self._obs_index.items():
+                if kind == "continuous":
+                    names.add(payload_path(schemas["continuous"]["pathPattern"], key))
+                    continue
+                cat = schemas["categorical"]
+                ext = {"uint8": "u8", "uint16": "u16"}[entry[2]]
+                names.add(payload_path(cat["codesPathPattern"], key, ext))
+                if cat.get("outlierPathPattern"):
+                    names.add(payload_path(cat["outlierPathPattern"], key))
+            var = self.var_manifest
+            if var is not None:
+                names.add(VAR_MANIFEST_FILE)
+                pattern = var["_varSchema"]["pathPattern"]
+                names.update(payload_path(pattern, entry[0]) for entry in var["fields"])
+            conn = self.connectivity_manifest
+            if conn is not None:
+                names.add(CONNECTIVITY_MANIFEST_FILE)
+                names.update(conn[k] for k in ("sourcesPath", "destinationsPath", "weightsPath"))
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(
+                f"{self.path}: a manifest is malformed ({type(exc).__name__}: {exc})"
+            ) from None
+        bad = sorted(n for n in names if path_problem(n) is not None)
+        if bad:
+            raise ValueError(f"{self.path}: a manifest names unsafe paths: {bad[:3]}")
+        return names
+
     # ---- obs ---------------------------------------------------------------------------
     @cached_property
     def _obs_index(self) -> dict[str, tuple[str, list[Any]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +11,33 @@ from typing import Any, Literal
 from ..export.catalog import find_datasets, is_dataset_dir
 from ..export.naming import IDENTITY_FILE
 from .base import DatasetEntry, FileBody, content_type_for, inside
+
+
+def served_files(directory: Path) -> frozenset[str]:
+    """The files of the export in ``directory`` that its manifests name, after checking
+    that each exists: a missing payload or a corrupt manifest is a ``ValueError`` now, at
+    start-up, rather than a 404 when the viewer asks for it."""
+    from ..export.reader import ExportReader
+
+    try:
+        names = ExportReader(directory).file_names()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{directory}: {exc}; check it with `cellucid validate`") from None
+    present = {
+        str(Path(root, f).relative_to(directory).as_posix())
+        for root, _dirs, files in os.walk(directory)
+        for f in files
+    }
+    missing = sorted(names - present)
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise ValueError(
+            f"{directory}: the manifests name {len(missing)} missing file(s): {shown}; "
+            "re-export it (cellucid prepare ... --force) or check it with `cellucid validate`"
+        )
+    return frozenset(names)
 
 
 class ExportFolderSource:
@@ -49,6 +77,17 @@ class ExportFolderSource:
                 dirs[f"/{d.name}/"] = real
             if not dirs:
                 raise ValueError(f"{self.root} holds no servable export folder")
+        self._files: dict[str, frozenset[str]] = {}
+        for url, directory in list(dirs.items()):
+            try:
+                self._files[url] = served_files(directory)
+            except ValueError as exc:
+                if len(dirs) == 1 and url == "/":
+                    raise
+                warnings.warn(f"skipping {directory.name}: {exc}", stacklevel=2)
+                del dirs[url]
+        if not dirs:
+            raise ValueError(f"{self.root} holds no servable export folder")
         self._dirs = dirs
         self._entries = [self._entry(url, d) for url, d in dirs.items()]
         ids = [e.id for e in self._entries]
@@ -71,6 +110,8 @@ class ExportFolderSource:
         return {"type": "exported"}
 
     def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
+        if relpath not in self._files[dataset.path]:
+            return None  # only what the manifests name: a stray notes.txt stays private
         path = inside(self._dirs[dataset.path], relpath)
         if path is None:
             return None
