@@ -8,7 +8,10 @@ is applied only to virtual non-``.gz`` files and JSON, and never to range respon
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import threading
+from collections import OrderedDict
 from concurrent.futures import Executor
 from email.utils import formatdate, parsedate_to_datetime
 
@@ -80,6 +83,55 @@ def _not_modified(request: web.Request, body: FileBody) -> bool:
     return False
 
 
+class _GzipCache:
+    """Transport-gzipped bodies by ETag (a generated body's ETag changes with its bytes),
+    least recently used dropped past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._lock:
+            if key in self._items or len(data) > self.max_bytes:
+                return
+            self._items[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._size -= len(old)
+
+
+_GZIPPED = _GzipCache(256 * 1024**2)
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip().split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback(request: web.Request) -> bool:
+    """Whether the client is on this machine (127.0.0.0/8, ::1): compressing for it costs
+    more CPU than the bytes it saves. A proxy on this machine that names a remote client in
+    ``X-Forwarded-For`` (a notebook proxy for a remote browser) does not count: that client
+    gets compressed bytes. (The header only decides compression, nothing else.)"""
+    if not _loopback(request.remote or ""):
+        return False
+    forwarded = request.headers.get("X-Forwarded-For")
+    return forwarded is None or all(_loopback(a) for a in forwarded.split(","))
+
+
 async def send_file(
     request: web.Request,
     body: FileBody,
@@ -124,6 +176,7 @@ async def send_file(
 
     gzip_ok = (
         compressible
+        and not is_loopback(request)
         and status == 200
         and body.size >= MIN_COMPRESS
         and accepts_gzip(request.headers.get("Accept-Encoding", ""))
@@ -131,8 +184,12 @@ async def send_file(
     if compressible:
         headers["Vary"] = "Accept-Encoding"
     if gzip_ok:
-        raw = await loop.run_in_executor(executor, body.read, 0, body.size)
-        data = await loop.run_in_executor(executor, gzip_bytes, raw, TRANSPORT_GZIP_LEVEL)
+        data = _GZIPPED.get(body.etag)
+        if data is None:  # compressed once per body, then kept
+            read = body.view or body.read
+            raw = await loop.run_in_executor(executor, read, 0, body.size)
+            data = await loop.run_in_executor(executor, gzip_bytes, raw, TRANSPORT_GZIP_LEVEL)
+            _GZIPPED.put(body.etag, data)
         headers["Content-Encoding"] = "gzip"
         if request.method == "HEAD":  # HEAD carries exactly the headers GET would send
             headers["Content-Length"] = str(len(data))
@@ -143,7 +200,9 @@ async def send_file(
     if request.method == "HEAD":
         headers["Content-Length"] = str(length)
         return web.Response(status=status, headers=headers)
-    if body.virtual:  # already in memory: one slice, no thread hop
+    if body.view is not None:  # already in memory: a view of it, no copy, no thread hop
+        return web.Response(status=status, body=body.view(start, length), headers=headers)
+    if body.virtual:
         return web.Response(status=status, body=body.read(start, length), headers=headers)
     if length <= CHUNK:
         data = await loop.run_in_executor(executor, body.read, start, length)

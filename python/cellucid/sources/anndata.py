@@ -46,6 +46,8 @@ GZIP_LEVEL = 1
 #: recent gene columns, stored sparse when that is smaller; the byte bound keeps a server
 #: within its memory budget even for dense data (SPEC §6.5: an LRU of 100 genes)
 LRU_GENES, LRU_BYTES = 100, 192 * 1024**2
+#: non-gene payloads (points, obs, edges, vectors) kept as bytes once made
+PAYLOAD_BYTES = 512 * 1024**2
 
 
 class AnnDataAdapter:
@@ -135,6 +137,7 @@ class AnnDataAdapter:
         self._payloads = self.dataset.payload_producers()
         self._genes = self.dataset.gene_paths()
         self._columns = ColumnLRU(LRU_GENES, max_bytes=LRU_BYTES)
+        self._made = ColumnLRU(1024, max_bytes=PAYLOAD_BYTES)
         self._csc_ready = False
         self.column_cache: ColumnCache | None = None
         genes = self.dataset.genes
@@ -208,8 +211,8 @@ class AnnDataAdapter:
         if relpath in self._manifests:
             return self._manifests[relpath]
         producer = self._payloads.get(relpath)
-        if producer is not None:
-            return producer()
+        if producer is not None:  # made once, then served from memory (points at 1M: 8 MB)
+            return self._made.get_or_load(relpath, lambda _key: producer())
         index = self._genes.get(relpath)
         if index is not None:
             return self.gene_payload(index)

@@ -41,16 +41,20 @@ class FileBody:
     read: Callable[[int, int], bytes]
     last_modified: float | None = None  # POSIX time
     virtual: bool = False  # generated from an AnnData (no-cache; may be HTTP-compressed)
+    #: for bodies in memory: ``view(offset, length)`` without a copy (what the server sends)
+    view: Callable[[int, int], memoryview] | None = None
 
     @classmethod
-    def from_bytes(cls, data: bytes, content_type: str, etag: str) -> FileBody:
-        view = memoryview(data)
+    def from_bytes(cls, data: bytes | memoryview, content_type: str, etag: str) -> FileBody:
+        """A body in memory: ``read`` copies, ``view`` does not (the server sends views)."""
+        mem = memoryview(data).cast("B")
         return cls(
-            size=len(data),
+            size=mem.nbytes,
             content_type=content_type,
             etag=etag,
-            read=lambda offset, length: bytes(view[offset : offset + length]),
+            read=lambda offset, length: bytes(mem[offset : offset + length]),
             virtual=True,
+            view=lambda offset, length: mem[offset : offset + length],
         )
 
     @classmethod
