@@ -245,6 +245,16 @@ describe("CommandChannel", () => {
     assert.equal(sockets.length, 2, "no reconnect after 4001");
   });
 
+  test("a command that closes the channel (freeze) was acknowledged first", () => {
+    const { channel, sockets } = makeChannel();
+    channel.connect();
+    sockets[0].serverOpen();
+    channel.start(() => channel.close());
+    feed(sockets[0], command(1, { type: "freeze" }));
+    assert.deepEqual(sockets[0].sent, [{ kind: "ready" }, { kind: "ack", seq: 1 }]);
+    assert.equal(sockets[0].closedWith.code, 1000);
+  });
+
   test("close() stops for good and drops what waited", () => {
     const { channel, sockets, timers } = makeChannel();
     channel.connect();

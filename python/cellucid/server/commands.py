@@ -18,9 +18,9 @@ commands over it.
 
 Delivery rules: every attached page gets every command, in order, except requests that
 want one answer (``ping``, ``debug_snapshot``, ``requestSessionBundle``), which go to one
-page, the oldest that said it is ready. Pages acknowledge what they ran; when the last page
-goes away, whatever it had not acknowledged is queued again, so nothing is lost across a
-reload. There is no replay of state: a page that attaches gets the queued commands only.
+page, the oldest that said it is ready. Pages acknowledge each command as they take it;
+when the last page goes away, whatever it had not acknowledged is queued again, so nothing
+is lost across a reload. There is no replay of state: a page that attaches gets the queued commands only.
 """
 
 from __future__ import annotations
@@ -336,7 +336,8 @@ class CommandHub:
             if self._pages:
                 targets = [self._pick()] if item.type in REQUEST_TYPES else self._pages
                 for page in targets:
-                    page.loop.call_soon_threadsafe(page.push, item)
+                    with contextlib.suppress(RuntimeError):  # its loop closed: it is going away
+                        page.loop.call_soon_threadsafe(page.push, item)
                 outcome = "pages"
             elif retain:
                 self._insert(item)

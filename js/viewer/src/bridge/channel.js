@@ -9,7 +9,8 @@
 // Frames from the server: a JSON text frame {kind: "command", seq, command}, and for
 // commands with cells {…, cells_bytes: true, bytes: N} followed by one binary frame of N
 // bytes of little-endian uint32 cell indices (what the comm carries). Frames to the server:
-// {kind: "ready"} once the page runs commands, {kind: "ack", seq} after each one.
+// {kind: "ready"} once the page runs commands, {kind: "ack", seq} as it hands each one to
+// the bridge.
 //
 // Commands received before the viewer is ready wait here, in order; start(handler) runs
 // them and every later one. The connection is re-opened with a growing delay (0.5 s to
@@ -217,20 +218,22 @@ export class CommandChannel {
   }
 
   run({ seq, command }) {
+    // Acknowledged before it runs: a command may close the channel (freeze), and a
+    // command handed to the viewer must not be sent again to the next page.
+    this.sendJson({ kind: "ack", seq });
     if (this.seen.has(seq)) {
       this.stats.duplicates += 1; // re-sent after a reconnect: ran already
-    } else {
-      this.seen.add(seq);
-      if (this.seen.size > SEEN_SEQS) this.seen.delete(this.seen.values().next().value);
-      this.stats.lastSeq = seq;
-      try {
-        this.handler({ ...command, ...this.credentials });
-      } catch (err) {
-        this.log.error(`cellucid channel: command ${command.type} failed: ${(err && err.message) || err}`);
-      }
-      this.stats.handled += 1;
+      return;
     }
-    this.sendJson({ kind: "ack", seq });
+    this.seen.add(seq);
+    if (this.seen.size > SEEN_SEQS) this.seen.delete(this.seen.values().next().value);
+    this.stats.lastSeq = seq;
+    this.stats.handled += 1;
+    try {
+      this.handler({ ...command, ...this.credentials });
+    } catch (err) {
+      this.log.error(`cellucid channel: command ${command.type} failed: ${(err && err.message) || err}`);
+    }
   }
 
   /** From now on hand each command (with the credentials added) to `handler`, in order. */
