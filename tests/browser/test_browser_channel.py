@@ -61,10 +61,6 @@ def reaches(handle, what: str, **expected: Any) -> dict[str, Any]:
     return wait_until(check, 15, f"{what} on the page (now {state(handle)})")
 
 
-def ready_count(viewer) -> int:
-    return sum(e["type"] == "ready" for e in viewer._channel.recent_events())
-
-
 def test_a_script_drives_a_plain_tab_in_order(viewer, pages, clusters):
     n = clusters.n
     alpha, beta, gamma, delta = (clusters.members[k].tolist() for k in CLUSTERS)
@@ -121,6 +117,12 @@ def test_a_script_drives_a_plain_tab_in_order(viewer, pages, clusters):
     (column,) = [c for c in adata.obs if c.startswith("cellucid_highlight__")]
     assert np.flatnonzero(adata.obs[column].to_numpy()).tolist() == alpha
 
+    # stopping the viewer freezes the tab (a freeze command), which then stays away
+    viewer.close()
+    tab.page.wait_for_function("() => window.__cellucid.frozen === true", timeout=10_000)
+    assert tab.page.evaluate("() => window.__cellucidChannel.stats.state") == "closed"
+    assert tab.page.evaluate("() => window.__cellucidBridge.stats.byType.freeze") == 1
+
 
 def test_reload_and_a_second_tab(viewer, pages, clusters):
     beta, delta = clusters.members["beta"].tolist(), clusters.members["delta"].tolist()
@@ -138,9 +140,8 @@ def test_reload_and_a_second_tab(viewer, pages, clusters):
     first.page.goto(first.url)
     reaches(first, "the command sent while no page was open", field="GeneAlpha", highlights=[])
 
-    loads = ready_count(viewer)
-    first.page.reload()
-    wait_until(lambda: ready_count(viewer) > loads, READY_TIMEOUT, "ready after the reload")
+    first.page.reload(wait_until="commit")  # the new page is far from ready yet
+    assert viewer.wait_for_event("ready", READY_TIMEOUT)["n_cells"] == clusters.n
     viewer.color_by = "GeneY"
     viewer.highlight_cells(delta, color="#0000ff")
     reaches(
