@@ -90,6 +90,17 @@ def test_commands_before_a_page_opens_wait_and_python_names_the_url(viewer):
     assert viewer.command_channel["queued"] == 0
 
 
+def test_in_a_notebook_before_display_python_also_suggests_displaying(adata, monkeypatch):
+    monkeypatch.setattr(widget_pages, "notebook_context", lambda: IN_JUPYTER)
+    widget = CellucidWidget(adata, port=0)
+    try:
+        with pytest.warns(ViewerNotOpenWarning, match="or display the viewer in this notebook"):
+            widget.reset_view()
+        assert widget.command_channel["queued"] == 1
+    finally:
+        widget.close()
+
+
 def test_a_widget_shown_in_a_notebook_keeps_nothing_for_tabs(viewer, monkeypatch):
     monkeypatch.setattr(widget_pages, "notebook_context", lambda: IN_JUPYTER)
     viewer._repr_mimebundle_()  # IPython displayed it

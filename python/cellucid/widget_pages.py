@@ -46,6 +46,8 @@ class PageCommands:
             return
         self._hub = config.command_hubs.hub(self._channel.viewer_id)  # type: ignore[attr-defined]
         self._hub.page_url = self.page_url
+        if notebook_context()["in_jupyter"]:
+            self._hub.open_also = ", or display the viewer in this notebook"
 
     @property
     def page_url(self) -> str:

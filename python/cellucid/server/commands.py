@@ -255,6 +255,8 @@ class CommandHub:
     ----------
     page_url : str or None
         The URL to open, named in warnings (set by the viewer object that owns the hub).
+    open_also : str
+        Said after the URL in warnings (e.g. ", or display the viewer in this notebook").
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class CommandHub:
         self.max_backlog = max_backlog
         self.max_backlog_bytes = max_backlog_bytes
         self.page_url: str | None = None
+        self.open_also = ""
         self._lock = threading.Lock()
         self._pages: list[_Page] = []
         self._queue: list[Outgoing] = []  # sorted by seq
@@ -475,7 +478,7 @@ class CommandHub:
             self.dropped += 1
 
     def _notices(self) -> list[str]:
-        open_it = f" Open {self.page_url} in a browser." if self.page_url else ""
+        open_it = f" Open {self.page_url} in a browser{self.open_also}." if self.page_url else ""
         notices = []
         if not self._warned_detached:
             self._warned_detached = True
