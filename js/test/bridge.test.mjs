@@ -622,6 +622,21 @@ describe("installBridge", () => {
     assert.match(bridge.stats.lastRejection.reason, /localhost:9999/);
   });
 
+  test("channel commands (bridge.command) get the same checks, without pinning an origin", async () => {
+    const { bridge, viewer, win, fetch } = await install();
+    bridge.command({ type: "highlight", viewerId: ID, viewerToken: "f".repeat(32), cells: new Uint32Array([1]), color: "#ff0000" });
+    bridge.command({ type: "highlight", ...ENV, cells: new Uint32Array([1, 1]), color: "#ff0000" });
+    bridge.command({ type: "highlight", ...ENV, cells: new Uint32Array([2, 4]), color: "#00ff00" });
+    await settle(bridge);
+    assert.equal(bridge.stats.ignored, 1);
+    assert.deepEqual(fetch.requests.map((r) => [r.json.type, r.json.command]), [["command_error", "highlight"]]);
+    assert.deepEqual(viewer.calls.map((c) => [c[0], Array.from(c[1]), c[2]]), [["highlight", [2, 4], "#00ff00"]]);
+    assert.equal(bridge.pinnedOrigin, null);
+    win.message({ type: "resetCamera", ...ENV }, { origin: "http://localhost:8888" });
+    await settle(bridge);
+    assert.equal(bridge.pinnedOrigin, "http://localhost:8888");
+  });
+
   test("invalid fields and failing commands answer command_error {command, reason}", async () => {
     const { bridge, viewer, win, fetch } = await install();
     win.message({ type: "highlight", ...ENV, cells: [25], color: "#ff0000" });

@@ -81,7 +81,7 @@ def connection_report(
     viewer: CellucidWidget, timeout: float = 5.0, max_console_events: int = 50
 ) -> dict[str, Any]:
     """The report of :meth:`CellucidWidget.debug_connection` (keys of SPEC §6.6, plus
-    ``transport``, ``views``, ``ping_rtt_ms`` and ``frontend_errors``)."""
+    ``transport``, ``views``, ``command_channel``, ``ping_rtt_ms`` and ``frontend_errors``)."""
     server = viewer._server
     local = f"http://127.0.0.1:{viewer.port}"
     with viewer._views_lock:
@@ -140,6 +140,8 @@ def connection_report(
     report["frontend_debug_snapshot"] = _frontend(
         viewer, "debug_snapshot", "debug_snapshot", timeout
     )
+    # after the round trips, which went over it when a browser tab shows the viewer
+    report["command_channel"] = viewer.command_channel  # widget_pages.py
     logs = list(viewer._frontend_log)
     consoles = [e for e in events if e["type"] in ("console", "command_error")]
     report["frontend_console"] = (logs + consoles)[-max_console_events:]

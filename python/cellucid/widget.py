@@ -54,6 +54,7 @@ from .serialization import (
 from .server.events import HookCallback, InvalidEventError, ViewerChannel, ViewerState
 from .server.runner import DEFAULT_PORT, AnnDataServer, CellucidServer, _BaseServer
 from .sources.fields import DatasetFields, read_fields
+from .widget_pages import PageCommands
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,7 +82,7 @@ _ANNDATA_NOTE = (
 )
 
 
-class CellucidWidget(anywidget.AnyWidget):
+class CellucidWidget(PageCommands, anywidget.AnyWidget):
     """The cellucid viewer as a notebook widget.
 
     Parameters
@@ -217,6 +218,7 @@ class CellucidWidget(anywidget.AnyWidget):
         }.items():
             self.set_trait(name, value)
         self.on_msg(self._on_frontend_message)
+        self._init_pages(server)  # commands to pages in browser tabs (widget_pages.py)
         self._finalizer = weakref.finalize(self, _shutdown, server, self._channel)
         self._closed = False
         _OPEN_VIEWERS.add(self)
@@ -432,8 +434,8 @@ class CellucidWidget(anywidget.AnyWidget):
     def _wait_hint(self) -> str:
         with self._views_lock:
             views = dict(self._views)
-        if not views and not self._ever_displayed:
-            return (
+        if not views and not self._ever_displayed and not self._pages_attached():
+            return self._page_hint() or (
                 " (the viewer is not displayed: show it first, e.g. make it the last "
                 "expression of a cell, or call viewer.display())"
             )
@@ -452,7 +454,7 @@ class CellucidWidget(anywidget.AnyWidget):
             raise RuntimeError("this viewer is closed")
         self._check_can_wait("session_bundle")
         deadline = time.monotonic() + timeout
-        if not self._views and not self._ever_displayed:
+        if not self._views and not self._ever_displayed and not self._pages_attached():
             self.display()
         self.wait_for_ready(max(0.0, deadline - time.monotonic()))
         request_id = secrets.token_hex(16)
@@ -609,8 +611,7 @@ class CellucidWidget(anywidget.AnyWidget):
 
             display(self)
         else:
-            plain = self.viewer_url.replace("jupyter=true&", "")
-            print(f"cellucid viewer: open {plain} in a browser")
+            print(f"cellucid viewer: open {self.page_url} in a browser")
 
     def close(self) -> None:
         """Freeze the viewer, stop the server, hooks and threads, and close the widget.
@@ -627,6 +628,7 @@ class CellucidWidget(anywidget.AnyWidget):
         with self._views_lock:
             if self._release_timer is not None:
                 self._release_timer.cancel()
+        self._close_pages(self._server)
         self._finalizer()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -727,6 +729,7 @@ class CellucidWidget(anywidget.AnyWidget):
         if self._closed:
             raise RuntimeError("this viewer is closed")
         with self._command_lock:
+            self._send_to_pages(command, cells)  # tabs: queued until a page is ready there
             if not self._commands_open:
                 if len(self._queued) >= MAX_QUEUED_COMMANDS:
                     dropped = self._queued.popleft()

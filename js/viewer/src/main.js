@@ -19,6 +19,7 @@ import { h, fmtInt, fmtNum } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
 import { runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
+import { CommandChannel, commandsUrl, wantsChannel } from "./bridge/channel.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
 import { createCompareWorker } from "./analysis/workerhost.js";
@@ -155,6 +156,29 @@ function connectBridge(viewer) {
 }
 
 /**
+ * Python's commands for a page in a plain tab (not inside the notebook widget): a WebSocket
+ * to the server, opened as soon as a server is found so that commands sent meanwhile wait in
+ * the page; they run once the viewer is ready (startChannel).
+ */
+let channel = null;
+function openChannel() {
+  const viewerId = query.get("viewerId");
+  const viewerToken = query.get("viewerToken");
+  const framed = window.parent !== window;
+  if (!wantsChannel({ viewerId, viewerToken, jupyter: query.get("jupyter") === "true", framed, overComm })) return;
+  channel = new CommandChannel({ url: commandsUrl(pageBase(pageHref), viewerId, viewerToken), viewerId, viewerToken });
+  window.__cellucidChannel = channel;
+  channel.connect();
+}
+
+function startChannel(viewer) {
+  if (channel === null) return;
+  if (!viewer.bridge) return channel.close();
+  viewer.on("freeze", () => channel.close());
+  channel.start((command) => viewer.bridge.command(command));
+}
+
+/**
  * Compare groups for this page: on the server when there is one (credentials from the query, else
  * from POST _cellucid/viewers), else in a worker over the gene files (analysis/compare.js).
  */
@@ -258,11 +282,13 @@ async function boot() {
     }
     throw err;
   }
+  if (found.mode === "server") openChannel();
   const entry = await pickDataset(found.datasets, found.defaultId);
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
   const ds = await openDataset(base, entry, progress, found.mode === "static" ? "datasets.json" : "_cellucid/datasets");
   screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
   const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode });
+  startChannel(viewer);
   if (found.mode === "server") pollHealth(viewer);
   else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
 }
@@ -282,6 +308,7 @@ async function bench(n) {
 
 function fail(err) {
   console.error(err);
+  if (channel !== null) channel.close();
   const e = err instanceof LoadError ? err : { message: String((err && err.message) || err) };
   screen.error(e, [["Server", overComm ? "the notebook kernel (comm transport)" : pageBase(pageHref).href]]);
   if (window.__cellucid && window.__cellucid.emit && e.file) window.__cellucid.emit("error", { file: e.file, key: e.key, message: e.message });

@@ -28,6 +28,7 @@ from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
 from . import embeddings
 from .bundles import MAX_BUNDLE_BYTES, BundleUpload
+from .commands import CommandHubs
 from .compare import (
     CompareRequestError,
     CompareService,
@@ -99,12 +100,16 @@ class ServerConfig:
     comparisons: CompareService | None = None
     #: credentials of pages opened without any (``/_cellucid/viewers``)
     page_viewers: PageViewers | None = None
+    #: commands to pages in plain browser tabs (``/_cellucid/commands``)
+    command_hubs: CommandHubs | None = None
 
     def __post_init__(self) -> None:
         if self.comparisons is None:
             self.comparisons = CompareService(self.source)
         if self.page_viewers is None:
             self.page_viewers = PageViewers(self.registry)
+        if self.command_hubs is None:
+            self.command_hubs = CommandHubs(self.registry)
 
     def shutdown(self) -> None:
         for pool in (self.executor, self.fast_executor):
@@ -467,6 +472,26 @@ async def compare(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def commands(request: web.Request) -> web.StreamResponse:
+    """The command channel of a page in a plain tab: a WebSocket (PROTOCOL.md)."""
+    config = request.app[CONFIG]
+    assert config.command_hubs is not None
+    query = request.query
+    try:  # credentials before the upgrade
+        channel = config.registry.authenticate(query.get("viewerId"), query.get("viewerToken"))
+    except EventRequestError as exc:
+        return json_response(exc.body, exc.status)
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        return error_response(400, "_cellucid/commands is a WebSocket: send an Upgrade request")
+    return await config.command_hubs.serve(channel.viewer_id, request)
+
+
+async def _close_command_pages(app: web.Application) -> None:
+    hubs = app[CONFIG].command_hubs
+    if hubs is not None:
+        await hubs.shutdown()
+
+
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -476,6 +501,7 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     app[CONFIG] = config
     app.on_response_prepare.append(_on_prepare)
+    app.on_shutdown.append(_close_command_pages)
     r = app.router
     for path in ("/", "/index.html"):
         r.add_get(path, index)
@@ -491,6 +517,7 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_get("/_cellucid/embeddings", embeddings.listing)
     r.add_get("/_cellucid/embedding", embeddings.points)
     r.add_post("/_cellucid/viewers", page_viewer)
+    r.add_get("/_cellucid/commands", commands)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
     return app
@@ -506,6 +533,7 @@ API_METHODS = {
     "/_cellucid/embeddings": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/embedding": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/viewers": ["POST", "OPTIONS"],
+    "/_cellucid/commands": ["GET", "HEAD", "OPTIONS"],
 }
 
 

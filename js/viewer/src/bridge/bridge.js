@@ -354,18 +354,27 @@ export function installBridge(viewer, options = {}) {
     return undefined;
   }
 
-  function onMessage(event) {
-    if (disposed) return;
-    const data = event.data;
+  /** A command from postMessage (`event`: its MessageEvent) or from the command channel
+   * (`event` null: the server authenticated the socket, so there is no origin to pin). */
+  function receive(data, event) {
+    if (disposed) return undefined;
     const { verdict, reason } = classifyMessage(data, { viewerId, viewerToken });
     if (verdict === "ignore") {
       stats.ignored += 1;
-      return;
+      return undefined;
     }
     if (verdict === "reject") return reject(data.type, reason);
-    if (!pin.admit(event.origin)) {
+    if (event !== null && !pinOrigin(event)) {
       return reject(data.type, `origin ${event.origin} is not the pinned origin ${pin.origin}`);
     }
+    const checked = checkCommand(data, { nCells: viewer.nCells, decode: decodeCells });
+    if (!checked.ok) return reject(data.type, checked.reason, { reply: true });
+    run(checked.command);
+    return undefined;
+  }
+
+  function pinOrigin(event) {
+    if (!pin.admit(event.origin)) return false;
     stats.pinnedOrigin = pin.origin;
     if (parentOrigin === null && framed && event.source === win.parent && event.origin !== "null") {
       parentOrigin = event.origin;
@@ -376,10 +385,11 @@ export function installBridge(viewer, options = {}) {
         flushPending();
       }
     }
-    const checked = checkCommand(data, { nCells: viewer.nCells, decode: decodeCells });
-    if (!checked.ok) return reject(data.type, checked.reason, { reply: true });
-    run(checked.command);
-    return undefined;
+    return true;
+  }
+
+  function onMessage(event) {
+    receive(event.data, event);
   }
 
   function onPageHide() {
@@ -399,6 +409,11 @@ export function installBridge(viewer, options = {}) {
     },
     get pinnedOrigin() {
       return pin.origin;
+    },
+    /** Run a command that came by the command channel (channel.js): the checks of a
+     * postMessage command (credentials, envelope, fields) except origin pinning. */
+    command(data) {
+      receive(data, null);
     },
     /** Handle a custom command type (instead of viewer.handleCustomCommand). */
     onCommand(type, handler) {
