@@ -52,3 +52,56 @@ def test_internal_errors_log_one_line_and_keep_the_traceback_for_debug(export, c
     assert "RuntimeError" in errors[0].getMessage()
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
     assert debug and "boom" in str(debug[0].exc_info[1])
+
+
+# ---- strangers cost nothing: credentials before the body ----------------------------------
+def _post_head(port, target, length):
+    """Announce ``length`` body bytes, send none, and read the answer."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("POST", target)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_events_with_bad_query_credentials_are_refused_before_the_body(export):
+    from cellucid.server.events import ViewerChannel
+
+    with serving(ExportFolderSource(export)) as srv:
+        channel = ViewerChannel()
+        srv.config.registry.add(channel)
+        big = 100 * 1024 * 1024  # announced, never sent: an answer proves nothing was read
+        status, body = _post_head(srv.port, "/_cellucid/events?viewerId=nope&viewerToken=x", big)
+        assert status == 404 and body["status"] == "error"
+        target = f"/_cellucid/events?viewerId={channel.viewer_id}&viewerToken=wrong"
+        assert _post_head(srv.port, target, big)[0] == 403
+        # credentials only in the body (the web app's form): a tight budget, answered at once
+        status, body = _post_head(srv.port, "/_cellucid/events", 48 * 1024 * 1024)
+        assert status == 413 and "exceeds" in body["message"]
+        # our viewer's form: credentials in the query and the body, any size up to the limit
+        import json
+
+        event = {
+            "type": "note",
+            "viewerId": channel.viewer_id,
+            "viewerToken": channel.token,
+            "text": "x" * (2 * 1024 * 1024),
+        }
+        resp = srv.request(
+            "POST",
+            f"/_cellucid/events?viewerId={channel.viewer_id}&viewerToken={channel.token}",
+            {"Content-Type": "application/json"},
+            json.dumps(event).encode(),
+        )
+        assert resp.status == 200, resp
+        assert channel.state.last_event_type == "note"
+        assert channel.state.last_event["text"].startswith("xxx")
+        channel.close()

@@ -528,7 +528,7 @@ describe("installBridge", () => {
     // eventId = page id + sequence: the click on empty space (2) sent nothing
     assert.deepEqual(
       fetch.requests.map((r) => r.url),
-      [1, 2, 3].map((i) => `http://127.0.0.1:8765/sub/_cellucid/events?eventId=p1-${i}`),
+      [1, 2, 3].map((i) => `http://127.0.0.1:8765/sub/_cellucid/events?viewerId=${ID}&viewerToken=${TOKEN}&eventId=p1-${i}`),
     );
     assert.deepEqual(fetch.requests.map((r) => r.json), [
       { type: "ready", viewerId: ID, viewerToken: TOKEN, n_cells: 20, dimensions: 2 },
@@ -804,7 +804,7 @@ describe("installBridge", () => {
       await settle(bridge);
       assert.equal(bridge.transport, "http");
       assert.deepEqual(fetch.requests.map((r) => r.json.type), ["ready"]);
-      assert.equal(fetch.requests[0].url, "http://127.0.0.1:8765/_cellucid/events?eventId=p1-1");
+      assert.equal(fetch.requests[0].url, `http://127.0.0.1:8765/_cellucid/events?viewerId=${ID}&viewerToken=${TOKEN}&eventId=p1-1`);
       assert.equal(parent.posted.length, 0);
     });
 

@@ -119,6 +119,8 @@ class ServerConfig:
 
 
 CONFIG = web.AppKey("cellucid_config", ServerConfig)
+#: bounds how many event bodies without query credentials are read at once
+UNCHECKED_GATE = web.AppKey("cellucid_unchecked_gate", asyncio.Semaphore)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -367,13 +369,32 @@ def event_id_of(query: Mapping[str, str]) -> str | None:
     return event_id
 
 
+#: the body of an event whose credentials are only inside it (the Cellucid web app's form)
+#: is read under a budget: at most this size (a 40M-cell selection bitset fits), and at most
+#: two such bodies at once, so strangers cannot make the server hold large amounts
+MAX_UNCHECKED_EVENT_BYTES = 32 * 1024 * 1024
+_UNCHECKED_READS = 2
+
+
 async def events(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
+    query = request.query
     try:
-        event_id = event_id_of(request.query)
+        event_id = event_id_of(query)
     except ValueError as exc:
         return error_response(400, str(exc))
-    body = await read_limited(request, config.max_event_bytes)
+    if "viewerId" in query or "viewerToken" in query:  # checked before the body is read
+        try:
+            config.registry.authenticate(query.get("viewerId"), query.get("viewerToken"))
+        except EventRequestError as exc:
+            return json_response(exc.body, exc.status)
+        body = await read_limited(request, config.max_event_bytes)
+    else:
+        gate = request.app[UNCHECKED_GATE]
+        async with gate:
+            body = await read_limited(
+                request, min(MAX_UNCHECKED_EVENT_BYTES, config.max_event_bytes)
+            )
     if isinstance(body, web.Response):
         return body
     loop = asyncio.get_running_loop()
@@ -500,6 +521,7 @@ def create_app(config: ServerConfig) -> web.Application:
         client_max_size=max(config.max_event_bytes, config.max_bundle_bytes) + 1024,
     )
     app[CONFIG] = config
+    app[UNCHECKED_GATE] = asyncio.Semaphore(_UNCHECKED_READS)
     app.on_response_prepare.append(_on_prepare)
     app.on_shutdown.append(_close_command_pages)
     r = app.router

@@ -107,9 +107,13 @@ export function installBridge(viewer, options = {}) {
 
   // ---- events out ----------------------------------------------------------------------
 
+  // The credentials go in the query as well as in the body: the server checks them before
+  // it reads a body (PROTOCOL.md), so strangers cannot make it hold large posts.
   function eventsUrl(eventId = null) {
     const url = new URL("_cellucid/events", base);
-    if (eventId) url.search = new URLSearchParams({ eventId }).toString();
+    const query = hasCredentials ? { viewerId, viewerToken } : {};
+    if (eventId) query.eventId = eventId;
+    url.search = new URLSearchParams(query).toString();
     return url;
   }
 
