@@ -105,3 +105,12 @@ def test_events_with_bad_query_credentials_are_refused_before_the_body(export):
         assert channel.state.last_event_type == "note"
         assert channel.state.last_event["text"].startswith("xxx")
         channel.close()
+
+
+def test_session_bundle_uploads_are_refused_before_the_body(export):
+    with serving(ExportFolderSource(export)) as srv:
+        big = 100 * 1024 * 1024
+        target = "/_cellucid/session_bundle?viewerId=nope&viewerToken=x&requestId=r"
+        status, body = _post_head(srv.port, target, big)
+        assert status == 404 and body["status"] == "error"
+        assert _post_head(srv.port, "/_cellucid/session_bundle", big)[0] == 400
