@@ -36,6 +36,8 @@ from .compare import (
 )
 from .events import EventRequestError, ViewerRegistry
 from .files import send_file
+from .obs_names import ObsNamesError
+from .obs_names import answer as obs_names_answer
 from .viewers import MAX_BODY as MAX_VIEWERS_BODY
 from .viewers import PageViewers
 
@@ -459,6 +461,20 @@ async def compare(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def obs_names(request: web.Request) -> web.Response:
+    """A block of cell names for the hover tooltip, binary (PROTOCOL.md); no credentials:
+    the names are public data of the dataset, like its files."""
+    config = request.app[CONFIG]
+    loop = asyncio.get_running_loop()
+    try:
+        body = await loop.run_in_executor(
+            config.executor, obs_names_answer, config.source, request.query
+        )
+    except ObsNamesError as exc:
+        return error_response(exc.status, exc.message)
+    return web.Response(body=body, headers={"Content-Type": "application/octet-stream"})
+
+
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -481,6 +497,7 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_post("/_cellucid/session_bundle", session_bundle)
     r.add_post("/_cellucid/compare", compare)
     r.add_post("/_cellucid/viewers", page_viewer)
+    r.add_get("/_cellucid/obs_names", obs_names)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
     return app
@@ -494,6 +511,7 @@ API_METHODS = {
     "/_cellucid/session_bundle": ["POST", "OPTIONS"],
     "/_cellucid/compare": ["POST", "OPTIONS"],
     "/_cellucid/viewers": ["POST", "OPTIONS"],
+    "/_cellucid/obs_names": ["GET", "HEAD", "OPTIONS"],
 }
 
 
