@@ -23,6 +23,7 @@ from _browser import (
     changed_fraction,
     drag,
     drawn_mask,
+    export_figure,
     geometry,
     region,
     wait_until,
@@ -52,23 +53,19 @@ def open_named(open_viewer, named_server):
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-def _visible(page) -> int:
-    return page.evaluate("() => window.__cellucid.visibleCount")
-
-
 def _filters(page) -> list[str]:
     return page.locator(".filter-row .filter-text").all_inner_texts()
 
 
+def _wait_field(page, key: str) -> None:
+    page.wait_for_function(
+        f"() => window.__cellucid.field && window.__cellucid.field.key === {key!r}",
+        timeout=10_000,
+    )
+
+
 def _wait_visible(page, count: int) -> None:
     page.wait_for_function(f"() => window.__cellucid.visibleCount === {count}", timeout=10_000)
-
-
-def _export(page, name: str) -> bytes:
-    with page.expect_download(timeout=30_000) as info:
-        page.get_by_role("button", name=name, exact=True).click()
-    with open(info.value.path(), "rb") as fh:
-        return fh.read()
 
 
 def _hover(page, point) -> None:
@@ -159,9 +156,7 @@ def test_range_filter_typed_and_brushed_then_removed(open_viewer, clusters):
 def test_only_these_hides_cells_from_hover_click_and_lasso(open_named, clusters):
     viewer = open_named()
     page = viewer.page
-    page.wait_for_function(
-        "() => window.__cellucid.field && window.__cellucid.field.key === 'cluster'"
-    )
+    _wait_field(page, "cluster")
     viewer.stable_shot()
     points = viewer.points()
     lone = points[clusters.lone]
@@ -237,9 +232,7 @@ def test_highlights_edges_and_labels_obey_filters_on_screen_and_in_figures(open_
 
     viewer = open_named()
     page = viewer.page
-    page.wait_for_function(
-        "() => window.__cellucid.field && window.__cellucid.field.key === 'cluster'"
-    )
+    _wait_field(page, "cluster")
     alpha, beta = clusters.members["alpha"], clusters.members["beta"]
     viewer.command("highlight", cells=np.concatenate([alpha, beta[:30]]).tolist(), color="#ff00ff")
     page.get_by_role("checkbox", name=re.compile("KNN edges")).check()
@@ -278,7 +271,7 @@ def test_highlights_edges_and_labels_obey_filters_on_screen_and_in_figures(open_
     ]
 
     # SVG: the visible cells, the visible highlight marks, the kept edges and the labels
-    root = ET.fromstring(_export(page, "SVG").decode("utf-8"))
+    root = ET.fromstring(export_figure(page, "SVG").decode("utf-8"))
     cells = root.find(f"{SVG}g[@class='cells']")
     assert len(cells) == clusters.n - len(alpha)
     marks = root.findall(f".//{SVG}g[@class='highlight']/{SVG}circle")
@@ -295,7 +288,9 @@ def test_highlights_edges_and_labels_obey_filters_on_screen_and_in_figures(open_
     )
 
     # PNG: the same picture as the screen (no alpha, beta's highlight)
-    png = np.asarray(Image.open(io.BytesIO(_export(page, "1×"))).convert("RGB"), dtype=np.int16)
+    png = np.asarray(
+        Image.open(io.BytesIO(export_figure(page, "1×"))).convert("RGB"), dtype=np.int16
+    )
     centre, radius = geo["alpha"]
     assert not drawn_mask(region(png, centre, radius * 1.3), background_colour(png)).any()
     centre, radius = geo["beta"]
