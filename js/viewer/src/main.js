@@ -280,7 +280,7 @@ async function bench(n) {
   const ds = syntheticDataset(n, dim);
   connection("static", "Benchmark mode (no server)");
   const viewer = await start(ds, { bench: true });
-  const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0", measure: query.get("measure") === "filters" });
+  const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0", measure: query.get("measure") === "filters", rounds: Math.max(1, parseInt(query.get("rounds"), 10) || 7) });
   stats.generateMs = Math.round(ds.generateMs);
   viewer.bench = stats;
 }

@@ -39,13 +39,14 @@ export function onlyCategories(key, categories, names) {
 
 /**
  * A legend click on a category of `key`: the filter after hiding/showing category `which`
- * (an index), "all" or "none"; `solo` keeps only `which`. `current` is the field's filter or null.
+ * (an index), "all" or "none"; `solo` keeps only `which`. `current` is the field's filter or null;
+ * its rule for cells without a category is kept, except by "all", which shows every cell.
  */
 export function toggleCategory(current, key, categories, which, solo = false) {
   const k = categories.length;
   const inc = current ? Uint8Array.from(current.include) : new Uint8Array(k).fill(1);
-  if (which === "all") inc.fill(1);
-  else if (which === "none") inc.fill(0);
+  if (which === "all") return categoryFilter(key, categories, inc.fill(1), true); // "show all": no filter
+  if (which === "none") inc.fill(0);
   else if (solo) {
     inc.fill(0);
     inc[which] = 1;

@@ -1,7 +1,8 @@
 // ?bench=N: N synthetic cells generated in the page (no server), with fps and load time
 // shown in the page and exposed on window.__cellucid.bench for tests.
 // &measure=filters also times a filter change against a plain recolour (ui/benchfilters.js)
-// once the page has drawn for a second, with the camera still; bench.filters holds the result.
+// once the page has drawn for a second, with the camera still (&rounds=R, default 7, median);
+// bench.filters holds the result.
 
 import { h } from "./dom.js";
 import { measureFilterChange } from "./benchfilters.js";
@@ -58,7 +59,7 @@ export function syntheticDataset(n, dim) {
 }
 
 /** fps meter + camera animation; returns the stats object it keeps updating. */
-export function runBenchHud(viewer, stage, { startedAt, animate = true, measure = false }) {
+export function runBenchHud(viewer, stage, { startedAt, animate = true, measure = false, rounds = 7 }) {
   const stats = { n: viewer.nCells, dim: viewer.dim, loadMs: null, fps: null, frames: 0, filters: null, paused: false };
   const hud = h("div.hud", { "aria-live": "off" });
   stage.append(hud);
@@ -99,7 +100,7 @@ export function runBenchHud(viewer, stage, { startedAt, animate = true, measure 
   if (measure) {
     const once = viewer.on("frame", () => {
       once();
-      setTimeout(() => stats.measureFilters().catch((err) => (stats.filters = { error: String(err) })), 1000);
+      setTimeout(() => stats.measureFilters({ rounds }).catch((err) => (stats.filters = { error: String(err) })), 1000);
     });
   }
   setInterval(tick, 500);
