@@ -165,24 +165,25 @@ function comparerFor(dataset, mode) {
 
 /**
  * Cell names for the tooltip, from the server's GET _cellucid/obs_names (PROTOCOL.md), a block
- * at a time on first hover; none on a static host (the row number is shown).
+ * at a time on first hover. A static host and a server of export folders have none (the row
+ * number is shown), so they are not asked.
  */
-function obsNamesFor(viewer, mode) {
+function obsNamesFor(viewer, mode, health) {
   const base = pageBase(pageHref);
   const id = encodeURIComponent(viewer.dataset.id);
   return new ObsNameLoader({
     nCells: viewer.nCells,
-    enabled: mode === "server",
+    enabled: mode === "server" && !(health && health.type === "exported"),
     fetchBlock: (start, count) => fetchBytes(base, `_cellucid/obs_names?dataset=${id}&start=${start}&count=${count}`),
     onLoad: () => viewer.emit("obsnames", null),
   });
 }
 
-async function start(dataset, { datasets = [], currentId, bench = false, mode = "static" } = {}) {
+async function start(dataset, { datasets = [], currentId, bench = false, mode = "static", health = null } = {}) {
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
   viewer.filterJobs = new FilterJobs({ createWorker: createFiltersWorker });
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
-  if (!bench) viewer.obsNames = obsNamesFor(viewer, mode);
+  if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
   window.__cellucid = viewer;
   app.hidden = false;
   await viewer.start();
@@ -267,7 +268,7 @@ async function boot() {
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
   const ds = await openDataset(base, entry, progress, found.mode === "static" ? "datasets.json" : "_cellucid/datasets");
   screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
-  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode });
+  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode, health: found.health });
   if (found.mode === "server") pollHealth(viewer);
   else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
 }

@@ -210,9 +210,9 @@ export class Viewer {
     this.emit("visibility", { count: this.visibility.count, n: this.nCells });
   }
 
-  /** Is cell i drawn now (setVisibility layer and every filter)? */
+  /** The older name of isVisible. */
   isShown(i) {
-    return this.visibility.mask[i] === 1;
+    return this.isVisible(i);
   }
 
   // ------------------------------------------------------------------ visibility and filters
