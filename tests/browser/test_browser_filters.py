@@ -136,6 +136,19 @@ def test_range_filter_typed_and_brushed_then_removed(open_viewer, clusters):
     assert _filters(page) == []
     assert changed_fraction(before, viewer.stable_shot()) < 0.001
 
+    # a gene filter from the gene search: GeneAlpha >= 1 keeps alpha only
+    gene_search = page.get_by_label("Filter by gene")
+    gene_search.fill("GeneAlpha")
+    gene_search.press("Enter")
+    page.locator("canvas.filter-hist[data-ready='true']").wait_for(timeout=10_000)
+    minimum = page.get_by_label("Filter minimum")
+    minimum.fill("1")
+    minimum.press("Enter")
+    _wait_visible(page, len(clusters.members["alpha"]))
+    assert _filters(page) == ["GeneAlpha ≥ 1"]
+    page.get_by_role("button", name="clear all").click()
+    _wait_visible(page, clusters.n)
+
     # a gene opens on the 1st-99th percentile of its expressing cells; the full range is a click away
     gene = np.asarray(clusters.adata[:, "GeneY"].X.todense()).ravel().astype(np.float32)
     viewer.command("setColorBy", field="GeneY")
@@ -270,6 +283,14 @@ def test_highlights_edges_and_labels_obey_filters_on_screen_and_in_figures(open_
         "lone",
     ]
 
+    # the SVG limit counts drawn edges too
+    kept = _edges_kept(clusters.adata, alpha)
+    page.evaluate(f"() => {{ window.__cellucid.svgLimit = {kept - 1}; }}")
+    page.get_by_role("button", name="SVG", exact=True).click()
+    message = f"SVG export is limited to {kept - 1:,} KNN edges; {kept:,} are drawn"
+    page.locator(".sec", has_text="Figure").get_by_text(message).wait_for(timeout=5000)
+    page.evaluate("() => { window.__cellucid.svgLimit = 200000; }")
+
     # SVG: the visible cells, the visible highlight marks, the kept edges and the labels
     root = ET.fromstring(export_figure(page, "SVG").decode("utf-8"))
     cells = root.find(f"{SVG}g[@class='cells']")
@@ -277,7 +298,7 @@ def test_highlights_edges_and_labels_obey_filters_on_screen_and_in_figures(open_
     marks = root.findall(f".//{SVG}g[@class='highlight']/{SVG}circle")
     assert len(marks) == 30
     (path,) = root.findall(f".//{SVG}path[@class='knn-edges']")
-    assert path.get("d").count("M") == _edges_kept(clusters.adata, alpha)
+    assert path.get("d").count("M") == kept
     texts = [t.text for t in root.findall(f".//{SVG}g[@class='labels']/{SVG}text")]
     assert texts == ["beta", "gamma", "delta", "lone"]
     # the marks sit on beta's cells
