@@ -36,23 +36,35 @@ async function clean() {
   await rm(outRoot, { recursive: true, force: true });
 }
 
-// The compare worker, bundled on its own and handed to the viewer bundle as the string export of
-// the virtual module "cellucid:compare-worker" (started from a Blob URL: no extra file to find).
+// The viewer's workers, each bundled on its own and handed to the viewer bundle as the string
+// export of a virtual module "cellucid:<name>" (started from a Blob URL by
+// viewer/src/analysis/workerhost.js: no extra file to find).
+const WORKERS = {
+  "compare-worker": path.join("viewer", "src", "analysis", "worker.js"), // compare groups
+  "filters-worker": path.join("viewer", "src", "filters", "worker.js"), // histograms
+};
+
 async function workerSourcePlugin() {
-  const built = await esbuild.build({
-    ...common,
-    logLevel: "warning",
-    sourcemap: false,
-    entryPoints: [path.join(here, "viewer", "src", "analysis", "worker.js")],
-    format: "iife",
-    write: false,
-  });
-  const code = built.outputFiles[0].text;
+  const code = {};
+  for (const [name, entry] of Object.entries(WORKERS)) {
+    const built = await esbuild.build({
+      ...common,
+      logLevel: "warning",
+      sourcemap: false,
+      entryPoints: [path.join(here, entry)],
+      format: "iife",
+      write: false,
+    });
+    code[name] = built.outputFiles[0].text;
+  }
   return {
-    name: "compare-worker-source",
+    name: "worker-sources",
     setup(build) {
-      build.onResolve({ filter: /^cellucid:compare-worker$/ }, (args) => ({ path: args.path, namespace: "cellucid-worker" }));
-      build.onLoad({ filter: /.*/, namespace: "cellucid-worker" }, () => ({ contents: `export default ${JSON.stringify(code)};`, loader: "js" }));
+      build.onResolve({ filter: /^cellucid:[a-z-]+-worker$/ }, (args) => ({ path: args.path.slice("cellucid:".length), namespace: "cellucid-worker" }));
+      build.onLoad({ filter: /.*/, namespace: "cellucid-worker" }, (args) => {
+        if (!(args.path in code)) return { errors: [{ text: `no worker named ${args.path}` }] };
+        return { contents: `export default ${JSON.stringify(code[args.path])};`, loader: "js" };
+      });
     },
   };
 }

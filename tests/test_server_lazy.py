@@ -228,3 +228,27 @@ def test_lazy_obs_reads_the_columns_not_the_cell_names(tmp_path):
             assert list(lazy.var.index) == list(adata.var_names) and lazy.X is None
         finally:
             matrix.close()
+
+
+def test_cell_names_of_a_file_are_read_a_block_at_a_time(tmp_path):
+    """The hover tooltip's names come from the file on demand, equal to obs_names."""
+    import anndata as ad
+    import pandas as pd
+
+    from cellucid.server.obs_names import answer, decode_block
+    from cellucid.sources.anndata import AnnDataAdapter
+    from cellucid.sources.detect import FileObsNames
+
+    n = 300
+    adata = ad.AnnData(
+        X=np.ones((n, 2), np.float32),
+        obs=pd.DataFrame(index=[f"AAAC-{i}-ü" for i in range(n)]),
+        obsm={"X_umap": np.random.default_rng(0).normal(size=(n, 2))},
+    )
+    for name in ("d.h5ad", "d.zarr"):
+        path = tmp_path / name
+        adata.write_h5ad(path) if name.endswith("h5ad") else adata.write_zarr(path)
+        with AnnDataAdapter.from_file(path) as adapter:
+            assert isinstance(adapter.obs_names(), FileObsNames)
+            start, names = decode_block(answer(adapter, {"start": "250", "count": "10"}))
+            assert start == 250 and names == list(adata.obs_names[250:260])

@@ -203,3 +203,28 @@ test("robustRange: min/max, percentiles, sampling, degenerate inputs", () => {
   assert.equal(b.min, -5); // exact, not sampled
   assert.ok(Math.abs(b.p1 - 0.01) < 0.003 && Math.abs(b.p99 - 0.99) < 0.003);
 });
+
+test("robustRange nonZero: percentiles of the expressing cells, full min/max, fallbacks", () => {
+  // a gene: 90 % zeros, the expressing cells spread over 1..100
+  const gene = new Float32Array(1000);
+  for (let i = 0; i < 100; i++) gene[i * 10] = i + 1;
+  gene[5] = NaN;
+  const r = robustRange(gene, { nonZero: true });
+  assert.deepEqual([r.min, r.max, r.nFinite], [0, 100, 999]);
+  assert.ok(Math.abs(r.p1 - 1.99) < 1e-9 && Math.abs(r.p99 - 99.01) < 1e-9, `${r.p1} ${r.p99}`);
+  assert.deepEqual([r.lo, r.hi], [r.p1, r.p99]);
+  // the plain range would start at the zeros
+  assert.equal(robustRange(gene).lo, 0);
+  // expressed at one level only: the full range (zeros to that level) instead of an empty one
+  const flat = Float32Array.of(0, 0, 5, 5, 0);
+  const f = robustRange(flat, { nonZero: true });
+  assert.deepEqual([f.lo, f.hi], [0, 5]);
+  // not expressed at all: [0, 1]
+  const zero = robustRange(new Float32Array(10), { nonZero: true });
+  assert.deepEqual([zero.lo, zero.hi, zero.min, zero.max], [0, 1, 0, 0]);
+  // sampling keeps every expressing cell of a sparse gene in the sample
+  const sparse = new Float32Array(2_000_000);
+  for (let i = 0; i < 1000; i++) sparse[i * 2000 + 7] = 1 + i / 999;
+  const s = robustRange(sparse, { nonZero: true, maxSample: 100000 });
+  assert.ok(Math.abs(s.p1 - 1.01) < 1e-3 && Math.abs(s.p99 - 1.99) < 1e-3, `${s.p1} ${s.p99}`);
+});

@@ -31,6 +31,8 @@ from .server.app import (
 from .server.bundles import BundleUpload
 from .server.compare import answer_whole
 from .server.events import error_body
+from .server.obs_names import ObsNamesError
+from .server.obs_names import answer as obs_names_answer
 
 __all__ = ["CommFiles", "Reply", "viewer_page"]
 
@@ -139,6 +141,15 @@ class CommFiles:
             if isinstance(answer, bytes):
                 return Reply(status, {"content-type": "application/x-ndjson"}, answer)
             return Reply.json(answer, status)
+        if route == "_cellucid/obs_names":
+            if method not in ("GET", "HEAD"):
+                return Reply.error(405, f"{method} is not allowed on /{route}")
+            try:
+                names = obs_names_answer(self.config.source, query)
+            except ObsNamesError as exc:
+                return Reply.error(exc.status, exc.message)
+            headers = {"content-type": "application/octet-stream", "cache-control": "no-store"}
+            return Reply(200, headers, b"" if method == "HEAD" else names)
         if route.startswith("_cellucid/"):
             return Reply.error(404, f"unknown endpoint /{route}")
         if method not in ("GET", "HEAD"):

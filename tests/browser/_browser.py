@@ -305,3 +305,11 @@ def drag(page, polygon: list[tuple[float, float]], steps: int = 3) -> None:
     for point in [*polygon[1:], first]:
         page.mouse.move(*point, steps=steps)
     page.mouse.up()
+
+
+def export_figure(page, button_name: str) -> bytes:
+    """Click a figure export button of the panel (``1×``, ``SVG``, …); the downloaded bytes."""
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name=button_name, exact=True).click()
+    with open(info.value.path(), "rb") as fh:
+        return fh.read()

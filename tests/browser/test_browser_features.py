@@ -24,6 +24,7 @@ from _browser import (
     circle,
     drag,
     drawn_mask,
+    export_figure,
     geometry,
     inside,
     pixels,
@@ -84,14 +85,6 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def _export(page, button_name: str) -> bytes:
-    with page.expect_download(timeout=30_000) as info:
-        page.get_by_role("button", name=button_name, exact=True).click()
-    path = info.value.path()
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
 def _canvas_css_size(page) -> tuple[int, int]:
     return tuple(
         page.evaluate(
@@ -117,7 +110,7 @@ def test_png_export_scales_and_includes_the_legend(open_features, clusters):
     sizes = {}
     images = {}
     for scale in (1, 2, 4):
-        data = _export(page, f"{scale}×")
+        data = export_figure(page, f"{scale}×")
         sizes[scale] = _png_size(data)
         images[scale] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
     base_w, base_h = sizes[1]
@@ -152,7 +145,7 @@ def test_svg_export_has_one_mark_per_visible_cell(open_features, clusters):
     viewer = open_features()
     page = viewer.page
     viewer.settle()
-    marks = _svg_marks(_export(page, "SVG").decode("utf-8"))
+    marks = _svg_marks(export_figure(page, "SVG").decode("utf-8"))
     assert len(marks) == clusters.n
 
     hidden = clusters.members["gamma"]
@@ -161,7 +154,7 @@ def test_svg_export_has_one_mark_per_visible_cell(open_features, clusters):
         hidden.tolist(),
     )
     viewer.settle()
-    marks = _svg_marks(_export(page, "SVG").decode("utf-8"))
+    marks = _svg_marks(export_figure(page, "SVG").decode("utf-8"))
     assert len(marks) == clusters.n - len(hidden)
     # the marks sit where the visible cells are drawn, none where gamma is
     xy = np.array([[float(m.get("cx")), float(m.get("cy"))] for m in marks])
@@ -192,7 +185,7 @@ def test_svg_export_refuses_above_the_limit(open_features, clusters):
     page.evaluate(
         "cells => window.__cellucid.setVisibility(Uint32Array.from(cells), true)", keep.tolist()
     )
-    marks = _svg_marks(_export(page, "SVG").decode("utf-8"))
+    marks = _svg_marks(export_figure(page, "SVG").decode("utf-8"))
     assert len(marks) == 100
     assert len(downloads) == 1, "the refused export downloaded a file"
 

@@ -10,20 +10,24 @@
 import "./style.css";
 import { describeHealth, healthUrl, pageBase, probeHealth } from "./health.js";
 import { discover, openDataset } from "./app/dataset.js";
-import { LoadError, Progress } from "./data/http.js";
+import { fetchBytes, LoadError, Progress } from "./data/http.js";
 import { Viewer } from "./app/viewer.js";
 import { buildPanel } from "./ui/panel.js";
 import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
 import { installLasso } from "./ui/lasso.js";
-import { h, fmtInt, fmtNum } from "./ui/dom.js";
+import { h, fmtInt } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
 import { runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
 import { CommandChannel, commandsUrl, wantsChannel } from "./bridge/channel.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
-import { createCompareWorker } from "./analysis/workerhost.js";
+import { createCompareWorker, createFiltersWorker } from "./analysis/workerhost.js";
+import { FilterJobs } from "./filters/client.js";
 import { buildComparePanel } from "./ui/compare.js";
+import { installTooltip } from "./ui/tooltip.js";
+import { installVisibleCount } from "./ui/filters.js";
+import { ObsNameLoader } from "./data/obsnames.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -88,24 +92,8 @@ function mountUi(viewer, { datasets, currentId }) {
   installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode));
   setTool("navigate");
 
-  // Tooltip: cell index and its value for the active field.
-  viewer.on("pointer", ({ cell, x, y }) => {
-    if (cell === null || viewer.tool === "lasso") {
-      tooltip.hidden = true;
-      return;
-    }
-    const f = viewer.field;
-    const v = viewer.cellValue(cell);
-    tooltip.replaceChildren(h("div.tt-cell", { text: `Cell ${fmtInt(cell)}` }), f ? h("div", {}, h("span.muted", { text: `${f.key}: ` }), h("strong", { text: typeof v === "number" ? (Number.isFinite(v) ? fmtNum(v) : "missing") : String(v) })) : null);
-    tooltip.hidden = false;
-    const w = stageEl.clientWidth;
-    tooltip.style.left = `${Math.min(x + 14, w - tooltip.offsetWidth - 4)}px`;
-    tooltip.style.top = `${y + 14}px`;
-  });
-  canvasHost.addEventListener("pointerleave", () => {
-    tooltip.hidden = true;
-    viewer.handleHover(null);
-  });
+  installTooltip(viewer, { tooltip, stage: stageEl, canvasHost });
+  installVisibleCount(viewer, panelEl);
 
   window.addEventListener("keydown", (e) => {
     if (viewer.frozen || e.target.closest("input, select, textarea")) return;
@@ -199,9 +187,27 @@ function comparerFor(dataset, mode) {
   });
 }
 
-async function start(dataset, { datasets = [], currentId, bench = false, mode = "static" } = {}) {
+/**
+ * Cell names for the tooltip, from the server's GET _cellucid/obs_names (PROTOCOL.md), a block
+ * at a time on first hover. A static host and a server of export folders have none (the row
+ * number is shown), so they are not asked.
+ */
+function obsNamesFor(viewer, mode, health) {
+  const base = pageBase(pageHref);
+  const id = encodeURIComponent(viewer.dataset.id);
+  return new ObsNameLoader({
+    nCells: viewer.nCells,
+    enabled: mode === "server" && !(health && health.type === "exported"),
+    fetchBlock: (start, count) => fetchBytes(base, `_cellucid/obs_names?dataset=${id}&start=${start}&count=${count}`),
+    onLoad: () => viewer.emit("obsnames", null),
+  });
+}
+
+async function start(dataset, { datasets = [], currentId, bench = false, mode = "static", health = null } = {}) {
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
+  viewer.filterJobs = new FilterJobs({ createWorker: createFiltersWorker });
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
+  if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
   window.__cellucid = viewer;
   app.hidden = false;
   await viewer.start();
@@ -287,7 +293,7 @@ async function boot() {
   screen.show("loading", `Loading ${entry.name || entry.id}…`);
   const ds = await openDataset(base, entry, progress, found.mode === "static" ? "datasets.json" : "_cellucid/datasets");
   screen.show("loading", `Loading ${fmtInt(ds.n)} cells…`);
-  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode });
+  const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode, health: found.health });
   startChannel(viewer);
   if (found.mode === "server") pollHealth(viewer);
   else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
@@ -301,7 +307,7 @@ async function bench(n) {
   const ds = syntheticDataset(n, dim);
   connection("static", "Benchmark mode (no server)");
   const viewer = await start(ds, { bench: true });
-  const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0" });
+  const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0", measure: query.get("measure") === "filters", rounds: Math.max(1, parseInt(query.get("rounds"), 10) || 7) });
   stats.generateMs = Math.round(ds.generateMs);
   viewer.bench = stats;
 }

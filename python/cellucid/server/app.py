@@ -39,6 +39,8 @@ from .compare import (
 )
 from .events import EventRequestError, ViewerRegistry
 from .files import send_file
+from .obs_names import ObsNamesError
+from .obs_names import answer as obs_names_answer
 from .viewers import MAX_BODY as MAX_VIEWERS_BODY
 from .viewers import PageViewers
 
@@ -513,6 +515,20 @@ async def _close_command_pages(app: web.Application) -> None:
         await hubs.shutdown()
 
 
+async def obs_names(request: web.Request) -> web.Response:
+    """A block of cell names for the hover tooltip, binary (PROTOCOL.md); no credentials:
+    the names are public data of the dataset, like its files."""
+    config = request.app[CONFIG]
+    loop = asyncio.get_running_loop()
+    try:
+        body = await loop.run_in_executor(
+            config.executor, obs_names_answer, config.source, request.query
+        )
+    except ObsNamesError as exc:
+        return error_response(exc.status, exc.message)
+    return web.Response(body=body, headers={"Content-Type": "application/octet-stream"})
+
+
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -540,6 +556,7 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_get("/_cellucid/embedding", embeddings.points)
     r.add_post("/_cellucid/viewers", page_viewer)
     r.add_get("/_cellucid/commands", commands)
+    r.add_get("/_cellucid/obs_names", obs_names)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
     return app
@@ -556,6 +573,7 @@ API_METHODS = {
     "/_cellucid/embedding": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/viewers": ["POST", "OPTIONS"],
     "/_cellucid/commands": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/obs_names": ["GET", "HEAD", "OPTIONS"],
 }
 
 

@@ -133,6 +133,8 @@ class AnnDataAdapter:
         )
         inputs.points = {d: a for d, a in inputs.points.items() if a is not None}
         self.dataset = ExportDataset(inputs)
+        # Cell names for the viewer's hover (GET /_cellucid/obs_names): not an export file.
+        self._obs_names = adata.obs_names
         self._manifests = self.dataset.manifest_bytes()
         self._payloads = self.dataset.payload_producers()
         self._genes = self.dataset.gene_paths()
@@ -195,6 +197,10 @@ class AnnDataAdapter:
 
     def identity(self) -> dict[str, Any]:
         return self.dataset.identity()
+
+    def obs_names(self, dataset: DatasetEntry | None = None) -> Any:
+        """The AnnData's ``obs_names`` (a pandas Index), in cell order."""
+        return self._obs_names
 
     def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
         gz = relpath.endswith(".gz")

@@ -103,6 +103,8 @@ class LazyAnnData:
     layers: dict[str, Any] = field(default_factory=dict)
     X: Any = None
     isbacked: bool = False
+    #: the cell names, read from the file a slice at a time (:class:`FileObsNames`)
+    obs_names: Any = None
 
     @property
     def n_obs(self) -> int:
@@ -111,6 +113,28 @@ class LazyAnnData:
     @property
     def n_vars(self) -> int:
         return len(self.var)
+
+
+class FileObsNames:
+    """An AnnData file's ``obs_names`` read on demand: ``len()`` and slices only.
+
+    The hover tooltip asks for names in blocks (``GET /_cellucid/obs_names``); reading all
+    of them at start-up would cost seconds at millions of cells.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self._dataset = dataset  # the obs index: an h5py Dataset or a zarr Array
+        self._n = int(dataset.shape[0])
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, key: slice) -> list[str]:
+        if not isinstance(key, slice):
+            raise TypeError("FileObsNames supports slices only")
+        start, stop, step = key.indices(self._n)
+        values = self._dataset[start:stop:step]
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def read_obs_columns(group: Any) -> pd.DataFrame:
@@ -177,4 +201,12 @@ def load_anndata_lazy(
         raise ValueError(f"{p}: obs has {len(obs)} rows but {element} has {matrix.n_cells}")
     if len(var) != matrix.n_genes:
         raise ValueError(f"{p}: var has {len(var)} rows but {element} has {matrix.n_genes} columns")
-    return LazyAnnData(obs=obs, var=var, obsm=obsm, obsp=dict(obsp)), matrix
+    names: Any = None
+    if "obs" in root:
+        index_key = root["obs"].attrs.get("_index")
+        if index_key is not None and index_key in root["obs"]:
+            names = FileObsNames(root["obs"][index_key])
+    if names is None or len(names) != len(obs):
+        names = pd.RangeIndex(len(obs)).astype(str)
+    lazy = LazyAnnData(obs=obs, var=var, obsm=obsm, obsp=dict(obsp), obs_names=names)
+    return lazy, matrix

@@ -2,7 +2,13 @@
 // and the glue between data, scene and panel. Per-cell state lives in typed arrays.
 
 import { Scene } from "../render/scene.js";
-import { colorUniform, MISSING_RGBA, radiiFor } from "../render/colorize.js";
+import { colorUniform, MISSING_RGBA } from "../render/colorize.js";
+import { defaultOpacity, defaultPointSize } from "../render/pointsize.js";
+import { centroidLabels } from "../render/labels.js";
+import { Visibility } from "../filters/visibility.js";
+import { describeFilter, filterId, onlyCategories, rangeFilter, toggleCategory } from "../filters/model.js";
+import { keepVisible } from "../filters/mask.js";
+import { FilterJobs } from "../filters/client.js";
 import { categoricalPalette, hexToRgb } from "../color/palettes.js";
 import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
 import { combineSelection, pointsInPolygon } from "../select/lasso.js";
@@ -25,12 +31,15 @@ function normCells(cells, n) {
 
 /**
  * Colour-bar statistics of continuous values: robustRange (min, max, p1, p99, lo/hi = the 1–99 %
- * range) plus the count of missing values and `full`, the data range used by default.
+ * range) plus the count of missing values, `full` (the data range) and `robust`. Genes: `robust`
+ * is the 1st–99th percentile of the expressing (non-zero) cells and is the default range;
+ * obs fields open on the full range. `defaultRange` names the one used first.
  */
-function valueStats(values) {
-  const r = robustRange(values);
+function valueStats(values, gene = false) {
+  const r = robustRange(values, { nonZero: gene });
   const full = r.nFinite ? [r.min, r.max > r.min ? r.max : r.min + 1] : [r.lo, r.hi];
-  return { ...r, full, robust: [r.lo, r.hi], missing: values.length - r.nFinite };
+  const robust = [r.lo, r.hi];
+  return { ...r, full, robust, expressing: gene, defaultRange: gene ? "robust" : "full", missing: values.length - r.nFinite };
 }
 
 export class Viewer {
@@ -41,7 +50,10 @@ export class Viewer {
     this.dimensions = dataset.dimensions.slice();
     this.dim = dataset.defaultDimension;
     this.listeners = new Map();
-    this.visible = new Uint8Array(this.nCells).fill(1);
+    this.visibility = new Visibility(this.nCells); // setVisibility layer AND filters (filters/)
+    this.visible = this.visibility.base; // the setVisibility layer
+    this.labelsOn = false; // category labels at the centroids
+    this.filterJobs = new FilterJobs(); // histograms; main.js gives it the bundled worker
     this._selection = new Uint32Array(0);
     this.highlights = []; // {id, label, color, rgb, cells}
     this.highlightPageId = "page-1";
@@ -52,8 +64,8 @@ export class Viewer {
     this.colormap = "viridis";
     this.ranges = new Map(); // key -> [lo, hi]
     this.stats = null;
-    this.pointSize = this.nCells > 500000 ? 1.2 : this.nCells > 100000 ? 1.8 : this.nCells > 10000 ? 2.6 : 4;
-    this.opacity = this.nCells > 200000 ? 0.7 : 0.9;
+    this.pointSize = defaultPointSize(this.nCells);
+    this.opacity = defaultOpacity(this.nCells);
     this.dark = false;
     this.frozen = false;
     this.hoverCell = null;
@@ -62,6 +74,7 @@ export class Viewer {
     this.comparisons = []; // finished comparisons (kept in the session bundle)
     this.activeComparison = null; // the one the compare panel shows (and figure export draws)
     this.compareRun = null; // {cmp, controller} while one runs
+    this.obsNames = null; // data/obsnames.js ObsNameLoader, set by main.js (server mode)
     this.scene =
       scene ||
       new Scene(stage.canvasHost, {
@@ -131,6 +144,7 @@ export class Viewer {
       const k = data.categories.length;
       if (!this.palettes.has(field)) this.palettes.set(field, categoricalPalette(k));
       this.hiddenCats = new Uint8Array(k);
+      this.syncHiddenCats(data);
       const counts = new Uint32Array(k + 1);
       for (let i = 0; i < data.codes.length; i++) {
         const c = data.codes[i];
@@ -140,11 +154,11 @@ export class Viewer {
       this.stats = null;
     } else {
       this.hiddenCats = null;
-      this.stats = valueStats(data.values);
-      if (!this.ranges.has(field)) this.ranges.set(field, this.stats.full);
+      this.stats = valueStats(data.values, data.source === "var");
+      if (!this.ranges.has(field)) this.ranges.set(field, this.stats[this.stats.defaultRange]);
     }
     this.recolor();
-    this.applyRadii();
+    this.updateLabels();
     this.emit("loading", { key: field, loading: false });
     this.emit("field", data);
   }
@@ -176,38 +190,131 @@ export class Viewer {
     this.emit("field", this.field);
   }
 
-  /** Hide/show a category (index), or "all" / "none"; solo = show only that one. */
+  /**
+   * Legend click: hide/show a category (index) of the active field, or "all" / "none"; solo =
+   * show only that one. The legend edits the field's category filter (Active filters list).
+   */
   toggleCategory(which, solo = false) {
-    if (!this.hiddenCats) return;
-    const hc = this.hiddenCats;
-    if (which === "all") hc.fill(0);
-    else if (which === "none") hc.fill(1);
-    else if (solo) {
-      hc.fill(1);
-      hc[which] = 0;
-    } else hc[which] = hc[which] ? 0 : 1;
-    this.applyRadii();
-    this.emit("categories", hc);
+    const f = this.field;
+    if (!f || f.kind !== "category") return;
+    const current = this.visibility.filters.get(filterId("obs", f.key));
+    this.setFilter(toggleCategory(current, f.key, f.categories, which, solo), f.codes);
   }
 
+  /** Recompute the visibility mask and hand it to the scene (drawing, picking, overlays). */
   applyRadii() {
-    const codes = this.field && this.field.kind === "category" ? this.field.codes : null;
-    this.radii = radiiFor(this.visible, codes, this.hiddenCats);
-    this.scene.setRadii(this.radii);
+    this.visibility.update();
+    this.radii = this.visibility.radii();
+    this.scene.setVisibleMask(this.visibility.mask, this.radii);
+    this.updateLabels();
+    this.emit("visibility", { count: this.visibility.count, n: this.nCells });
   }
 
-  /** Is cell i drawn now (visibility and hidden categories)? */
+  /** The older name of isVisible. */
   isShown(i) {
-    return this.radii ? this.radii[i] > 0 : this.visible[i] === 1;
+    return this.isVisible(i);
   }
 
-  // ------------------------------------------------------------------ visibility
+  // ------------------------------------------------------------------ visibility and filters
+  // One mask (filters/visibility.js) drives drawing, picking, lasso, selection, highlights,
+  // KNN edges, labels and figure export. Selection tools: use isVisible / visibleMask /
+  // onlyVisible, and listen to "visibility".
+
+  /** SPEC 4.2 setVisibility: the bridge's own layer; filters apply on top of it. */
   setVisibility(cells, visible) {
-    const v = visible ? 1 : 0;
-    if (cells === null || cells === undefined) this.visible.fill(v);
-    else for (const i of normCells(cells, this.nCells)) this.visible[i] = v;
+    this.visibility.setBase(cells === null || cells === undefined ? null : normCells(cells, this.nCells), visible);
     this.applyRadii();
-    this.emit("visibility", null);
+  }
+
+  /** Is cell i visible (drawn, pickable, selectable)? */
+  isVisible(i) {
+    return this.visibility.mask[i] === 1;
+  }
+
+  /** The visibility mask (Uint8Array n, 1 = visible); read-only, updated in place. */
+  visibleMask() {
+    return this.visibility.mask;
+  }
+
+  /** Number of visible cells. */
+  get visibleCount() {
+    return this.visibility.count;
+  }
+
+  /** The visible cells of a Uint32Array (same order; the array itself when all are visible). */
+  onlyVisible(cells) {
+    return keepVisible(cells, this.visibility.mask);
+  }
+
+  /** The active filters (filters/model.js objects), in the order they were added. */
+  get filters() {
+    return this.visibility.filters.list();
+  }
+
+  /** Add or replace a filter; `data` = the field's codes (category) or values (range). */
+  setFilter(filter, data) {
+    this.visibility.filters.set(filter, data);
+    this.filtersChanged();
+  }
+
+  removeFilter(id) {
+    if (this.visibility.filters.remove(id)) this.filtersChanged();
+  }
+
+  clearFilters() {
+    if (this.visibility.filters.clear()) this.filtersChanged();
+  }
+
+  /** Range filter lo ≤ value ≤ hi on an obs field or a gene (loaded when needed). */
+  async filterRange(key, lo, hi) {
+    const data = await this.fieldData(key);
+    if (data.kind !== "continuous") throw new Error(`${key} is categorical: filter it by categories`);
+    this.setFilter(rangeFilter(key, data.source, lo, hi), data.values);
+  }
+
+  /** "Only these": keep the cells of the named categories of an obs field. */
+  async filterCategories(key, names) {
+    const data = await this.fieldData(key);
+    if (data.kind !== "category") throw new Error(`${key} is continuous: filter it by a range`);
+    const known = new Set(data.categories);
+    for (const n of names) if (!known.has(String(n))) throw new Error(`${key} has no category ${JSON.stringify(n)}`);
+    this.setFilter(onlyCategories(key, data.categories, names), data.codes);
+  }
+
+  /** An obs field's or a gene's data (obs first, as setColorBy). */
+  fieldData(key) {
+    if (this.dataset.fieldByKey.has(key)) return this.dataset.loadField(key);
+    if (this.dataset.geneIndex.has(key)) return this.dataset.loadGene(key);
+    return Promise.reject(new Error(`unknown field ${JSON.stringify(key)}: not an obs key nor a gene id`));
+  }
+
+  filtersChanged() {
+    this.syncHiddenCats();
+    this.applyRadii();
+    this.emit("filters", this.filters);
+    if (this.hiddenCats) this.emit("categories", this.hiddenCats);
+  }
+
+  /** The legend's hidden categories = the complement of the active field's category filter. */
+  syncHiddenCats(field = this.field) {
+    if (!field || field.kind !== "category" || !this.hiddenCats) return;
+    const f = this.visibility.filters.get(filterId("obs", field.key));
+    for (let c = 0; c < this.hiddenCats.length; c++) this.hiddenCats[c] = f && !f.include[c] ? 1 : 0;
+  }
+
+  // ------------------------------------------------------------------ category labels
+  /** Category labels at the centroids of the active categorical field (toggle). */
+  setLabels(on) {
+    this.labelsOn = !!on;
+    this.updateLabels();
+    this.emit("labels", this.labelsOn);
+  }
+
+  updateLabels() {
+    const f = this.field;
+    const points = this.dataset.points.get(this.dim);
+    const show = this.labelsOn && f && f.kind === "category" && points;
+    this.scene.setLabels(show ? centroidLabels(f, this.dim, points, this.visibility.mask) : null);
   }
 
   // ------------------------------------------------------------------ selection
@@ -223,6 +330,7 @@ export class Viewer {
 
   /** A user selection step (lasso/click/clear): combine, draw and emit "selection". */
   userSelect(cells, mode, source) {
+    if (mode !== "subtract") cells = this.onlyVisible(cells); // hidden cells are not selectable
     this._selection = combineSelection(this._selection, cells, mode);
     this.scene.setSelection(this._selection);
     this.emit("selectionchange", { cells: this._selection, source });
@@ -238,17 +346,8 @@ export class Viewer {
   lasso(polygon, mode) {
     if (polygon.length < 3) return;
     const screen = this.scene.screenPositions();
-    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.radii ? this.radiiMask() : null });
+    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.visibility.mask });
     this.userSelect(hits, mode, "lasso");
-  }
-
-  radiiMask() {
-    if (!this._mask || this._maskFor !== this.radii) {
-      this._mask = new Uint8Array(this.nCells);
-      for (let i = 0; i < this.nCells; i++) this._mask[i] = this.radii[i] > 0 ? 1 : 0;
-      this._maskFor = this.radii;
-    }
-    return this._mask;
   }
 
   // ------------------------------------------------------------------ highlights
@@ -311,6 +410,7 @@ export class Viewer {
       const pts = await this.dataset.loadPoints(d);
       this.dim = d;
       this.scene.setPositions(d, pts);
+      this.updateLabels();
       if (this.vectorField) await this.setVectorField(this.vectorField);
     } finally {
       this.emit("loading", { key: `${d}D embedding`, loading: false });
@@ -353,7 +453,7 @@ export class Viewer {
     this.emit("loading", { key: `vectors ${id}`, loading: true });
     try {
       const vec = await this.dataset.loadVectors(id, d);
-      this.scene.setVectors(vec, d, this.visible);
+      this.scene.setVectors(vec, d);
       this.scene.setShowVectors(true);
     } finally {
       this.emit("loading", { key: `vectors ${id}`, loading: false });
@@ -386,6 +486,11 @@ export class Viewer {
     const d = this.dim;
     const p = this.dataset.points.get(d);
     return { x: p[i * d], y: d > 1 ? p[i * d + 1] : 0, z: d > 2 ? p[i * d + 2] : 0 };
+  }
+
+  /** The obs name (barcode) of cell i when the server has names and its block is loaded, else null. */
+  cellName(i) {
+    return this.obsNames ? this.obsNames.get(i) : null;
   }
 
   /** Display value of cell i for the active field. */
@@ -426,8 +531,6 @@ export class Viewer {
 
   snapshot() {
     const vs = this.scene.viewState || {};
-    let visible = 0;
-    for (let i = 0; i < this.nCells; i++) visible += this.radii ? this.radii[i] > 0 : this.visible[i];
     return {
       datasetId: this.dataset.id,
       nCells: this.nCells,
@@ -437,7 +540,9 @@ export class Viewer {
       range: this.field && this.field.kind === "continuous" ? this.ranges.get(this.field.key) : null,
       colormap: this.colormap,
       hiddenCategories: this.hiddenCats ? [...this.hiddenCats].flatMap((v, i) => (v ? [this.field.categories[i]] : [])) : [],
-      visibleCells: visible,
+      visibleCells: this.visibility.count,
+      filters: this.filters.map((f) => ({ id: f.id, kind: f.kind, key: f.key, source: f.source, text: describeFilter(f) })),
+      labels: this.labelsOn,
       selectionSize: this._selection.length,
       highlights: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, n: g.cells.length })),
       camera: { ...vs },

@@ -329,34 +329,43 @@ export function colorCategorical(codes, missingCode, paletteRGB, outRGBA, opts =
  * `[min, min + 1]` for a constant field, and `[0, 1]` when nothing is finite (then min, max and
  * the percentiles are NaN).
  *
+ * `nonZero: true` (genes) takes the percentiles over the expressing cells only, the finite
+ * non-zero values, so that a gene expressed in 5 % of the cells is not coloured by its zeros;
+ * min/max stay those of every finite value (the full range), and when the expressing cells
+ * have no spread (or there are none) the suggested range falls back to min/max as above.
+ *
  * @param {Float32Array|Float64Array} values
- * @param {{maxSample?: number}} [opts] default 200,000
+ * @param {{maxSample?: number, nonZero?: boolean}} [opts] maxSample default 200,000
  * @returns {{min: number, max: number, p1: number, p99: number, lo: number, hi: number, nFinite: number}}
  */
 export function robustRange(values, opts = {}) {
   const maxSample = opts.maxSample ?? 200000;
+  const nonZero = !!opts.nonZero;
   const n = values.length;
   let min = Infinity;
   let max = -Infinity;
   let nFinite = 0;
+  let nUsed = 0; // values the percentiles are taken over
   for (let i = 0; i < n; i++) {
     const v = values[i];
     if (v - v === 0) {
       nFinite++;
       if (v < min) min = v;
       if (v > max) max = v;
+      if (!nonZero || v !== 0) nUsed++;
     }
   }
   if (!nFinite) return { min: NaN, max: NaN, p1: NaN, p99: NaN, lo: 0, hi: 1, nFinite: 0 };
-  const stride = Math.max(1, Math.ceil(n / maxSample));
-  const sample = new Float64Array(Math.ceil(n / stride));
+  // Stride over the used values only: a sparse gene's few expressing cells are all sampled.
+  const stride = Math.max(1, Math.ceil(nUsed / maxSample));
+  const sample = new Float64Array(Math.ceil(nUsed / stride));
   let m = 0;
-  for (let i = 0; i < n; i += stride) {
+  for (let i = 0, j = 0; i < n; i++) {
     const v = values[i];
-    if (v - v === 0) sample[m++] = v;
+    if (v - v === 0 && (!nonZero || v !== 0) && j++ % stride === 0) sample[m++] = v;
   }
-  // a sparse field whose stride hits no finite value still has exact min/max
-  const sorted = m ? sample.subarray(0, m).sort() : Float64Array.of(min, max);
+  if (nonZero && !m) return { min, max, p1: NaN, p99: NaN, lo: min, hi: max > min ? max : min + 1, nFinite };
+  const sorted = sample.subarray(0, m).sort();
   const quantile = (q) => {
     const pos = q * (sorted.length - 1);
     const j = Math.floor(pos);

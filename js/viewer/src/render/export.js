@@ -1,11 +1,18 @@
 // Figure export: PNG (1x/2x/4x of the current view, legend or colour bar drawn beside it)
 // and SVG (one circle per visible cell, refused above 200,000 visible cells). When the compare
 // panel shows a comparison, its dot plot is drawn right of the legend in both.
+//
+// Both show exactly what is on screen: only visible cells (the viewer's visibility mask), and
+// the KNN edges (both ends visible), highlights, selection rings, vector arrows and category
+// labels that are drawn. The SVG writes those overlays as elements (render/svgoverlays.js); it
+// refuses more than `svgLimit` drawn KNN edges, as it refuses more than `svgLimit` cells.
 
 import { getColormap, sampleColormap } from "../color/colormaps.js";
 import { safeName } from "../data/names.js";
 import { SVGNS } from "../ui/lasso.js";
 import { dotplotLayout, dotplotModel, dotplotSvg, drawDotplot } from "../ui/dotplot.js";
+import { categoryCounts } from "../filters/mask.js";
+import { overlaySvg } from "./svgoverlays.js";
 
 export const SVG_MAX_POINTS = 200000;
 
@@ -28,8 +35,9 @@ function legendModel(viewer) {
   if (f.kind === "category") {
     const p = viewer.palettes.get(f.key);
     const items = [];
+    const shown = categoryCounts(f.codes, f.categories.length, viewer.visibleMask());
     f.categories.forEach((c, i) => {
-      if (!viewer.hiddenCats[i] && viewer.counts[i] > 0) items.push({ label: c, rgb: [p[i * 3], p[i * 3 + 1], p[i * 3 + 2]] });
+      if (shown[i] > 0) items.push({ label: c, rgb: [p[i * 3], p[i * 3 + 1], p[i * 3 + 2]] });
     });
     return { title: f.key, items };
   }
@@ -121,11 +129,15 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
   function svgString() {
     const scene = getScene();
     const n = viewer.nCells;
-    let visible = 0;
-    for (let i = 0; i < n; i++) if (viewer.radii[i] > 0) visible++;
+    const mask = viewer.visibleMask();
+    const visible = viewer.visibleCount;
     const limit = viewer.svgLimit;
     if (visible > limit) {
-      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend or selection) or export a PNG.`);
+      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend, filters or selection) or export a PNG.`);
+    }
+    const edges = scene.showEdges && scene.edges ? scene.edges.shown : 0;
+    if (edges > limit) {
+      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} KNN edges; ${edges.toLocaleString("en-US")} are drawn. Turn the KNN edges off, filter cells or export a PNG.`);
     }
     const w = scene.host.clientWidth;
     const hgt = scene.host.clientHeight;
@@ -137,14 +149,17 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     const size = figureSize(w, hgt, legend, dots);
     const parts = [];
     parts.push(`<rect width="${size.width}" height="${size.height}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
-    parts.push(`<g fill-opacity="${viewer.opacity}">`);
+    const overlays = overlaySvg(scene, { width: w, height: hgt });
+    parts.push(overlays.under);
+    parts.push(`<g class="cells" fill-opacity="${viewer.opacity}">`);
     for (let i = 0; i < n; i++) {
-      if (!(viewer.radii[i] > 0)) continue;
+      if (!mask[i]) continue;
       const x = screen[2 * i], y = screen[2 * i + 1];
       if (x < -r || y < -r || x > w + r || y > hgt + r) continue;
       parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="rgb(${colors[i * 4]},${colors[i * 4 + 1]},${colors[i * 4 + 2]})"/>`);
     }
     parts.push("</g>");
+    parts.push(overlays.over);
     const ink = viewer.dark ? "#e6e8ee" : "#1d2330";
     const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     if (legend) {

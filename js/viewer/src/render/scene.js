@@ -5,8 +5,10 @@
 // reference), so colour/size updates re-upload just that buffer.
 
 import { COORDINATE_SYSTEM, Deck, OrbitView, OrthographicView } from "@deck.gl/core";
-import { LineLayer, ScatterplotLayer } from "@deck.gl/layers";
+import { LineLayer, ScatterplotLayer, TextLayer } from "@deck.gl/layers";
 import { projectToScreen } from "../select/lasso.js";
+import { edgeVisibility, keepVisible } from "../filters/mask.js";
+import { overlayStyle } from "./overlaystyle.js";
 
 const ORTHO = new OrthographicView({ id: "ortho", flipY: false });
 const ORBIT = new OrbitView({ id: "orbit", orbitAxis: "Y", fovy: 40 });
@@ -25,6 +27,7 @@ export function layout1d(x) {
   return out;
 }
 
+/** Positions of `cells` (stride size), gathered into a new Float32Array. */
 function gather(positions, size, cells) {
   const out = new Float32Array(cells.length * size);
   for (let j = 0; j < cells.length; j++) {
@@ -51,6 +54,8 @@ export class Scene {
     this.n = 0;
     this.colors = null; // Uint8Array n*4
     this.radii = null; // Float32Array n (0 = hidden)
+    this.mask = null; // Uint8Array n, the viewer's visibility mask (null = all visible)
+    this.labels = null; // [{text, position}] category labels, or null
     this.pointSize = 2;
     this.opacity = 0.85;
     this.dark = false;
@@ -164,8 +169,7 @@ export class Scene {
     this.positions = dim === 1 ? layout1d(raw) : raw;
     this.size = dim === 1 ? 2 : dim;
     this.n = raw.length / dim;
-    this.selectionPositions = this.selection.length ? gather(this.positions, this.size, this.selection) : null;
-    for (const h of this.highlights) h.positions = gather(this.positions, this.size, h.cells);
+    this.gatherOverlays();
     if (this.edgeIndex) this.buildEdgeSegments();
     if (dimChanged || !this.viewState) {
       this.userMoved = false;
@@ -177,11 +181,6 @@ export class Scene {
 
   setColors(colors) {
     this.colors = colors;
-    this.update();
-  }
-
-  setRadii(radii) {
-    this.radii = radii;
     this.update();
   }
 
@@ -202,12 +201,42 @@ export class Scene {
 
   setSelection(cells) {
     this.selection = cells;
-    this.selectionPositions = cells.length && this.positions ? gather(this.positions, this.size, cells) : null;
+    this.gatherOverlays();
     this.update();
   }
 
   setHighlights(groups) {
-    this.highlights = groups.map((g) => ({ ...g, positions: this.positions ? gather(this.positions, this.size, g.cells) : null }));
+    this.highlights = groups.map((g) => ({ ...g }));
+    this.gatherOverlays();
+    this.update();
+  }
+
+  // ---- visibility: the viewer's one mask hides points, overlays, edges, arrows and labels
+  /** The visibility mask (Uint8Array n) and its radius factors (Float32Array n, a new reference). */
+  setVisibleMask(mask, radii) {
+    this.mask = mask;
+    this.radii = radii;
+    this.gatherOverlays();
+    if (this.edgeIndex) this.maskEdges();
+    if (this.vectorInput) this.buildVectors();
+    this.update();
+  }
+
+  /** Selection rings and highlight marks of the visible cells only. */
+  gatherOverlays() {
+    const p = this.positions;
+    const sel = p && this.selection.length ? keepVisible(this.selection, this.mask) : null;
+    this.selectionShown = sel;
+    this.selectionPositions = sel && sel.length ? gather(p, this.size, sel) : null;
+    for (const h of this.highlights) {
+      h.shown = p ? keepVisible(h.cells, this.mask) : null;
+      h.positions = p ? gather(p, this.size, h.shown) : null;
+    }
+  }
+
+  /** Category labels: [{text, position: [x, y, z]}] or null (off). */
+  setLabels(labels) {
+    this.labels = labels && labels.length ? labels : null;
     this.update();
   }
 
@@ -237,6 +266,15 @@ export class Scene {
       }
     }
     this.edges = { src: s, dst: t, length: m, stride };
+    this.maskEdges();
+  }
+
+  /** An edge is drawn only when both ends are visible: width 1 or 0 per drawn edge. */
+  maskEdges() {
+    const { src, dst } = this.edgeIndex;
+    const vis = edgeVisibility(src, dst, this.mask, this.edges.stride);
+    this.edges.widths = vis.widths;
+    this.edges.shown = vis.count;
   }
 
   setShowEdges(on) {
@@ -245,12 +283,17 @@ export class Scene {
   }
 
   /** Vector arrows: subsample to ≤ maxArrows cells (deterministic stride); vec has stride dim. */
-  setVectors(vec, dim, visible, maxArrows = 15000) {
-    if (!vec) {
-      this.vectors = null;
-      this.update();
-      return;
-    }
+  setVectors(vec, dim, maxArrows = 15000) {
+    this.vectorInput = vec ? { vec, dim, maxArrows } : null;
+    if (!vec) this.vectors = null;
+    else this.buildVectors();
+    this.update();
+  }
+
+  /** Arrows of the visible cells among the subsampled ones. */
+  buildVectors() {
+    const { vec, dim, maxArrows } = this.vectorInput;
+    const visible = this.mask;
     const n = this.n;
     const stride = Math.max(1, Math.ceil(n / maxArrows));
     const pos = this.positions;
@@ -287,7 +330,6 @@ export class Scene {
       }
     }
     this.vectors = { src, dst, length: len, stride };
-    this.update();
   }
 
   setShowVectors(on) {
@@ -300,14 +342,22 @@ export class Scene {
     const cs = COORDINATE_SYSTEM.CARTESIAN;
     const layers = [];
     const onTop = this.dim === 3 ? { depthCompare: "always" } : {};
+    const st = overlayStyle(this);
     if (this.showEdges && this.edges) {
       layers.push(
         new LineLayer({
           id: "edges",
           coordinateSystem: cs,
-          data: { length: this.edges.length, attributes: { getSourcePosition: { value: this.edges.src, size: 3 }, getTargetPosition: { value: this.edges.dst, size: 3 } } },
-          getColor: this.dark ? [200, 210, 230, 40] : [40, 50, 70, 40],
-          getWidth: 1,
+          data: {
+            length: this.edges.length,
+            attributes: {
+              getSourcePosition: { value: this.edges.src, size: 3 },
+              getTargetPosition: { value: this.edges.dst, size: 3 },
+              getWidth: { value: this.edges.widths, size: 1 },
+            },
+          },
+          getColor: st.edge.color,
+          widthScale: st.edge.width,
           widthUnits: "pixels",
           parameters: { depthWriteEnabled: false },
         }),
@@ -336,19 +386,19 @@ export class Scene {
       }),
     );
     for (const h of this.highlights) {
-      if (!h.positions || !h.cells.length) continue;
+      if (!h.positions || !h.shown.length) continue;
       layers.push(
         new ScatterplotLayer({
           id: `hl-${h.id}`,
           coordinateSystem: cs,
-          data: { length: h.cells.length, attributes: { getPosition: { value: h.positions, size: this.size } } },
+          data: { length: h.shown.length, attributes: { getPosition: { value: h.positions, size: this.size } } },
           radiusUnits: "pixels",
-          getRadius: Math.max(2.5, this.pointSize * 1.5),
-          getFillColor: [...h.rgb, 235],
+          getRadius: st.highlight.radius,
+          getFillColor: [...h.rgb, st.highlight.alpha],
           stroked: true,
-          getLineColor: this.dark ? [0, 0, 0, 200] : [255, 255, 255, 220],
+          getLineColor: st.highlight.stroke,
           lineWidthUnits: "pixels",
-          getLineWidth: 0.75,
+          getLineWidth: st.highlight.strokeWidth,
           billboard: true,
           parameters: onTop,
         }),
@@ -359,14 +409,14 @@ export class Scene {
         new ScatterplotLayer({
           id: "selection",
           coordinateSystem: cs,
-          data: { length: this.selection.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size } } },
+          data: { length: this.selectionShown.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size } } },
           radiusUnits: "pixels",
-          getRadius: Math.max(3, this.pointSize * 1.9),
+          getRadius: st.selection.radius,
           filled: false,
           stroked: true,
-          getLineColor: this.dark ? [255, 255, 255, 230] : [20, 20, 20, 230],
+          getLineColor: st.selection.stroke,
           lineWidthUnits: "pixels",
-          getLineWidth: 1.25,
+          getLineWidth: st.selection.strokeWidth,
           billboard: true,
           parameters: onTop,
         }),
@@ -378,14 +428,40 @@ export class Scene {
           id: "vectors",
           coordinateSystem: cs,
           data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
-          getColor: this.dark ? [240, 240, 240, 200] : [30, 30, 30, 190],
-          getWidth: 1,
+          getColor: st.vector.color,
+          getWidth: st.vector.width,
           widthUnits: "pixels",
           parameters: onTop,
         }),
       );
     }
+    if (this.labels) layers.push(this.labelLayer(st.label));
     return layers;
+  }
+
+  /** Category labels: dark text with a light halo on light backgrounds, and the reverse. */
+  labelLayer(st) {
+    return new TextLayer({
+      id: "labels",
+      coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
+      data: this.labels,
+      getPosition: (d) => d.position,
+      getText: (d) => d.text,
+      getSize: st.size,
+      sizeUnits: "pixels",
+      getColor: st.color,
+      outlineWidth: st.haloWidth,
+      outlineColor: st.halo,
+      fontSettings: { sdf: true, fontSize: 48, buffer: 6, radius: 12 },
+      fontFamily: st.font,
+      fontWeight: st.weight,
+      characterSet: "auto",
+      billboard: true,
+      getTextAnchor: "middle",
+      getAlignmentBaseline: "center",
+      parameters: { depthCompare: "always", depthWriteEnabled: false },
+      updateTriggers: { getColor: this.dark },
+    });
   }
 
   update() {
@@ -400,9 +476,15 @@ export class Scene {
 
   /** CSS-pixel screen positions (x0,y0,x1,y1,…) of every cell in the current view. */
   screenPositions() {
+    if (!this.positions) return new Float32Array(0);
+    return this.project(this.positions, this.size);
+  }
+
+  /** CSS-pixel screen positions of world positions (stride 1-3) in the current view. */
+  project(positions, size) {
     const vp = this.viewport();
-    if (!vp || !this.positions) return new Float32Array(0);
-    return projectToScreen(this.positions, this.size, vp.viewProjectionMatrix, vp.width, vp.height);
+    if (!vp) return new Float32Array(0);
+    return projectToScreen(positions, size, vp.viewProjectionMatrix, vp.width, vp.height);
   }
 
   /** Draw now and return the canvas (valid until the next task). */

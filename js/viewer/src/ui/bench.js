@@ -1,7 +1,11 @@
 // ?bench=N: N synthetic cells generated in the page (no server), with fps and load time
 // shown in the page and exposed on window.__cellucid.bench for tests.
+// &measure=filters also times a filter change against a plain recolour (ui/benchfilters.js)
+// once the page has drawn for a second, with the camera still (&rounds=R, default 7, median);
+// bench.filters holds the result.
 
 import { h } from "./dom.js";
+import { measureFilterChange } from "./benchfilters.js";
 
 /** A dataset-shaped object held in memory (the same interface as app/dataset.js Dataset). */
 export function syntheticDataset(n, dim) {
@@ -55,8 +59,8 @@ export function syntheticDataset(n, dim) {
 }
 
 /** fps meter + camera animation; returns the stats object it keeps updating. */
-export function runBenchHud(viewer, stage, { startedAt, animate = true }) {
-  const stats = { n: viewer.nCells, dim: viewer.dim, loadMs: null, fps: null, frames: 0 };
+export function runBenchHud(viewer, stage, { startedAt, animate = true, measure = false, rounds = 7 }) {
+  const stats = { n: viewer.nCells, dim: viewer.dim, loadMs: null, fps: null, frames: 0, filters: null, paused: false };
   const hud = h("div.hud", { "aria-live": "off" });
   stage.append(hud);
   let first = true;
@@ -79,13 +83,32 @@ export function runBenchHud(viewer, stage, { startedAt, animate = true }) {
     const t = performance.now();
     while (times.length && times[0] < t - WINDOW_MS) times.shift();
     if (firstAt !== null && t - firstAt > 1000) stats.fps = Math.round((times.length / (Math.min(WINDOW_MS, t - firstAt) / 1000)) * 10) / 10;
-    hud.textContent = `${stats.n.toLocaleString("en-US")} points · ${stats.dim}D · load ${stats.loadMs ?? "…"} ms · ${stats.fps ?? "…"} fps`;
+    const f = stats.filters;
+    const filters = f ? ` · filter ${f.range.totalMs} ms vs recolour ${f.recolor.totalMs} ms (×${f.ratio})` : "";
+    hud.textContent = `${stats.n.toLocaleString("en-US")} points · ${stats.dim}D · load ${stats.loadMs ?? "…"} ms · ${stats.fps ?? "…"} fps${filters}`;
   };
+  /** Time a filter change against a recolour (the camera stops meanwhile). */
+  stats.measureFilters = async (opts) => {
+    stats.paused = true;
+    try {
+      stats.filters = await measureFilterChange(viewer, opts);
+    } finally {
+      stats.paused = false;
+    }
+    return stats.filters;
+  };
+  if (measure) {
+    const once = viewer.on("frame", () => {
+      once();
+      setTimeout(() => stats.measureFilters({ rounds }).catch((err) => (stats.filters = { error: String(err) })), 1000);
+    });
+  }
   setInterval(tick, 500);
   if (animate) {
     const scene = viewer.scene;
     const step = () => {
       if (viewer.frozen) return;
+      if (stats.paused) return requestAnimationFrame(step);
       const vs = { ...scene.viewState };
       if (viewer.dim === 3) vs.rotationOrbit = (vs.rotationOrbit || 0) + 0.5;
       else vs.target = [Math.sin(performance.now() / 1500) * 0.05, 0, 0];

@@ -17,7 +17,7 @@ const METHOD_LABELS = [
 function groupPicker(viewer, which) {
   const fields = viewer.dataset.fields.filter((f) => f.kind === "category");
   const select = h("select.cmp-kind", { "aria-label": `Group ${which}`, "data-which": which });
-  const filter = h("input.cmp-filter", { type: "search", placeholder: "Filter categories…", "aria-label": `Filter categories of group ${which}`, hidden: true });
+  const filter = h("input.cmp-filter", { type: "search", placeholder: "Filter categories…", "aria-label": `Search the categories of group ${which}`, hidden: true });
   const list = h("div.cmp-cat-list", { role: "group", "aria-label": `Categories of group ${which}` });
   const cats = h("div.cmp-cats", { hidden: true, "data-which": which }, filter, list);
   const checked = new Set();

@@ -2,7 +2,12 @@
 
 import { h, fmtInt } from "./dom.js";
 
-export function geneSearch(genes, onPick) {
+/**
+ * `label`: the input's accessible name; `prefix` goes before the suggestion list's and the
+ * status line's class names ("suggest", "gene-status"), so that several gene searches in the
+ * panel stay apart ("filter-" for the Filters section).
+ */
+export function geneSearch(genes, onPick, { label = "Colour by gene", prefix = "" } = {}) {
   const lower = genes.map((g) => g.toLowerCase());
   const input = h("input.gene-input", {
     type: "search",
@@ -11,11 +16,11 @@ export function geneSearch(genes, onPick) {
     autocomplete: "off",
     spellcheck: false,
     role: "combobox",
-    "aria-label": "Colour by gene",
+    "aria-label": label,
     "aria-autocomplete": "list",
   });
-  const list = h("ul.suggest", { role: "listbox", hidden: true });
-  const status = h("div.gene-status.muted.small", { "aria-live": "polite" });
+  const list = h(`ul.${prefix}suggest`, { role: "listbox", hidden: true });
+  const status = h(`div.${prefix}gene-status.muted.small`, { "aria-live": "polite" });
   let items = [];
   let active = -1;
 

@@ -85,6 +85,7 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
     if (Number.isFinite(lo) && Number.isFinite(hi) && hi > lo) {
       minIn.classList.remove("bad");
       maxIn.classList.remove("bad");
+      mark([lo, hi]);
       onRange([lo, hi]);
     } else {
       minIn.classList.add("bad");
@@ -96,8 +97,20 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
   const set = (r) => {
     minIn.value = fmtNum(r[0]);
     maxIn.value = fmtNum(r[1]);
+    mark(r);
     onRange(r);
   };
+  // Genes open on the 1st–99th percentile of their expressing cells, obs fields on the data
+  // range; the other is one click away, and the button of the range in use is marked.
+  const fullBtn = h("button.link.range-full", { type: "button", text: "data range", title: `${fmtNum(stats.min)} – ${fmtNum(stats.max)}`, on: { click: () => set(stats.full) } });
+  const robustTitle = stats.expressing ? "1st–99th percentile of the expressing (non-zero) cells" : "1st–99th percentile";
+  const robustBtn = h("button.link.range-robust", { type: "button", text: stats.expressing ? "1–99 % expressing" : "1–99 %", title: `${robustTitle}: ${fmtNum(stats.robust[0])} – ${fmtNum(stats.robust[1])}`, on: { click: () => set(stats.robust) } });
+  const same = (a, b) => a[0] === b[0] && a[1] === b[1];
+  const mark = (r) => {
+    fullBtn.classList.toggle("on", same(r, stats.full));
+    robustBtn.classList.toggle("on", !same(r, stats.full) && same(r, stats.robust));
+  };
+  mark(range);
   const cmap = h("select.cmap", { "aria-label": "Colormap", on: { change: (e) => onColormap(e.target.value) } }, ...COLORMAP_NAMES.map((c) => h("option", { value: c, text: c, selected: c === colormap })));
   return h(
     "div.colorbar-box",
@@ -108,8 +121,8 @@ export function colorBar({ lut, colormap, range, stats, onRange, onColormap, mis
       "div.legend-tools",
       {},
       cmap,
-      h("button.link", { type: "button", text: "data range", title: `${fmtNum(stats.min)} – ${fmtNum(stats.max)}`, on: { click: () => set(stats.full) } }),
-      h("button.link", { type: "button", text: "1–99 %", title: `robust range ${fmtNum(stats.p1)} – ${fmtNum(stats.p99)}`, on: { click: () => set(stats.robust) } }),
+      fullBtn,
+      robustBtn,
     ),
     h("div.muted.small", { text: `data ${fmtNum(stats.min)} – ${fmtNum(stats.max)}${missing ? ` · ${fmtInt(missing)} missing (grey)` : ""}` }),
   );

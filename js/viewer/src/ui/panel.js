@@ -6,6 +6,8 @@ import { h, fmtInt } from "./dom.js";
 import { categoricalLegend, colorBar } from "./legend.js";
 import { geneSearch } from "./genesearch.js";
 import { getColormap } from "../color/colormaps.js";
+import { buildFilterSection } from "./filters.js";
+import { labelsToggle } from "./labels.js";
 
 function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
@@ -102,6 +104,9 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
     panel.classList.toggle("busy", active.size > 0);
   });
 
+  // ---- filters (ui/filters.js)
+  panel.append(buildFilterSection(viewer));
+
   // ---- view
   const dimBtns = h(
     "div.seg",
@@ -142,6 +147,7 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
     slider("Point size", 0.5, 12, 0.1, viewer.pointSize, (v) => viewer.setStyle({ pointSize: v })),
     slider("Opacity", 0.05, 1, 0.05, viewer.opacity, (v) => viewer.setStyle({ opacity: v })),
     h("div.row", {}, h("span", { text: "Background" }), bg),
+    labelsToggle(viewer),
   );
   if (ds.connectivity) {
     viewSec.append(
