@@ -14,10 +14,12 @@ import { LoadError, Progress } from "./data/http.js";
 import { Viewer } from "./app/viewer.js";
 import { buildPanel } from "./ui/panel.js";
 import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
-import { installLasso } from "./ui/lasso.js";
+import { installLasso, SVGNS } from "./ui/lasso.js";
+import { installProximity } from "./ui/proximity.js";
+import { proximityFromScreen } from "./app/selecttools.js";
 import { h, fmtInt, fmtNum } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
-import { runBenchHud, syntheticDataset } from "./ui/bench.js";
+import { benchSelection, runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
@@ -59,10 +61,14 @@ function mountUi(viewer, { datasets, currentId }) {
   app.hidden = false;
   const exporter = makeExporter(viewer);
   viewer.tool = "navigate";
+  const proximityLayer = document.createElementNS(SVGNS, "svg");
+  proximityLayer.setAttribute("class", "lasso-layer proximity-layer");
+  stageEl.append(proximityLayer);
   const setTool = (t) => {
     viewer.tool = t;
     lassoLayer.toggleAttribute("hidden", t !== "lasso"); // an SVG element has no .hidden property
-    viewer.scene.setInteractive(t !== "lasso");
+    proximityLayer.toggleAttribute("hidden", t !== "proximity");
+    viewer.scene.setInteractive(t === "navigate");
     stageEl.dataset.tool = t;
     viewer.emit("tool", t);
   };
@@ -84,12 +90,21 @@ function mountUi(viewer, { datasets, currentId }) {
   });
   connEls.push(ui.conn);
   connection(...lastConn);
-  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode));
+  const defaultMode = () => viewer.selectMode;
+  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode), { defaultMode });
+  installProximity(
+    proximityLayer,
+    (start, end, mode) => {
+      const { center, radius } = proximityFromScreen(viewer, start, end);
+      viewer.selectWithin(center, radius, mode);
+    },
+    { defaultMode },
+  );
   setTool("navigate");
 
   // Tooltip: cell index and its value for the active field.
   viewer.on("pointer", ({ cell, x, y }) => {
-    if (cell === null || viewer.tool === "lasso") {
+    if (cell === null || viewer.tool !== "navigate") {
       tooltip.hidden = true;
       return;
     }
@@ -278,6 +293,8 @@ async function bench(n) {
   const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0" });
   stats.generateMs = Math.round(ds.generateMs);
   viewer.bench = stats;
+  viewer.benchSelection = (opts) => benchSelection(viewer, opts);
+  if (query.get("selectbench") === "1") stats.select = await benchSelection(viewer);
 }
 
 function fail(err) {
