@@ -36,23 +36,28 @@ async function clean() {
   await rm(outRoot, { recursive: true, force: true });
 }
 
-// The compare worker, bundled on its own and handed to the viewer bundle as the string export of
-// the virtual module "cellucid:compare-worker" (started from a Blob URL: no extra file to find).
+// Web workers, each bundled on its own and handed to the viewer bundle as the string export of the
+// virtual module "cellucid:<name>-worker" (started from a Blob URL by analysis/workerhost.js: no
+// extra file to find).
+const WORKERS = {
+  compare: path.join("viewer", "src", "analysis", "worker.js"), // compare groups (gene ranking)
+  select: path.join("viewer", "src", "select", "worker.js"), // kNN grow on the graph's rows
+};
+
 async function workerSourcePlugin() {
-  const built = await esbuild.build({
-    ...common,
-    logLevel: "warning",
-    sourcemap: false,
-    entryPoints: [path.join(here, "viewer", "src", "analysis", "worker.js")],
-    format: "iife",
-    write: false,
-  });
-  const code = built.outputFiles[0].text;
+  const sources = {};
+  for (const [name, entry] of Object.entries(WORKERS)) {
+    const built = await esbuild.build({ ...common, logLevel: "warning", sourcemap: false, entryPoints: [path.join(here, entry)], format: "iife", write: false });
+    sources[`cellucid:${name}-worker`] = built.outputFiles[0].text;
+  }
   return {
-    name: "compare-worker-source",
+    name: "worker-sources",
     setup(build) {
-      build.onResolve({ filter: /^cellucid:compare-worker$/ }, (args) => ({ path: args.path, namespace: "cellucid-worker" }));
-      build.onLoad({ filter: /.*/, namespace: "cellucid-worker" }, () => ({ contents: `export default ${JSON.stringify(code)};`, loader: "js" }));
+      build.onResolve({ filter: /^cellucid:[a-z]+-worker$/ }, (args) => ({ path: args.path, namespace: "cellucid-worker" }));
+      build.onLoad({ filter: /.*/, namespace: "cellucid-worker" }, (args) => {
+        if (!(args.path in sources)) return { errors: [{ text: `no worker ${args.path} in build.mjs WORKERS` }] };
+        return { contents: `export default ${JSON.stringify(sources[args.path])};`, loader: "js" };
+      });
     },
   };
 }

@@ -3,6 +3,8 @@ import { test } from "node:test";
 import { annotationCodes, UNASSIGNED, uniqueName } from "../viewer/src/select/annotate.js";
 import { SelectionHistory } from "../viewer/src/select/history.js";
 import { buildAdjacency, growCells } from "../viewer/src/select/knn.js";
+import { KnnJob } from "../viewer/src/select/knnworker.js";
+import { KnnGraph } from "../viewer/src/app/knngraph.js";
 import { cellsWithin } from "../viewer/src/select/proximity.js";
 import { CellBuffer, cellsWithCode, combine, complement, difference, fromMask, intersection, union } from "../viewer/src/select/sets.js";
 import { rng } from "./helpers.mjs";
@@ -181,6 +183,43 @@ test("growCells: one hop on a random graph equals the neighbours by brute force"
     if (inSeed.has(b)) expected.add(a);
   }
   assert.deepEqual(arr(growCells(adj, seed, 1)), [...expected].sort((x, y) => x - y));
+});
+
+test("KnnJob: the worker's messages (graph, grow, errors) with the grown buffer transferred", () => {
+  const posted = [];
+  const job = new KnnJob((message, transfer) => posted.push({ message, transfer }));
+  job.handle({ id: 1, type: "grow", cells: Uint32Array.of(2), hops: 1, mask: null });
+  assert.deepEqual(posted[0].message, { id: 1, type: "error", message: "no kNN graph loaded" });
+  job.handle({ id: 2, type: "graph", src: PATH_GRAPH.src, dst: PATH_GRAPH.dst, nCells: 9 });
+  assert.equal(posted[1].message.type, "ready");
+  assert.equal(posted[1].message.edges, 7);
+  job.handle({ id: 3, type: "grow", cells: Uint32Array.of(2), hops: 2, mask: Uint8Array.of(1, 1, 1, 1, 0, 1, 1, 1, 1) });
+  const { message, transfer } = posted[2];
+  assert.equal(message.id, 3);
+  assert.deepEqual(arr(message.cells), [0, 1, 2, 3]);
+  assert.deepEqual(transfer, [message.cells.buffer]);
+  job.handle({ id: 4, type: "shrink" });
+  assert.match(posted[3].message.message, /unknown message type "shrink"/);
+});
+
+test("KnnGraph without a worker grows on the page; a worker that fails to start falls back", async () => {
+  const graph = new KnnGraph({ nCells: 9 });
+  await graph.load(PATH_GRAPH);
+  assert.ok(graph.buildMs >= 0);
+  assert.deepEqual(arr(await graph.grow(Uint32Array.of(0, 5), 1)), [0, 1, 5, 6, 7]);
+  await assert.rejects(graph.grow(Uint32Array.of(0), -1), /hops/);
+  const warn = console.warn;
+  const warned = [];
+  console.warn = (...args) => warned.push(args);
+  let fallback;
+  try {
+    fallback = new KnnGraph({ nCells: 9, createWorker: () => { throw new Error("CSP"); } });
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warned.length, 1);
+  await fallback.load(PATH_GRAPH);
+  assert.deepEqual(arr(await fallback.grow(Uint32Array.of(4), 1)), [3, 4]);
 });
 
 // ---- proximity ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import { benchSelection, runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
-import { createCompareWorker } from "./analysis/workerhost.js";
+import { createCompareWorker, createSelectWorker } from "./analysis/workerhost.js";
 import { buildComparePanel } from "./ui/compare.js";
 
 const POLL_MS = 3000;
@@ -192,6 +192,7 @@ function comparerFor(dataset, mode) {
 
 async function start(dataset, { datasets = [], currentId, bench = false, mode = "static" } = {}) {
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
+  viewer.createSelectWorker = createSelectWorker;
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
   window.__cellucid = viewer;
   app.hidden = false;
@@ -294,7 +295,9 @@ async function bench(n) {
   stats.generateMs = Math.round(ds.generateMs);
   viewer.bench = stats;
   viewer.benchSelection = (opts) => benchSelection(viewer, opts);
-  if (query.get("selectbench") === "1") stats.select = await benchSelection(viewer);
+  // ?selectbench=1 (with frames) or =compute (compute times only); &repeat=N (3)
+  const selectBench = query.get("selectbench");
+  if (selectBench) stats.select = await benchSelection(viewer, { repeat: Number(query.get("repeat")) || 3, frames: selectBench !== "compute" });
 }
 
 function fail(err) {

@@ -1,17 +1,30 @@
-// Starts the compare worker from the code js/build.mjs embedded in viewer.js (the virtual module
-// "cellucid:compare-worker", the bundled analysis/worker.js as a string): a Blob URL needs no file
-// next to the page, so the worker runs offline, under /proxy/<port>/ and when the viewer itself
-// was loaded from blob URLs (the widget's comm transport). The page's CSP allows `worker-src blob:`.
+// Starts the viewer's workers from the code js/build.mjs embedded in viewer.js (the virtual modules
+// "cellucid:<name>-worker": each bundled worker entry as a string): a Blob URL needs no file next
+// to the page, so the workers run offline, under /proxy/<port>/ and when the viewer itself was
+// loaded from blob URLs (the widget's comm transport). The page's CSP allows `worker-src blob:`.
+//
+//   compare  analysis/worker.js  gene ranking for compare groups
+//   select   select/worker.js    kNN grow on the graph's adjacency rows
 
-import WORKER_SOURCE from "cellucid:compare-worker";
+import COMPARE_SOURCE from "cellucid:compare-worker";
+import SELECT_SOURCE from "cellucid:select-worker";
 
-/** @returns {Worker} */
-export function createCompareWorker() {
-  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+function startWorker(source, name) {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
   try {
-    return new Worker(url, { name: "cellucid-compare" });
+    return new Worker(url, { name });
   } finally {
     // the worker has its script once it is constructed
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
+}
+
+/** @returns {Worker} */
+export function createCompareWorker() {
+  return startWorker(COMPARE_SOURCE, "cellucid-compare");
+}
+
+/** @returns {Worker} */
+export function createSelectWorker() {
+  return startWorker(SELECT_SOURCE, "cellucid-select");
 }

@@ -3,7 +3,7 @@
 // meets the viewer: its active field, drawn positions, kNN graph, selectable mask and history.
 // Each tool is one selection step (Viewer.userSelect) whose `source` names the tool.
 
-import { buildAdjacency, growCells } from "../select/knn.js";
+import { KnnGraph } from "./knngraph.js";
 import { cellsWithin } from "../select/proximity.js";
 import { cellsWithCode, complement } from "../select/sets.js";
 
@@ -27,20 +27,26 @@ export function pickCategory(viewer, cell, mode = "replace") {
   return true;
 }
 
-/** The kNN graph as adjacency rows (loaded and built once). Rejects without a graph. */
-export async function knnAdjacency(viewer) {
-  if (viewer.adjacency) return viewer.adjacency;
-  const edges = await viewer.loadEdges();
-  if (!edges) throw new Error("this dataset has no kNN graph");
-  viewer.adjacency = viewer.adjacency || buildAdjacency(edges.src, edges.dst, viewer.nCells);
-  return viewer.adjacency;
+/** The kNN graph (app/knngraph.js: rows built in the select worker), loaded once. Rejects without one. */
+export function knnGraph(viewer) {
+  if (!viewer.knnGraph) {
+    viewer.knnGraph = (async () => {
+      const edges = await viewer.loadEdges();
+      if (!edges) throw new Error("this dataset has no kNN graph");
+      const graph = new KnnGraph({ nCells: viewer.nCells, createWorker: viewer.createSelectWorker });
+      await graph.load(edges);
+      return graph;
+    })();
+    viewer.knnGraph.catch(() => (viewer.knnGraph = null)); // try again next time
+  }
+  return viewer.knnGraph;
 }
 
 /** kNN grow: add the cells within `hops` steps of the selection on the kNN graph. */
 export async function growSelection(viewer, hops = 1) {
   if (!viewer.selection.length) throw new Error("select cells first: kNN grow adds their neighbours");
-  const adjacency = await knnAdjacency(viewer);
-  viewer.userSelect(growCells(adjacency, viewer.selection, hops, viewer.selectableMask()), "replace", "knn");
+  const graph = await knnGraph(viewer);
+  viewer.userSelect(await graph.grow(viewer.selection, hops, viewer.selectableMask()), "replace", "knn");
 }
 
 /** Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball). */

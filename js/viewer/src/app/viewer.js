@@ -48,7 +48,8 @@ export class Viewer {
     this._selection = new Uint32Array(0);
     this.history = new SelectionHistory(this.nCells); // undo / redo of selection steps
     this.selectMode = "replace"; // the panel's mode for gestures without modifier keys
-    this.adjacency = null; // kNN graph rows, built on the first kNN grow
+    this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
+    this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
     this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
     this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";

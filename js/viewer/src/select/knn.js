@@ -68,16 +68,19 @@ export function growCells(adjacency, cells, hops, mask = null) {
     }
   }
   for (let h = 0; h < hops && size > 0; h++) {
-    const next = new CellBuffer(nCells);
+    // the last hop only marks: nothing walks on from its cells
+    const next = h < hops - 1 ? new CellBuffer(nCells) : null;
     for (let f = 0; f < size; f++) {
       const c = frontier[f];
-      for (let e = offsets[c]; e < offsets[c + 1]; e++) {
+      const end = offsets[c + 1];
+      for (let e = offsets[c]; e < end; e++) {
         const nb = neighbors[e];
         if (seen[nb] || (mask && !mask[nb])) continue;
         seen[nb] = 1;
-        next.push(nb);
+        if (next) next.push(nb);
       }
     }
+    if (!next) break;
     frontier = next.data;
     size = next.length;
   }
