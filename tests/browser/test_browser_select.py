@@ -70,34 +70,40 @@ def test_category_pick_knn_grow_invert_undo_redo(open_viewer, clusters):
     assert events[-1]["source"] == "annotation"
     assert events[-1]["cells"].tolist() == alpha.tolist(), "Alt+click selects the whole cluster"
 
+    delta = clusters.members["delta"]
+    _with_keys(page, ["Shift", "Alt"], lambda: page.mouse.click(*points[delta[0]]))
+    assert _events(viewer, 2)[-1]["cells"].tolist() == sorted([*alpha, *delta]), "Shift adds"
+    _with_keys(page, ["Control", "Alt"], lambda: page.mouse.click(*points[seed]))
+    assert _events(viewer, 3)[-1]["cells"].tolist() == delta.tolist(), "Ctrl subtracts"
+
     page.mouse.click(*points[seed])  # a plain click replaces it with one cell
-    (seed,) = _events(viewer, 2)[-1]["cells"].tolist()  # the cell drawn on top there
+    (seed,) = _events(viewer, 4)[-1]["cells"].tolist()  # the cell drawn on top there
     assert seed in alpha
     page.keyboard.press("g")
-    grown = _events(viewer, 3)[-1]
+    grown = _events(viewer, 5)[-1]
     assert grown["source"] == "knn"
     assert grown["cells"].tolist() == _hops(clusters.adata, seed, 1)
     page.get_by_label("kNN hops").fill("3")
     page.click("[data-action='grow']")
-    three = _events(viewer, 4)[-1]
+    three = _events(viewer, 6)[-1]
     assert three["cells"].tolist() == _hops(clusters.adata, seed, 4), "3 more hops"
     assert set(three["cells"].tolist()) <= set(alpha.tolist()), "the graph stays in alpha"
 
     page.keyboard.press("i")
-    inverted = _events(viewer, 5)[-1]
+    inverted = _events(viewer, 7)[-1]
     assert inverted["source"] == "invert"
     rest = sorted(set(range(clusters.n)) - set(three["cells"].tolist()))
     assert inverted["cells"].tolist() == rest
 
     page.keyboard.press("Control+z")
-    undone = _events(viewer, 6)[-1]
+    undone = _events(viewer, 8)[-1]
     assert (undone["source"], undone["cells"].tolist()) == ("undo", three["cells"].tolist())
     page.click("[data-action='undo']")
-    assert _events(viewer, 7)[-1]["cells"].tolist() == grown["cells"].tolist()
+    assert _events(viewer, 9)[-1]["cells"].tolist() == grown["cells"].tolist()
     page.keyboard.press("Control+Shift+z")
-    assert _events(viewer, 8)[-1]["cells"].tolist() == three["cells"].tolist()
+    assert _events(viewer, 10)[-1]["cells"].tolist() == three["cells"].tolist()
     page.click("[data-action='redo']")
-    redone = _events(viewer, 9)[-1]
+    redone = _events(viewer, 11)[-1]
     assert (redone["source"], redone["cells"].tolist()) == ("redo", rest)
     assert page.locator("[data-action='redo']").is_disabled()
     assert _selection(page) == rest
