@@ -21,9 +21,14 @@ function names(viewer, exceptId = null) {
   return new Set(viewer.highlights.filter((g) => g.id !== exceptId).map((g) => g.label));
 }
 
+/** Draw the visible groups. */
+export function drawGroups(viewer) {
+  viewer.scene.setHighlights(viewer.highlights.filter((g) => g.visible !== false));
+}
+
 /** Redraw the visible groups and tell the UI and the bridge. */
 export function groupsChanged(viewer) {
-  viewer.scene.setHighlights(viewer.highlights.filter((g) => g.visible !== false));
+  drawGroups(viewer);
   viewer.emit("highlights", viewer.highlights);
 }
 

@@ -11,7 +11,7 @@ import { clickModeFor } from "../select/modes.js";
 import { writeSessionBundle } from "../session/bundle.js";
 import { LoadError } from "../data/http.js";
 import { comparisonsForSession, runComparison } from "./compare.js";
-import { addGroup, annotate, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
+import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
 import { growSelection, invertSelection, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
 import { UserFields } from "./userfields.js";
 
@@ -504,7 +504,7 @@ export class Viewer {
       this.recolor();
       this.applyRadii();
       this.scene.setSelection(this._selection);
-      groupsChanged(this);
+      drawGroups(this);
       this.emit("contextrestored", null);
     }, 250);
   }
