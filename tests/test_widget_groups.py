@@ -288,3 +288,18 @@ def test_to_obs_of_a_user_field_reads_the_session(
     assert column.tolist()[:4] == ["T", "B", "unassigned", "T"]
     with pytest.raises(KeyError, match="it has: 'annotation'"):
         widget.to_obs("nope", timeout=10)
+
+
+def test_to_obs_of_an_export_is_indexed_by_position(adata, tmp_path: Path) -> None:
+    import cellucid
+
+    export = cellucid.prepare(adata, tmp_path / "export", quiet=True)
+    w = CellucidWidget(export, port=0)
+    try:
+        w._channel.deliver({"type": "groups", "groups": [group("g1", "T", [1])]})
+        assert w.wait_idle()
+        column = w.to_obs()
+        assert isinstance(column.index, pd.RangeIndex) and len(column) == N
+        assert column.iloc[:2].tolist() == ["unassigned", "T"]
+    finally:
+        w.close()
