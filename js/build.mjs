@@ -42,6 +42,7 @@ async function clean() {
 const WORKERS = {
   "compare-worker": path.join("viewer", "src", "analysis", "worker.js"), // compare groups
   "filters-worker": path.join("viewer", "src", "filters", "worker.js"), // histograms
+  "select-worker": path.join("viewer", "src", "select", "worker.js"), // kNN grow on the graph's rows
 };
 
 async function workerSourcePlugin() {

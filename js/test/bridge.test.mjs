@@ -10,6 +10,7 @@ import {
   clickPayload,
   COMMAND_KEYS,
   EVENT_KEYS,
+  groupsPayload,
   HoverThrottle,
   hoverPayload,
   isJsonSafe,
@@ -22,6 +23,7 @@ import {
   redactToken,
   sameSecret,
   selectionPayload,
+  userFieldsPayload,
 } from "../viewer/src/bridge/protocol.js";
 
 const ID = "0123456789abcdef";
@@ -153,6 +155,44 @@ describe("checkCommand", () => {
     }
   });
 
+  test("highlight: an optional name (a non-empty string)", () => {
+    const named = check({ type: "highlight", cells: [1], color: "#000000", name: "T cells" });
+    assert.ok(named.ok, named.reason);
+    assert.equal(named.command.name, "T cells");
+    assert.equal(check({ type: "highlight", cells: [1], color: "#000000" }).command.name, undefined);
+    assert.match(check({ type: "highlight", cells: [1], color: "#000000", name: "" }).reason, /highlight.name/);
+    assert.match(check({ type: "highlight", cells: [1], color: "#000000", name: 3 }).reason, /highlight.name/);
+  });
+
+  test("addField: binary codes or values, one per cell", () => {
+    const cat = check({ type: "addField", name: "f", kind: "category", categories: ["a", "b"], values: new Uint8Array(10) }, 10);
+    assert.ok(cat.ok, cat.reason);
+    assert.deepEqual(cat.command.categories, ["a", "b"]);
+    assert.ok(cat.command.values instanceof Uint8Array);
+    const num = check({ type: "addField", name: "g", kind: "continuous", categories: null, values: new Float32Array(10) }, 10);
+    assert.ok(num.ok, num.reason);
+    assert.equal(num.command.categories, null);
+    const wide = check({ type: "addField", name: "w", kind: "category", categories: Array.from({ length: 300 }, (_, i) => `c${i}`), values: new Uint16Array(10) }, 10);
+    assert.ok(wide.ok, wide.reason);
+    const bad = [
+      [{ name: "f", kind: "category", categories: ["a"], values: Array(10).fill(0) }, /binary/],
+      [{ name: "f", kind: "category", categories: ["a"], values: new Uint8Array(9) }, /holds 9 values, the dataset has 10 cells/],
+      [{ name: "f", kind: "category", categories: [], values: new Uint8Array(10) }, /non-empty list of strings/],
+      [{ name: "f", kind: "category", categories: ["a", "a"], values: new Uint8Array(10) }, /must not repeat/],
+      [{ name: "f", kind: "category", categories: Array.from({ length: 300 }, (_, i) => `c${i}`), values: new Uint8Array(10) }, /uint16/],
+      [{ name: "f", kind: "continuous", categories: null, values: new Float64Array(10) }, /Float32Array/],
+      [{ name: "f", kind: "continuous", categories: ["a"], values: new Float32Array(10) }, /null for a continuous/],
+      [{ name: "f", kind: "text", categories: null, values: new Float32Array(10) }, /kind must be/],
+      [{ name: "", kind: "continuous", categories: null, values: new Float32Array(10) }, /addField.name/],
+      [{ name: "x".repeat(257), kind: "continuous", categories: null, values: new Float32Array(10) }, /more than 256/],
+    ];
+    for (const [keys, reason] of bad) {
+      const result = check({ type: "addField", ...keys }, 10);
+      assert.equal(result.ok, false, JSON.stringify(keys));
+      assert.match(result.reason, reason);
+    }
+  });
+
   test("highlight: colour must be #RRGGBB", () => {
     for (const color of ["red", "#fff", "#ff00001", "ff0000", "#gg0000", 0xff0000, null]) {
       assert.equal(check({ type: "highlight", cells: [1], color }).ok, false, String(color));
@@ -280,6 +320,22 @@ describe("event payloads", () => {
     const sparse = selectionPayload({ cells: range(1001) }, 1_000_000, encodeCellsForEvent);
     assert.equal(sparse.cells.encoding, "u32-base64");
     assert.equal(sparse.source, "lasso", "a missing source defaults to lasso");
+  });
+
+  test("groups: every group with its name, colour, visibility and cells (binary when large)", async () => {
+    const { encodeCellsForEvent } = await import("../viewer/src/select/cellset.js");
+    const groups = [
+      { id: "group-1", label: "T", color: "#ff0000", cells: Uint32Array.of(1, 5) },
+      { id: "group-2", label: "B", color: "#00ff00", visible: false, cells: Uint32Array.from({ length: 2000 }, (_, i) => i) },
+    ];
+    const payload = groupsPayload(groups, 4000, encodeCellsForEvent);
+    assert.deepEqual(Object.keys(payload), EVENT_KEYS.groups);
+    assert.deepEqual(payload.groups[0], { id: "group-1", name: "T", color: "#ff0000", visible: true, cells: [1, 5] });
+    assert.equal(payload.groups[1].visible, false);
+    assert.equal(payload.groups[1].cells.encoding, "bitset-base64");
+    const fields = userFieldsPayload([{ key: "a", kind: "category", categories: ["x"], origin: "annotation" }, { key: "b", kind: "continuous", categories: null, origin: "python" }]);
+    assert.deepEqual(Object.keys(fields), EVENT_KEYS.user_fields);
+    assert.deepEqual(fields.fields[1], { key: "b", kind: "continuous", categories: null, origin: "python" });
   });
 
   test("debug snapshots never show the token", () => {

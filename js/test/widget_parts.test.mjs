@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { base64ToBytes, MAX_PART, PartCollector, sendInParts } from "../widget/src/parts.js";
+import { base64ToBytes, eventCellBytes, MAX_PART, PartCollector, sendInParts } from "../widget/src/parts.js";
 
 function recorder() {
   const sent = [];
@@ -153,5 +153,39 @@ describe("base64ToBytes", () => {
   });
   test("refuses text that is not base64", () => {
     assert.throws(() => base64ToBytes("not base64!"));
+  });
+});
+
+describe("eventCellBytes", () => {
+  test("a selection's list or base64 set becomes one buffer", () => {
+    const list = eventCellBytes({ type: "selection", cells: [3, 1], source: "lasso" });
+    assert.deepEqual(list.event.cells, { encoding: "u32-base64", count: 2, data: null });
+    assert.deepEqual(Array.from(new Uint32Array(list.bytes.buffer)), [3, 1]);
+    assert.equal(list.groupBytes, null);
+    const bitset = eventCellBytes({ type: "selection", cells: { encoding: "bitset-base64", n: 9, count: 2, data: "AwA=" }, source: "knn" });
+    assert.deepEqual(bitset.event.cells, { encoding: "bitset-base64", n: 9, count: 2, data: null });
+    assert.deepEqual(Array.from(bitset.bytes), [3, 0]);
+  });
+
+  test("groups: every group's bytes in order, their lengths in groupBytes", () => {
+    const event = {
+      type: "groups",
+      groups: [
+        { id: "g1", name: "a", color: "#000000", visible: true, cells: [7] },
+        { id: "g2", name: "b", color: "#000000", visible: false, cells: { encoding: "bitset-base64", n: 9, count: 1, data: "AQA=" } },
+      ],
+    };
+    const out = eventCellBytes(event);
+    assert.deepEqual(out.groupBytes, [4, 2]);
+    assert.deepEqual(Array.from(out.bytes), [7, 0, 0, 0, 1, 0]);
+    assert.equal(out.event.groups[1].visible, false);
+    assert.deepEqual(out.event.groups[0].cells, { encoding: "u32-base64", count: 1, data: null });
+    assert.equal(event.groups[0].cells[0], 7, "the input is not changed");
+    assert.deepEqual(eventCellBytes({ type: "groups", groups: [] }).groupBytes, []);
+  });
+
+  test("other events have no cell bytes", () => {
+    assert.equal(eventCellBytes({ type: "hover", cell: 1 }), null);
+    assert.equal(eventCellBytes({ type: "groups", groups: [{ cells: "x" }] }), null);
   });
 });

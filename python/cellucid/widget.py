@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import traitlets
 
+from .annotation import check_name, fill_group_cells
 from .comm_transport import CommFiles, viewer_page
 from .notebook_env import client_base_url, notebook_context
 from .serialization import (
@@ -151,6 +152,9 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
     """The latest click event ``{"cell", "button", "shift", "ctrl"}``."""
     ready = traitlets.Bool(False, read_only=True).tag(sync=True)
     """Whether a viewer reported ``ready``."""
+    groups = traitlets.Dict(read_only=True)
+    """The viewer's highlight groups: ``{name: uint32 cells}`` in its list order (observable;
+    updated whenever a group is made, renamed, recoloured, shown, hidden or deleted)."""
 
     def __init__(
         self,
@@ -188,6 +192,7 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         self._pool: ThreadPoolExecutor | None = None
         self._notifying = threading.local()
         self._fields: DatasetFields | None = None
+        self._user_fields: dict[str, str] = {}  # user-defined field name -> kind
         try:
             server.start_background()
             self._entry = server.source.datasets()[0]
@@ -275,17 +280,33 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         return self._server is not None and self._server.is_running()
 
     # ------------------------------------------------------------------ commands
-    def highlight_cells(self, cell_indices: object, color: str = "#ff0000") -> None:
-        """Highlight cells (indices or a boolean mask of length n) in ``color`` ("#RRGGBB").
+    def highlight_cells(
+        self, cell_indices: object, color: str = "#ff0000", name: str | None = None
+    ) -> None:
+        """Make a highlight group of cells in the viewer.
+
+        Parameters
+        ----------
+        cell_indices
+            Cell indices or a boolean mask of length n.
+        color
+            The group's colour, ``"#RRGGBB"``.
+        name
+            The group's name (the key in :attr:`groups`); the viewer adds `` (2)``, ... when
+            another group has it. By default ``"Python selection (N cells)"``.
 
         Examples
         --------
-        >>> viewer.highlight_cells([0, 5, 9], color="#00aa00")   # doctest: +SKIP
+        >>> viewer.highlight_cells([0, 5, 9], color="#00aa00")                  # doctest: +SKIP
+        >>> viewer.highlight_cells(adata.obs.louvain == "3", "#ff8800", "L3")   # doctest: +SKIP
         """
         if not isinstance(color, str) or not _COLOR.match(color):
             raise ValueError(f'color must look like "#RRGGBB", not {color!r}')
+        command = {"type": "highlight", "color": color}
+        if name is not None:
+            command["name"] = check_name(name, "name")
         cells = as_cell_indices(cell_indices, self.n_cells, label="cell_indices", allow_empty=False)
-        self._send_command({"type": "highlight", "color": color}, cells)
+        self._send_command(command, cells)
 
     def clear_highlights(self) -> None:
         """Remove every highlight."""
@@ -314,6 +335,101 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         if cells is None:
             command["cells"] = None  # null = every cell (SPEC §4.2)
         self._send_command(command, cells)
+
+    def add_field(self, name: str, values: object) -> None:
+        """Send a per-cell field into the running viewer, which can colour by it at once.
+
+        The field joins the viewer's field list (and its Compare panel when categorical);
+        ``viewer.color_by = name`` colours by it. Sending a name again replaces that field.
+        Values travel as binary (``uint8``/``uint16`` codes or ``float32``).
+
+        Parameters
+        ----------
+        name
+            The field's name; it must not be an obs key or a gene id of the dataset.
+        values
+            One value per cell, in the order of ``obs_names``: categorical (a pandas
+            ``Categorical``, a categorical ``Series``, strings or booleans; missing values
+            stay missing) or numeric (continuous; NaN is missing). A ``Series`` indexed by the
+            obs names is put in their order.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad or taken name, a wrong length, or values of another kind.
+
+        Examples
+        --------
+        >>> viewer.add_field("leiden_py", adata.obs["leiden"])     # doctest: +SKIP
+        >>> viewer.add_field("n_counts_log", np.log1p(adata.obs["n_counts"]))   # doctest: +SKIP
+        >>> viewer.color_by = "leiden_py"                          # doctest: +SKIP
+        """
+        from .annotation import field_command
+
+        if name in self.fields.obs_keys or name in set(self.fields.gene_ids):
+            raise ValueError(
+                f"{name!r} is already an obs key or a gene id of this dataset; pick another name"
+            )
+        command, data = field_command(name, values, self.n_cells, self._obs_names)
+        self._send_command(command, data)
+        self._user_fields[name] = command["kind"]
+
+    def to_obs(self, field: str | None = None, *, timeout: float = 60.0) -> pd.Series:
+        """A categorical column for ``adata.obs``: a user-defined field of the viewer, or its
+        groups.
+
+        Parameters
+        ----------
+        field
+            The name of a categorical user-defined field of the viewer (made with Annotate, or
+            sent with :meth:`add_field`), read from the viewer's session. ``None``: the current
+            :attr:`groups`, as Annotate would make them (categories: the group names, then
+            ``"unassigned"``; a cell in several groups gets the first).
+        timeout
+            Seconds to wait for the viewer's session (only for a named field).
+
+        Returns
+        -------
+        pandas.Series
+            Categorical, indexed by the dataset's ``obs_names`` (a ``RangeIndex`` for an export
+            folder, which stores no cell names), ready for ``adata.obs[...] = ...``.
+
+        Raises
+        ------
+        KeyError
+            When the viewer has no such field; the message lists the ones it has.
+
+        Examples
+        --------
+        >>> adata.obs["cell_type"] = viewer.to_obs("annotation")   # doctest: +SKIP
+        >>> adata.obs["picked"] = viewer.to_obs()                   # doctest: +SKIP
+        """
+        from .annotation import categorical_from_groups, categorical_from_session
+
+        if field is None:
+            return categorical_from_groups(self.groups, self.n_cells, self._obs_names(), "groups")
+        check_name(field, "field")
+        bundle = self.get_session_bundle(timeout)
+        try:
+            return categorical_from_session(bundle, field, self.n_cells, self._obs_names())
+        finally:
+            bundle.cleanup()
+
+    def _obs_names(self) -> pd.Index:
+        """The served dataset's obs names (a RangeIndex for an export, which stores none)."""
+        import pandas as pd
+
+        names = None
+        if self._is_anndata and self._server is not None:
+            adata = getattr(self._server.source, "adata", None)
+            if adata is not None:
+                names = adata.obs_names
+            elif self._config is not None and self._config.comparisons is not None:
+                obs = self._config.comparisons.obs(self._entry)  # a file: reads its obs
+                names = None if obs is None else obs.index
+        if names is None or len(names) != self.n_cells:
+            return pd.RangeIndex(self.n_cells)
+        return pd.Index(names)
 
     def reset_view(self) -> None:
         """Reset the camera."""
@@ -654,6 +770,8 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         value = proposal["value"]
         if value is None:
             raise traitlets.TraitError("color_by can only be set to a field name")
+        if value in self._user_fields:
+            return value
         return self.fields.resolve(value)
 
     @traitlets.validate("dimension")
@@ -689,6 +807,12 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
             updates["selection"] = payload["cells"]
         elif event_type in ("hover", "click"):
             updates[event_type] = copy.deepcopy(payload)
+        elif event_type == "groups":
+            from .annotation import groups_by_name
+
+            updates["groups"] = groups_by_name(payload)
+        elif event_type == "user_fields":
+            self._user_fields.update({f["key"]: f["kind"] for f in payload["fields"]})
         elif event_type == "view":
             if isinstance(payload.get("color_by"), str):
                 updates["color_by"] = payload["color_by"]
@@ -744,14 +868,20 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
             while self._queued:
                 self._emit(*self._queued.popleft())
 
-    def _emit(self, command: dict[str, Any], cells: npt.NDArray[np.uint32] | None) -> None:
+    def _emit(self, command: dict[str, Any], binary: npt.NDArray[Any] | None) -> None:
+        """Send a command; ``binary`` (cell indices, or addField's values) goes as buffers."""
         self._seq += 1
-        message = {"kind": "command", "seq": self._seq, "command": command}
-        if cells is None:
+        message: dict[str, Any] = {"kind": "command", "seq": self._seq, "command": command}
+        if binary is None:
             self.send(message)
             return
-        data = np.ascontiguousarray(cells, dtype="<u4")
-        for part, buffers in split_parts({**message, "cells_bytes": True}, data):
+        if command["type"] == "addField":  # uint8/uint16 codes or float32 values
+            data = np.ascontiguousarray(binary, dtype=binary.dtype.newbyteorder("<"))
+            message["values_dtype"] = binary.dtype.name
+        else:
+            data = np.ascontiguousarray(binary, dtype="<u4")
+            message["cells_bytes"] = True
+        for part, buffers in split_parts(message, data):
             self.send(part, buffers)
 
     # ------------------------------------------------------------------ front end messages
@@ -791,6 +921,8 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         cells = event.get("cells")
         if isinstance(cells, dict) and cells.get("data") is None:
             event["cells"] = {**cells, "data": data}
+        if event.get("type") == "groups" and "group_bytes" in message:
+            event = fill_group_cells(event, message["group_bytes"], data)
         self._channel.deliver(
             event, event_id=event_id if isinstance(event_id, str) else None, via="comm"
         )
@@ -889,6 +1021,8 @@ def _is_group_name(spec: Any) -> bool:
 
 
 def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return list(old) == list(new) and all(_same(old[k], new[k]) for k in old)
     if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
         return (
             isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and np.array_equal(old, new)

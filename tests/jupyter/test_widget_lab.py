@@ -129,6 +129,17 @@ def eventually(notebook: Any, expr: str, expected: Any, timeout: float = 30.0) -
         raise AssertionError(f"{expr}: last value {seen[-1:]!r}, expected {expected!r}") from None
 
 
+def run_and_lasso(nb: Any, cells: int, members: np.ndarray) -> ViewerFrame:
+    """Run the first ``cells`` cells (the viewer ``v`` is cell 1), lasso ``members`` in it and
+    wait for ``v.selection``; returns the viewer's frame."""
+    for cell in range(cells):
+        nb.run_cell(cell, timeout=180)
+    viewer = ViewerFrame(nb, 1)
+    viewer.lasso(members)
+    eventually(nb, "sorted(v.selection.tolist())", sorted(members.tolist()))
+    return viewer
+
+
 def test_ready_in_the_same_cell_lasso_to_selection_and_hooks(open_notebook):
     alpha = CLUSTERS.members["alpha"]
     nb = open_notebook(
@@ -381,11 +392,7 @@ def test_compare_from_python_and_from_the_viewer(open_notebook):
             "table = v.compare(v.selection)\nprint(table.names.iloc[0])",
         ]
     )
-    for cell in range(3):
-        nb.run_cell(cell, timeout=180)
-    viewer = ViewerFrame(nb, 1)
-    viewer.lasso(alpha)
-    eventually(nb, "sorted(v.selection.tolist())", sorted(alpha.tolist()))
+    viewer = run_and_lasso(nb, 3, alpha)
     nb.run_cell(3, timeout=120)
     assert "GeneAlpha" in nb.output_text(3)
     assert nb.kernel_eval("table.names.iloc[0]") == "GeneAlpha"
@@ -409,3 +416,57 @@ def test_compare_from_python_and_from_the_viewer(open_notebook):
     assert nb.kernel_eval("list(v.last_comparison.names.iloc[:3])") == [
         row["name"] for row in summary["rows"]
     ]
+
+
+def test_groups_to_obs_and_add_field(open_notebook):
+    """Groups made in Python and in the viewer reach viewer.groups; an annotation made in the
+    viewer comes back as an obs column (to_obs); add_field sends a field the viewer colours by."""
+    alpha, beta = CLUSTERS.members["alpha"], CLUSTERS.members["beta"]
+    nb = open_notebook(
+        [
+            SETUP,
+            widget_cell("v"),
+            "v.wait_for_ready(120)\n"
+            "seen = []\n"
+            "v.observe(lambda change: seen.append(list(change['new'])), names='groups')\n"
+            f"v.highlight_cells({beta.tolist()}, '#00aa00', name='beta')",
+            "column = v.to_obs('annotation')\n"
+            "adata = data.adata.copy()\n"
+            "adata.obs['annotation'] = column\n"
+            "print(adata.obs['annotation'].value_counts().to_dict())",
+            "v.add_field('py_cluster', data.adata.obs['cluster'])\nv.color_by = 'py_cluster'",
+        ]
+    )
+    viewer = run_and_lasso(nb, 3, alpha)
+    eventually(nb, "seen[:1]", [["beta"]])  # the group made in Python came first
+    viewer.frame.click("[data-action='group-from-selection']")
+    name = viewer.frame.locator(".grp-row .grp-name").nth(1)
+    name.fill("alpha")
+    name.press("Enter")
+    eventually(nb, "list(v.groups)", ["beta", "alpha"])
+    assert nb.kernel_eval("sorted(v.groups['alpha'].tolist())") == sorted(alpha.tolist())
+    assert nb.kernel_eval("str(v.groups['beta'].dtype)") == "uint32"
+    assert nb.kernel_eval("seen[-1]") == ["beta", "alpha"]
+    viewer.frame.click("[data-action='annotate']")
+    viewer.frame.wait_for_function(
+        "() => window.__cellucid.field && window.__cellucid.field.key === 'annotation'",
+        timeout=30000,
+    )
+    nb.run_cell(3, timeout=120)
+    counts = {"beta": len(beta), "alpha": len(alpha), "unassigned": CLUSTERS.n - 240}
+    assert nb.kernel_eval("adata.obs['annotation'].value_counts().to_dict()") == counts
+    assert nb.kernel_eval("list(column.cat.categories)") == ["beta", "alpha", "unassigned"]
+    assert nb.kernel_eval("column.index.equals(data.adata.obs_names)") is True
+    assert nb.kernel_eval("column.iloc[int(data.members['alpha'][0])]") == "alpha"
+    nb.run_cell(4, timeout=120)
+    viewer.frame.wait_for_function(
+        "() => window.__cellucid.field && window.__cellucid.field.key === 'py_cluster'",
+        timeout=30000,
+    )
+    categories = viewer.frame.evaluate("() => window.__cellucid.field.categories")
+    assert categories == ["alpha", "beta", "gamma", "delta", "lone"]
+    codes = viewer.frame.evaluate(
+        f"() => [window.__cellucid.field.codes[{int(alpha[0])}], window.__cellucid.field.codes.constructor.name]"
+    )
+    assert codes == [0, "Uint8Array"]
+    eventually(nb, "v.color_by", "py_cluster")

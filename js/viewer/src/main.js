@@ -14,15 +14,17 @@ import { fetchBytes, LoadError, Progress } from "./data/http.js";
 import { Viewer } from "./app/viewer.js";
 import { buildPanel } from "./ui/panel.js";
 import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
-import { installLasso } from "./ui/lasso.js";
+import { installLasso, SVGNS } from "./ui/lasso.js";
+import { installProximity } from "./ui/proximity.js";
+import { proximityFromScreen } from "./app/selecttools.js";
 import { h, fmtInt } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
-import { runBenchHud, syntheticDataset } from "./ui/bench.js";
+import { benchSelection, runBenchHud, syntheticDataset } from "./ui/bench.js";
 import { installBridge } from "./bridge/bridge.js";
 import { CommandChannel, commandsUrl, wantsChannel } from "./bridge/channel.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
-import { createCompareWorker, createFiltersWorker } from "./analysis/workerhost.js";
+import { createCompareWorker, createFiltersWorker, createSelectWorker } from "./analysis/workerhost.js";
 import { FilterJobs } from "./filters/client.js";
 import { buildComparePanel } from "./ui/compare.js";
 import { installTooltip } from "./ui/tooltip.js";
@@ -64,10 +66,14 @@ function mountUi(viewer, { datasets, currentId }) {
   app.hidden = false;
   const exporter = makeExporter(viewer);
   viewer.tool = "navigate";
+  const proximityLayer = document.createElementNS(SVGNS, "svg");
+  proximityLayer.setAttribute("class", "lasso-layer proximity-layer");
+  stageEl.append(proximityLayer);
   const setTool = (t) => {
     viewer.tool = t;
     lassoLayer.toggleAttribute("hidden", t !== "lasso"); // an SVG element has no .hidden property
-    viewer.scene.setInteractive(t !== "lasso");
+    proximityLayer.toggleAttribute("hidden", t !== "proximity");
+    viewer.scene.setInteractive(t === "navigate");
     stageEl.dataset.tool = t;
     viewer.emit("tool", t);
   };
@@ -89,7 +95,16 @@ function mountUi(viewer, { datasets, currentId }) {
   });
   connEls.push(ui.conn);
   connection(...lastConn);
-  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode));
+  const defaultMode = () => viewer.selectMode;
+  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode), { defaultMode });
+  installProximity(
+    proximityLayer,
+    (start, end, mode) => {
+      const { center, radius } = proximityFromScreen(viewer, start, end);
+      viewer.selectWithin(center, radius, mode);
+    },
+    { defaultMode },
+  );
   setTool("navigate");
 
   installTooltip(viewer, { tooltip, stage: stageEl, canvasHost });
@@ -206,6 +221,7 @@ function obsNamesFor(viewer, mode, health) {
 async function start(dataset, { datasets = [], currentId, bench = false, mode = "static", health = null } = {}) {
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
   viewer.filterJobs = new FilterJobs({ createWorker: createFiltersWorker });
+  viewer.createSelectWorker = createSelectWorker;
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
   if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
   window.__cellucid = viewer;
@@ -310,6 +326,10 @@ async function bench(n) {
   const stats = runBenchHud(viewer, stageEl, { startedAt, animate: query.get("animate") !== "0", measure: query.get("measure") === "filters", rounds: Math.max(1, parseInt(query.get("rounds"), 10) || 7) });
   stats.generateMs = Math.round(ds.generateMs);
   viewer.bench = stats;
+  viewer.benchSelection = (opts) => benchSelection(viewer, opts);
+  // ?selectbench=1 (with frames) or =compute (compute times only); &repeat=N (3)
+  const selectBench = query.get("selectbench");
+  if (selectBench) stats.select = await benchSelection(viewer, { repeat: Number(query.get("repeat")) || 3, frames: selectBench !== "compute" });
 }
 
 function fail(err) {

@@ -12,24 +12,28 @@
 //      wait for that.
 //   3. relay: messages whose source is our iframe and whose origin is the page's origin,
 //      with this viewer's id and token, go to Python as {kind: "event", eventId, event};
-//      selection cells travel as bytes (parts.js), never as base64 or JSON numbers.
+//      cell sets (selection, groups) travel as bytes (parts.js), never as base64 or JSON numbers.
 //
 // Messages with Python (all JSON + buffers; parts.js splits big binaries):
-//   Python → JS: {kind: "command", seq, command, part?, parts?} (+ uint32 cells bytes)
+//   Python → JS: {kind: "command", seq, command, part?, parts?, cells_bytes?, values_dtype?}
+//                (+ uint32 cells bytes, or addField's values as uint8/uint16/float32 bytes)
 //                {kind: "fetch_reply", id, status, headers, part, parts} (+ body bytes)
 //                {kind: "page", id, sizes: {html, css, js}, part, parts} (+ bytes)
 //   JS → Python: {kind: "view", view, action: "render" | "transport" | "connected" | "closed", …}
-//                {kind: "event", view, eventId, event, part?, parts?} (+ cells bytes)
+//                {kind: "event", view, eventId, event, part?, parts?, group_bytes?} (+ cells
+//                bytes; a groups event: every group's, in order, group_bytes their lengths)
 //                {kind: "fetch", view, id, path, method, headers, part, parts} (+ body)
 //                {kind: "page_request", view, id}
 //                {kind: "log", view, level, message}
 
 import { redactToken } from "../../viewer/src/bridge/protocol.js";
 import { COMM_BASE } from "../../viewer/src/data/commfetch.js";
-import { base64ToBytes, PartCollector, sendInParts } from "./parts.js";
+import { eventCellBytes, PartCollector, sendInParts } from "./parts.js";
 import { chooseUrl, healthOf, jupyterBaseUrl } from "./url.js";
 
 const DEFAULT_HEIGHT = 600;
+/** Typed arrays of a command's binary `values` (addField), by the dtype Python names. */
+const VALUE_ARRAYS = { uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array };
 const HANDSHAKE_MS = 300;
 const PROBE_TIMEOUT_MS = 4000;
 
@@ -162,18 +166,12 @@ function render({ model, el: host }) {
   function relayEvent(data) {
     const { viewerId: _id, viewerToken: _token, eventId = null, ...event } = data;
     markPinned();
-    const cells = event.cells;
-    if (event.type === "selection" && Array.isArray(cells)) {
-      // small selections come as JSON lists: the comm carries them as uint32 bytes too
-      const bytes = new Uint8Array(Uint32Array.from(cells).buffer);
-      const encoded = { encoding: "u32-base64", count: cells.length, data: null };
-      sendInParts(send, { kind: "event", eventId, event: { ...event, cells: encoded } }, bytes);
-    } else if (event.type === "selection" && cells && typeof cells === "object" && typeof cells.data === "string") {
-      const bytes = base64ToBytes(cells.data);
-      sendInParts(send, { kind: "event", eventId, event: { ...event, cells: { ...cells, data: null } } }, bytes);
-    } else {
-      send({ kind: "event", eventId, event });
-    }
+    // cell sets (selection, groups) go as bytes, small JSON lists too
+    const binary = eventCellBytes(event);
+    if (binary === null) return send({ kind: "event", eventId, event });
+    const message = { kind: "event", eventId, event: binary.event };
+    if (binary.groupBytes) message.group_bytes = binary.groupBytes;
+    sendInParts(send, message, binary.bytes);
   }
 
   function replyFetch(id, status, headers, bytes) {
@@ -217,6 +215,8 @@ function render({ model, el: host }) {
       if (!done) return;
       const cmd = { ...done.message.command };
       if (done.message.cells_bytes) cmd.cells = new Uint32Array(done.bytes.slice().buffer);
+      const Values = VALUE_ARRAYS[done.message.values_dtype];
+      if (Values) cmd.values = new Values(done.bytes.slice().buffer);
       command(cmd);
     } else if (msg.kind === "fetch_reply") {
       if (!String(msg.id).startsWith(`${viewId}:`)) return;

@@ -73,3 +73,39 @@ export function base64ToBytes(text) {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
+
+/**
+ * A cell set of an event (a JSON list of indices, or an encoded set with base64 `data`) as
+ * `[the set with data: null, its bytes]`: on the comm the bytes travel as a buffer, never as
+ * JSON numbers or base64. A list becomes `u32-base64` (uint32 little-endian). Anything else:
+ * null.
+ */
+export function cellSetBytes(cells) {
+  if (Array.isArray(cells)) return [{ encoding: "u32-base64", count: cells.length, data: null }, new Uint8Array(Uint32Array.from(cells).buffer)];
+  if (cells && typeof cells === "object" && typeof cells.data === "string") return [{ ...cells, data: null }, base64ToBytes(cells.data)];
+  return null;
+}
+
+/**
+ * An event to relay with its cell sets as bytes: `{event, bytes, groupBytes}`, or null when it
+ * has none. `selection`: `event.cells` (the bytes are that one set). `groups`: every
+ * `groups[i].cells`, their bytes one after the other and `groupBytes` their lengths.
+ */
+export function eventCellBytes(event) {
+  if (event.type === "selection") {
+    const set = cellSetBytes(event.cells);
+    return set && { event: { ...event, cells: set[0] }, bytes: set[1], groupBytes: null };
+  }
+  if (event.type !== "groups" || !Array.isArray(event.groups)) return null;
+  const sets = event.groups.map((g) => cellSetBytes(g && g.cells));
+  if (sets.some((set) => set === null)) return null;
+  const groupBytes = sets.map((set) => set[1].byteLength);
+  const bytes = new Uint8Array(groupBytes.reduce((a, b) => a + b, 0));
+  let offset = 0;
+  for (const [, data] of sets) {
+    bytes.set(data, offset);
+    offset += data.byteLength;
+  }
+  const groups = event.groups.map((g, i) => ({ ...g, cells: sets[i][0] }));
+  return { event: { ...event, groups }, bytes, groupBytes };
+}

@@ -472,6 +472,10 @@ def validate_event_payload(event_type: str, payload: Mapping[str, Any]) -> str |
     ``command_error``         ``command``: str; ``reason``: str
     ``session_bundle``        ``requestId``: str; ``status`` ``"ok"`` with ``bytes``
                               int ≥ 0 and ``path`` str, or ``"error"`` with ``error`` str
+    ``groups``                ``groups``: list of ``{id, name, color: str, visible: bool,
+                              cells}`` (``cells`` as for ``selection``)
+    ``user_fields``           ``fields``: list of ``{key: str, kind: "category" |
+                              "continuous", categories: list of str or null}``
     ========================  ============================================================
 
     Parameters
@@ -550,13 +554,17 @@ def _check_ready(payload: Payload) -> None:
 
 def _check_selection(payload: Payload) -> None:
     _require_keys(payload, "selection", "cells", "source")
-    try:
-        cells = decode_cells(payload["cells"])
-    except InvalidEventError as error:
-        raise InvalidEventError(f"selection.{error}") from None
-    cells.flags.writeable = False
-    payload["cells"] = cells
+    payload["cells"] = _read_only_cells(payload["cells"], "selection")
     _require_str(payload, "selection", "source")
+
+
+def _read_only_cells(value: object, label: str) -> npt.NDArray[np.uint32]:
+    try:
+        cells = decode_cells(value)
+    except InvalidEventError as error:
+        raise InvalidEventError(f"{label}.{error}") from None
+    cells.flags.writeable = False
+    return cells
 
 
 def _check_hover(payload: Payload) -> None:
@@ -612,6 +620,45 @@ def _check_session_bundle(payload: Payload) -> None:
         raise InvalidEventError("session_bundle.status must be 'ok' or 'error'")
 
 
+def _objects(payload: Payload, label: str, key: str, *required: str) -> list[tuple[str, Payload]]:
+    """``(label, item)`` of the list ``payload[key]`` whose items are objects with ``required``."""
+    _require_keys(payload, label, key)
+    items = payload[key]
+    if not isinstance(items, list):
+        raise InvalidEventError(f"{label}.{key} must be a list")
+    out = []
+    for i, item in enumerate(items):
+        item_label = f"{label}.{key}[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidEventError(f"{item_label} must be an object")
+        _require_keys(item, item_label, *required)
+        out.append((item_label, item))
+    return out
+
+
+def _check_groups(payload: Payload) -> None:
+    for label, group in _objects(
+        payload, "groups", "groups", "id", "name", "color", "visible", "cells"
+    ):
+        for key in ("id", "name", "color"):
+            _require_str(group, label, key)
+        if not isinstance(group["visible"], bool):
+            raise InvalidEventError(f"{label}.visible must be true or false")
+        group["cells"] = _read_only_cells(group["cells"], label)
+
+
+def _check_user_fields(payload: Payload) -> None:
+    for label, entry in _objects(payload, "user_fields", "fields", "key", "kind", "categories"):
+        _require_str(entry, label, "key")
+        if entry["kind"] not in ("category", "continuous"):
+            raise InvalidEventError(f"{label}.kind must be 'category' or 'continuous'")
+        categories = entry["categories"]
+        if categories is not None and not (
+            isinstance(categories, list) and all(isinstance(c, str) for c in categories)
+        ):
+            raise InvalidEventError(f"{label}.categories must be a list of strings or null")
+
+
 _PAYLOAD_CHECKS: Final[dict[str, Callable[[Payload], None]]] = {
     "ready": _check_ready,
     "selection": _check_selection,
@@ -621,6 +668,8 @@ _PAYLOAD_CHECKS: Final[dict[str, Callable[[Payload], None]]] = {
     "debug_snapshot": _check_request_reply("debug_snapshot"),
     "command_error": _check_command_error,
     "session_bundle": _check_session_bundle,
+    "groups": _check_groups,
+    "user_fields": _check_user_fields,
 }
 
 

@@ -4,7 +4,7 @@
 //
 // Pure module: no DOM, runs in browsers, workers and node.
 
-import { sortedUnique } from "../select/lasso.js";
+import { complement, sortedUnique } from "../select/sets.js";
 
 /**
  * Sorted unique cells, each below nCells.
@@ -45,14 +45,7 @@ export function cellsOfCategories(codes, categoryIndices) {
  * @returns {Uint32Array}
  */
 export function complementCells(cells, nCells) {
-  const out = new Uint32Array(nCells - cells.length);
-  let k = 0;
-  let j = 0;
-  for (let i = 0; i < nCells; i++) {
-    if (j < cells.length && cells[j] === i) j++;
-    else out[k++] = i;
-  }
-  return out;
+  return complement(cells, nCells);
 }
 
 /**

@@ -1,11 +1,16 @@
 // Starts the viewer's workers from the code js/build.mjs embedded in viewer.js (the virtual
-// modules "cellucid:compare-worker", the bundled analysis/worker.js, and
-// "cellucid:filters-worker", filters/worker.js, as strings): a Blob URL needs no file next to the
-// page, so the workers run offline, under /proxy/<port>/ and when the viewer itself was loaded
-// from blob URLs (the widget's comm transport). The page's CSP allows `worker-src blob:`.
+// modules "cellucid:<name>-worker": each bundled worker entry as a string): a Blob URL needs no
+// file next to the page, so the workers run offline, under /proxy/<port>/ and when the viewer
+// itself was loaded from blob URLs (the widget's comm transport). The page's CSP allows
+// `worker-src blob:`.
+//
+//   compare  analysis/worker.js  gene ranking for compare groups
+//   filters  filters/worker.js   histograms of the filter panel
+//   select   select/worker.js    kNN grow on the graph's adjacency rows
 
 import COMPARE_SOURCE from "cellucid:compare-worker";
 import FILTERS_SOURCE from "cellucid:filters-worker";
+import SELECT_SOURCE from "cellucid:select-worker";
 
 function startWorker(source, name) {
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
@@ -25,4 +30,9 @@ export function createCompareWorker() {
 /** The filters worker (filters/worker.js: histograms). @returns {Worker} */
 export function createFiltersWorker() {
   return startWorker(FILTERS_SOURCE, "cellucid-filters");
+}
+
+/** The selection worker (select/worker.js: kNN grow). @returns {Worker} */
+export function createSelectWorker() {
+  return startWorker(SELECT_SOURCE, "cellucid-select");
 }

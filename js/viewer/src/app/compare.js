@@ -15,7 +15,7 @@ const count = (k) => `${k.toLocaleString("en-US")} cells`;
  *   Uint32Array | number[]                     these cells
  *   {cells, label?}                            these cells, named
  *   {highlight: id or label}                   a highlight group
- *   {field: key, categories: [name, …]}        cells of categories of a categorical obs field
+ *   {field: key, categories: [name, …]}        cells of categories of a categorical obs or user field
  */
 export async function resolveGroup(viewer, spec, which) {
   const n = viewer.nCells;
@@ -38,7 +38,7 @@ export async function resolveGroup(viewer, spec, which) {
       return { label: g.label, cells: g.cells.slice() };
     }
     if (spec.field !== undefined) {
-      const f = await viewer.dataset.loadField(String(spec.field));
+      const f = await viewer.loadField(String(spec.field));
       if (f.kind !== "category") throw new Error(`group ${which}: ${JSON.stringify(spec.field)} is not a categorical field`);
       const names = (spec.categories || []).map(String);
       if (!names.length) throw new Error(`group ${which}: pick at least one category of ${spec.field}`);

@@ -12,11 +12,14 @@ import { FilterJobs } from "../filters/client.js";
 import { categoricalPalette, hexToRgb } from "../color/palettes.js";
 import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
 import { combineSelection, pointsInPolygon } from "../select/lasso.js";
+import { SelectionHistory } from "../select/history.js";
+import { clickModeFor } from "../select/modes.js";
 import { writeSessionBundle } from "../session/bundle.js";
 import { LoadError } from "../data/http.js";
 import { comparisonsForSession, runComparison } from "./compare.js";
-
-const HEX = /^#[0-9a-fA-F]{6}$/;
+import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
+import { growSelection, invertSelection, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
+import { UserFields } from "./userfields.js";
 
 /** Sorted unique Uint32Array of valid cell indices. */
 function normCells(cells, n) {
@@ -55,7 +58,12 @@ export class Viewer {
     this.labelsOn = false; // category labels at the centroids
     this.filterJobs = new FilterJobs(); // histograms; main.js gives it the bundled worker
     this._selection = new Uint32Array(0);
-    this.highlights = []; // {id, label, color, rgb, cells}
+    this.history = new SelectionHistory(this.nCells); // undo / redo of selection steps
+    this.selectMode = "replace"; // the panel's mode for gestures without modifier keys
+    this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
+    this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
+    this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
+    this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";
     this.nextGroup = 1;
     this.field = null; // active field data
@@ -122,7 +130,7 @@ export class Viewer {
   /** Activate an obs key or a gene id. Rejects on unknown keys or load failures. */
   async setColorBy(field) {
     if (typeof field !== "string") throw new TypeError("field must be a string");
-    const isObs = this.dataset.fieldByKey.has(field);
+    const isObs = this.dataset.fieldByKey.has(field); // obs and user-defined fields
     const isGene = !isObs && this.dataset.geneIndex.has(field);
     if (!isObs && !isGene) throw new Error(`unknown field ${JSON.stringify(field)}: not an obs key nor a gene id`);
     const token = {};
@@ -130,7 +138,7 @@ export class Viewer {
     this.emit("loading", { key: field, loading: true });
     let data;
     try {
-      data = isObs ? await this.dataset.loadField(field) : await this.dataset.loadGene(field);
+      data = isObs ? await this.loadField(field) : await this.dataset.loadGene(field);
     } catch (err) {
       if (this.loadingField && this.loadingField.token === token) this.loadingField = null;
       this.emit("loading", { key: field, loading: false, error: err });
@@ -161,6 +169,11 @@ export class Viewer {
     this.updateLabels();
     this.emit("loading", { key: field, loading: false });
     this.emit("field", data);
+  }
+
+  /** An obs field or a user-defined field (app/userfields.js) by key. */
+  async loadField(key) {
+    return this.userFields.get(key) || this.dataset.loadField(key);
   }
 
   recolor() {
@@ -323,18 +336,24 @@ export class Viewer {
   }
 
   setSelection(cells, source = "python") {
-    this._selection = normCells(cells, this.nCells);
-    this.scene.setSelection(this._selection);
-    this.emit("selectionchange", { cells: this._selection, source });
+    this.showSelection(normCells(cells, this.nCells), source, false);
+    this.history.push(this._selection, source);
   }
 
-  /** A user selection step (lasso/click/clear): combine, draw and emit "selection". */
+  /** A user selection step (any tool, app/selecttools.js): combine, record, draw and emit "selection". */
   userSelect(cells, mode, source) {
     if (mode !== "subtract") cells = this.onlyVisible(cells); // hidden cells are not selectable
-    this._selection = combineSelection(this._selection, cells, mode);
-    this.scene.setSelection(this._selection);
-    this.emit("selectionchange", { cells: this._selection, source });
-    this.emit("selection", { cells: this._selection, source });
+    const next = combineSelection(this._selection, cells, mode);
+    this.history.push(next, source);
+    this.showSelection(next, source, true);
+  }
+
+  /** Make `cells` (sorted unique) the selection and draw it; `user`: emit "selection" too. */
+  showSelection(cells, source, user) {
+    this._selection = cells;
+    this.scene.setSelection(cells);
+    this.emit("selectionchange", { cells, source });
+    if (user) this.emit("selection", { cells, source });
   }
 
   clearSelection() {
@@ -346,33 +365,99 @@ export class Viewer {
   lasso(polygon, mode) {
     if (polygon.length < 3) return;
     const screen = this.scene.screenPositions();
-    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.visibility.mask });
+    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.selectableMask() });
     this.userSelect(hits, mode, "lasso");
   }
 
-  // ------------------------------------------------------------------ highlights
+  /**
+   * Which cells a selection tool may select (1) or not (0): the visible ones (the one mask of
+   * setVisibility and the filters, filters/visibility.js). Every tool goes through here.
+   */
+  selectableMask() {
+    return this.visibility.mask;
+  }
+
+  // ------------------------------------------------------------------ selection tools
+  // (app/selecttools.js; each is one selection step whose source names the tool)
+
+  /** Category pick: the cells of `cell`'s category in the coloured field. */
+  pickCategory(cell, mode = this.selectMode) {
+    return pickCategory(this, cell, mode);
+  }
+
+  /** kNN grow: add the cells within `hops` steps of the selection on the kNN graph. */
+  growSelection(hops = 1) {
+    return growSelection(this, hops);
+  }
+
+  /** Proximity: the cells within `radius` of `center` (drawn embedding coordinates). */
+  selectWithin(center, radius, mode = this.selectMode) {
+    selectWithin(this, center, radius, mode);
+  }
+
+  invertSelection() {
+    invertSelection(this);
+  }
+
+  undoSelection() {
+    return stepHistory(this, "undo");
+  }
+
+  redoSelection() {
+    return stepHistory(this, "redo");
+  }
+
+  // ------------------------------------------------------------------ highlight groups (app/groups.js)
+  /** A new group of `cells` in `color` ("#RRGGBB"), named `label`; returns its id. */
   highlight(cells, color, label) {
-    if (!HEX.test(color)) throw new TypeError(`color must be "#RRGGBB", got ${JSON.stringify(color)}`);
     const c = normCells(cells, this.nCells);
-    if (!c.length) throw new RangeError("highlight needs at least one cell");
-    const id = `group-${this.nextGroup++}`;
-    const g = { id, label: label || `Python selection (${c.length.toLocaleString("en-US")} cells)`, color: color.toLowerCase(), rgb: hexToRgb(color), cells: c };
-    this.highlights.push(g);
-    this.scene.setHighlights(this.highlights);
-    this.emit("highlights", this.highlights);
-    return id;
+    return addGroup(this, c, { name: label || `Python selection (${c.length.toLocaleString("en-US")} cells)`, color }).id;
+  }
+
+  /** A new group of the selection; returns it. */
+  groupFromSelection(opts = {}) {
+    if (!this._selection.length) throw new Error("the selection is empty");
+    return addGroup(this, this._selection.slice(), opts);
+  }
+
+  /** A new group of a category (of the coloured field, or of `fieldKey`); resolves to it. */
+  groupFromCategory(category, fieldKey = null) {
+    return groupFromCategory(this, category, fieldKey);
+  }
+
+  /** Rename / recolour / show or hide a group: changes {name?, color?, visible?}. */
+  updateGroup(id, changes) {
+    return updateGroup(this, id, changes);
   }
 
   removeHighlight(id) {
     this.highlights = this.highlights.filter((g) => g.id !== id);
-    this.scene.setHighlights(this.highlights);
-    this.emit("highlights", this.highlights);
+    groupsChanged(this);
   }
 
   clearHighlights() {
     this.highlights = [];
-    this.scene.setHighlights(this.highlights);
-    this.emit("highlights", this.highlights);
+    groupsChanged(this);
+  }
+
+  /** Annotate: the groups as a new categorical field, coloured at once; resolves to its name. */
+  annotate(name) {
+    return annotate(this, name);
+  }
+
+  // ------------------------------------------------------------------ user-defined fields (app/userfields.js)
+  /**
+   * Add (or replace) a user-defined field: {key, kind: "category", categories, codes} or
+   * {key, kind: "continuous", values}. `palette` (k·3 bytes) colours its categories.
+   */
+  addUserField(spec, origin = "python", palette = null) {
+    const field = this.userFields.add(spec, origin);
+    if (palette) this.palettes.set(field.key, palette);
+    else this.palettes.delete(field.key);
+    this.ranges.delete(field.key);
+    this.emit("fields", this.userFields.list());
+    if (this.field && this.field.key === field.key) this.setColorBy(field.key).catch((err) => console.error(err));
+    return field;
   }
 
   // ------------------------------------------------------------------ compare groups
@@ -428,15 +513,21 @@ export class Viewer {
 
   async setEdges(on) {
     if (on && !this.scene.edgeIndex) {
-      this.emit("loading", { key: "KNN edges", loading: true });
-      try {
-        const e = await this.dataset.loadEdges();
-        if (e) this.scene.setEdges(e);
-      } finally {
-        this.emit("loading", { key: "KNN edges", loading: false });
-      }
+      const e = await this.loadEdges();
+      if (e) this.scene.setEdges(e);
     }
     this.scene.setShowEdges(on);
+  }
+
+  /** The kNN graph's edges {src, dst, weights} (null without one), with a loading notice. */
+  async loadEdges() {
+    if (this.dataset.edges) return this.dataset.edges;
+    this.emit("loading", { key: "KNN edges", loading: true });
+    try {
+      return await this.dataset.loadEdges();
+    } finally {
+      this.emit("loading", { key: "KNN edges", loading: false });
+    }
   }
 
   /** Show a vector field by id (null = off); uses the current dimension's file. */
@@ -477,9 +568,10 @@ export class Viewer {
     const ctrl = !!(src.ctrlKey || src.metaKey);
     const button = typeof src.button === "number" ? src.button : 0;
     this.emit("click", { cell, button, shift, ctrl });
-    if (this.tool === "lasso") return;
-    const mode = shift ? "add" : ctrl || src.altKey ? "subtract" : "replace";
-    this.userSelect(Uint32Array.of(cell), mode, "click");
+    if (this.tool && this.tool !== "navigate") return; // lasso / proximity draw instead
+    const mode = clickModeFor(src, this.selectMode);
+    if (src.altKey) this.pickCategory(cell, mode);
+    else this.userSelect(Uint32Array.of(cell), mode, "click");
   }
 
   cellPosition(i) {
@@ -517,7 +609,7 @@ export class Viewer {
       this.recolor();
       this.applyRadii();
       this.scene.setSelection(this._selection);
-      this.scene.setHighlights(this.highlights);
+      drawGroups(this);
       this.emit("contextrestored", null);
     }, 250);
   }
@@ -544,7 +636,10 @@ export class Viewer {
       filters: this.filters.map((f) => ({ id: f.id, kind: f.kind, key: f.key, source: f.source, text: describeFilter(f) })),
       labels: this.labelsOn,
       selectionSize: this._selection.length,
-      highlights: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, n: g.cells.length })),
+      highlights: this.highlights.map((g) => ({ id: g.id, label: g.label, color: g.color, n: g.cells.length, visible: g.visible !== false })),
+      userFields: this.userFields.list(),
+      selectMode: this.selectMode,
+      history: this.history.depth,
       camera: { ...vs },
       pointSize: this.pointSize,
       opacity: this.opacity,
@@ -570,6 +665,7 @@ export class Viewer {
         },
       ],
       coreState: { colorBy, dim, camera, pointSize, opacity, background, hiddenCategories, range, colormap },
+      userDefinedFields: this.userFields.forSession(),
       comparisons: comparisonsForSession(this.comparisons),
     };
   }

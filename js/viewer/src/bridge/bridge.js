@@ -25,6 +25,7 @@ import {
   checkCommand,
   classifyMessage,
   clickPayload,
+  groupsPayload,
   HoverThrottle,
   hoverPayload,
   KEEPALIVE_MAX_BYTES,
@@ -34,6 +35,7 @@ import {
   readyPayload,
   redactToken,
   selectionPayload,
+  userFieldsPayload,
 } from "./protocol.js";
 
 /** Counters of the most recently installed bridge (also at window.__cellucidBridge.stats). */
@@ -252,6 +254,9 @@ export function installBridge(viewer, options = {}) {
   };
   subscribe("field", sendView);
   subscribe("dimension", sendView);
+  // ours: highlight groups and user-defined fields, after every change (user or command)
+  subscribe("highlights", (groups) => send("groups", groupsPayload(groups, viewer.nCells, encodeCellsForEvent)));
+  subscribe("fields", (fields) => send("user_fields", userFieldsPayload(fields)));
 
   // ---- commands in ---------------------------------------------------------------------
 
@@ -302,7 +307,14 @@ export function installBridge(viewer, options = {}) {
   async function runMutation(command) {
     switch (command.type) {
       case "highlight":
-        return viewer.highlight(command.cells, command.color);
+        return viewer.highlight(command.cells, command.color, command.name);
+      case "addField":
+        return viewer.addUserField(
+          command.kind === "category"
+            ? { key: command.name, kind: "category", categories: command.categories, codes: command.values }
+            : { key: command.name, kind: "continuous", values: command.values },
+          "python",
+        );
       case "clearHighlights":
         return viewer.clearHighlights();
       case "setColorBy":

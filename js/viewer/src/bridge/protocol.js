@@ -28,6 +28,13 @@ export const COMMAND_KEYS = Object.freeze({
   ping: ["requestId"],
   debug_snapshot: ["requestId"],
   requestSessionBundle: ["requestId"],
+  // ours (PROTOCOL.md 0.2.0): a user-defined field from Python; values are binary (a typed array)
+  addField: ["name", "kind", "categories", "values"],
+});
+
+/** Keys a command may carry besides those of COMMAND_KEYS (PROTOCOL.md 0.2.0). */
+export const OPTIONAL_COMMAND_KEYS = Object.freeze({
+  highlight: ["name"],
 });
 
 /** Events the viewer sends and their exact payload keys (SPEC §4.3). */
@@ -50,6 +57,10 @@ export const EVENT_KEYS = Object.freeze({
   command_error: ["command", "reason"],
   // ours: the colouring field and dimension after the user (or a command) changed them
   view: ["color_by", "dimension"],
+  // ours (PROTOCOL.md 0.2.0): the highlight groups after any change, cells as binary cell sets
+  groups: ["groups"],
+  // ours (PROTOCOL.md 0.2.0): the user-defined fields (names, kinds, categories) after any change
+  user_fields: ["fields"],
 });
 
 const COLOR_RE = /^#[0-9A-Fa-f]{6}$/;
@@ -120,8 +131,8 @@ export function isJsonSafe(value, depth = 0) {
   return false;
 }
 
-function keyProblem(data, type, extra) {
-  const allowed = new Set([...ENVELOPE_KEYS, ...extra]);
+function keyProblem(data, type, extra, optional = []) {
+  const allowed = new Set([...ENVELOPE_KEYS, ...extra, ...optional]);
   const unknown = Object.keys(data).filter((key) => !allowed.has(key));
   const missing = extra.filter((key) => !Object.prototype.hasOwnProperty.call(data, key));
   const parts = [];
@@ -208,7 +219,7 @@ export function checkCommand(data, { nCells, decode }) {
     }
     return { ok: true, command: { type, custom: true, payload } };
   }
-  const problem = keyProblem(data, type, extra);
+  const problem = keyProblem(data, type, extra, OPTIONAL_COMMAND_KEYS[type]);
   if (problem) return { ok: false, reason: problem };
   try {
     const command = { type };
@@ -219,6 +230,10 @@ export function checkCommand(data, { nCells, decode }) {
         }
         command.cells = parseCells(data.cells, nCells, decode, { allowEmpty: false, label: "highlight.cells" });
         command.color = data.color;
+        if (data.name !== undefined && data.name !== null) command.name = requireString(data, "name");
+        break;
+      case "addField":
+        Object.assign(command, parseAddField(data, nCells));
         break;
       case "setColorBy":
         command.field = requireString(data, "field");
@@ -248,6 +263,36 @@ export function checkCommand(data, { nCells, decode }) {
   } catch (err) {
     return { ok: false, reason: err.message };
   }
+}
+
+/** The longest user-defined field or group name accepted. */
+export const MAX_NAME_LENGTH = 256;
+
+/**
+ * addField's keys → {name, kind, categories, values}: `values` is binary, a Uint8Array or
+ * Uint16Array of category codes (a code ≥ the number of categories is missing) or a Float32Array
+ * (continuous), one per cell. JSON lists of numbers are refused (SPEC §8).
+ */
+export function parseAddField(data, nCells) {
+  const name = requireString(data, "name");
+  if (name.length > MAX_NAME_LENGTH) throw bad(`addField.name has more than ${MAX_NAME_LENGTH} characters`);
+  const { kind, categories, values } = data;
+  if (kind !== "category" && kind !== "continuous") throw bad(`addField.kind must be "category" or "continuous", not ${JSON.stringify(kind)}`);
+  if (kind === "category") {
+    if (!(values instanceof Uint8Array || values instanceof Uint16Array)) {
+      throw bad("addField.values of a category field must be binary: a Uint8Array or Uint16Array of codes");
+    }
+    if (!Array.isArray(categories) || !categories.length || !categories.every((c) => typeof c === "string")) {
+      throw bad("addField.categories must be a non-empty list of strings");
+    }
+    if (new Set(categories).size !== categories.length) throw bad("addField.categories must not repeat");
+    if (categories.length > (values instanceof Uint8Array ? 255 : 65535)) throw bad(`addField: ${categories.length} categories need uint16 codes`);
+  } else {
+    if (!(values instanceof Float32Array)) throw bad("addField.values of a continuous field must be binary: a Float32Array");
+    if (categories !== null) throw bad("addField.categories must be null for a continuous field");
+  }
+  if (values.length !== nCells) throw bad(`addField.values holds ${values.length} values, the dataset has ${nCells} cells`);
+  return { name, kind, categories: kind === "category" ? categories.slice() : null, values };
 }
 
 // ---- event payloads ---------------------------------------------------------------------
@@ -310,6 +355,21 @@ export function selectionPayload(event, nCells, encode) {
   const cells = raw instanceof Uint32Array ? raw : Uint32Array.from(raw || []);
   const source = typeof event.source === "string" && event.source ? event.source : "lasso";
   return { cells: encode(cells, nCells), source };
+}
+
+/**
+ * The `groups` payload: every highlight group in list order, `cells` encoded like a selection's
+ * (`encode` = cellset.js encodeCellsForEvent: a JSON list up to 1,000 cells, else binary).
+ */
+export function groupsPayload(groups, nCells, encode) {
+  return {
+    groups: groups.map((g) => ({ id: g.id, name: g.label, color: g.color, visible: g.visible !== false, cells: encode(g.cells, nCells) })),
+  };
+}
+
+/** The `user_fields` payload: [{key, kind, categories (null for continuous), origin}]. */
+export function userFieldsPayload(fields) {
+  return { fields: fields.map((f) => ({ key: f.key, kind: f.kind, categories: f.categories ?? null, origin: f.origin })) };
 }
 
 /** Redact the token from a URL before it goes into a debug snapshot. */

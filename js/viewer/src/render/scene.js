@@ -92,7 +92,7 @@ export class Scene {
       down = null;
       if (!start || !this.deck || this.frozen) return;
       if (Math.hypot(e.offsetX - start.x, e.offsetY - start.y) > CLICK_SLOP_PX) return;
-      const info = this.deck.pickObject({ x: e.offsetX, y: e.offsetY, radius: 3, layerIds: ["points"] });
+      const info = this.pickAt(e.offsetX, e.offsetY);
       this.hooks.onClick && this.hooks.onClick(info || { index: -1, layer: null }, { srcEvent: e });
     });
     this.viewState = this.viewState || this.homeViewState();
@@ -467,6 +467,17 @@ export class Scene {
   update() {
     if (this.frozen || !this.deck) return;
     this.deck.setProps({ layers: this.layers() });
+  }
+
+  /** deck's pick of the points layer at canvas CSS pixels (x, y), or null. */
+  pickAt(x, y) {
+    return this.deck ? this.deck.pickObject({ x, y, radius: 3, layerIds: ["points"] }) : null;
+  }
+
+  /** The cell drawn at canvas CSS pixels (x, y), or null. */
+  pickCell(x, y) {
+    const info = this.pickAt(x, y);
+    return info && info.index >= 0 ? info.index : null;
   }
 
   viewport() {

@@ -218,10 +218,21 @@ export function decodeCells(value) {
   let set = 0;
   for (let i = 0; i < raw.length; i++) set += POPCOUNT[raw[i]];
   if (set !== count) throw new Error(`cells.count is ${count}, but the bitset has ${set} bits set`);
+  return bitsetCells(raw, count);
+}
+
+/**
+ * The cells of a bitset (cell i is bit i % 8 of byte i >> 3), ascending.
+ *
+ * @param {Uint8Array} bits
+ * @param {number} count how many bits are set
+ * @returns {Uint32Array}
+ */
+export function bitsetCells(bits, count) {
   const cells = new Uint32Array(count);
   let k = 0;
-  for (let i = 0; i < raw.length; i++) {
-    let byte = raw[i];
+  for (let i = 0; i < bits.length && k < count; i++) {
+    let byte = bits[i];
     while (byte) {
       const low = byte & -byte;
       cells[k++] = i * 8 + 31 - Math.clz32(low);

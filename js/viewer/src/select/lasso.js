@@ -4,6 +4,10 @@
 // Screen coordinates are CSS pixels with the origin at the top-left corner of the canvas and y
 // pointing down, the coordinates of pointer events relative to the canvas.
 
+import { combine, sortedUnique } from "./sets.js";
+
+export { sortedUnique };
+
 /**
  * Project points to screen pixels with a column-major 4×4 view-projection matrix (the layout of
  * deck.gl's `viewport.viewProjectionMatrix` and gl-matrix). The matrix must map the coordinates
@@ -151,57 +155,15 @@ function insideBand(bands, px, py, x, y) {
 }
 
 /**
- * Sorted unique copy of cell indices (input order and duplicates do not matter).
- *
- * @param {Uint32Array|ArrayLike<number>} cells
- * @returns {Uint32Array}
- */
-export function sortedUnique(cells) {
-  const a = Uint32Array.from(cells);
-  let sorted = true;
-  for (let i = 1; i < a.length; i++) {
-    if (a[i] <= a[i - 1]) {
-      sorted = false;
-      break;
-    }
-  }
-  if (sorted) return a;
-  a.sort();
-  let m = 0;
-  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[m - 1]) a[m++] = a[i];
-  return a.slice(0, m);
-}
-
-/**
- * Combine a selection with a new one: `replace` keeps `incoming`, `add` the union, `subtract`
- * `current` without `incoming`. Inputs need not be sorted or unique; the result is a new sorted
- * unique array.
+ * Combine a selection with a new one (sets.js `combine`): `replace` keeps `incoming`, `add` the
+ * union, `subtract` `current` without `incoming`, `intersect` the cells in both. Inputs need not
+ * be sorted or unique; the result is a new sorted unique array.
  *
  * @param {Uint32Array} current
  * @param {Uint32Array} incoming
- * @param {"replace"|"add"|"subtract"} mode
+ * @param {"replace"|"add"|"subtract"|"intersect"} mode
  * @returns {Uint32Array}
  */
 export function combineSelection(current, incoming, mode) {
-  if (mode === "replace") return sortedUnique(incoming);
-  if (mode !== "add" && mode !== "subtract") throw new Error(`mode must be "replace", "add" or "subtract", got ${JSON.stringify(mode)}`);
-  const a = sortedUnique(current);
-  const b = sortedUnique(incoming);
-  const out = new Uint32Array(mode === "add" ? a.length + b.length : a.length);
-  let i = 0;
-  let j = 0;
-  let k = 0;
-  while (i < a.length) {
-    if (j >= b.length || a[i] < b[j]) out[k++] = a[i++];
-    else if (a[i] > b[j]) {
-      if (mode === "add") out[k++] = b[j];
-      j++;
-    } else {
-      if (mode === "add") out[k++] = a[i];
-      i++;
-      j++;
-    }
-  }
-  if (mode === "add") while (j < b.length) out[k++] = b[j++];
-  return out.slice(0, k);
+  return combine(current, incoming, mode);
 }

@@ -15,7 +15,8 @@ const METHOD_LABELS = [
 
 /** One group: what it is (a select) and, for a field, which categories (checkboxes). */
 function groupPicker(viewer, which) {
-  const fields = viewer.dataset.fields.filter((f) => f.kind === "category");
+  // obs fields and user-defined ones (Annotate, Python's addField): re-read when fields change
+  const categorical = () => viewer.dataset.fields.filter((f) => f.kind === "category");
   const select = h("select.cmp-kind", { "aria-label": `Group ${which}`, "data-which": which });
   const filter = h("input.cmp-filter", { type: "search", placeholder: "Filter categories…", "aria-label": `Search the categories of group ${which}`, hidden: true });
   const list = h("div.cmp-cat-list", { role: "group", "aria-label": `Categories of group ${which}` });
@@ -30,6 +31,7 @@ function groupPicker(viewer, which) {
     if (which === "B") opts.push(h("option", { value: "rest", text: "Rest (all other cells)" }));
     opts.push(h("option", { value: "selection", text: `Current selection (${n ? `${fmtInt(n)} cells` : "empty"})` }));
     if (viewer.highlights.length) opts.push(h("optgroup", { label: "Highlight groups" }, ...viewer.highlights.map((g) => h("option", { value: `hl:${g.id}`, text: g.label }))));
+    const fields = categorical();
     if (fields.length) opts.push(h("optgroup", { label: "Categories of a field" }, ...fields.map((f) => h("option", { value: `field:${f.key}`, text: `${f.key} (${f.categories.length})` }))));
     select.replaceChildren(...opts);
     select.value = keep && [...select.options].some((o) => o.value === keep) ? keep : which === "B" ? "rest" : "selection";
@@ -38,7 +40,7 @@ function groupPicker(viewer, which) {
   function showCategories() {
     const key = select.value.startsWith("field:") ? select.value.slice(6) : null;
     if (key !== (field && field.key)) checked.clear();
-    field = key === null ? null : fields.find((f) => f.key === key);
+    field = key === null ? null : categorical().find((f) => f.key === key);
     cats.hidden = !field;
     if (!field) return;
     filter.hidden = field.categories.length <= 12;
@@ -61,6 +63,7 @@ function groupPicker(viewer, which) {
   select.addEventListener("change", showCategories);
   viewer.on("selectionchange", options);
   viewer.on("highlights", () => (options(), showCategories()));
+  viewer.on("fields", () => (options(), showCategories()));
   options();
 
   return {

@@ -1,17 +1,20 @@
 // Lasso drawing over the canvas (an SVG polygon); the selection itself is Viewer.lasso().
 
+import { modeFor } from "../select/modes.js";
+
 const SVGNS = (() => {
   const d = document.createElement("div");
   d.innerHTML = "<svg></svg>";
   return d.firstChild.namespaceURI;
 })();
 
-/** modifiers → selection mode: Shift adds, Alt/Ctrl/Cmd subtracts, else replace. */
-export function modeFor(ev) {
-  return ev.shiftKey ? "add" : ev.altKey || ev.ctrlKey || ev.metaKey ? "subtract" : "replace";
-}
+export { modeFor };
 
-export function installLasso(layer, onDone) {
+/**
+ * Lasso drawing on `layer`; `onDone(polygon, mode)` when the pointer is released. The mode comes
+ * from the modifier keys (select/modes.js), else from `defaultMode()` (the panel's mode).
+ */
+export function installLasso(layer, onDone, { defaultMode = () => "replace" } = {}) {
   const poly = document.createElementNS(SVGNS, "polygon");
   poly.setAttribute("class", "lasso-poly");
   layer.append(poly);
@@ -26,7 +29,7 @@ export function installLasso(layer, onDone) {
     if (e.button !== 0) return;
     layer.setPointerCapture(e.pointerId);
     pts = [rel(e)];
-    mode = modeFor(e);
+    mode = modeFor(e, defaultMode());
     layer.dataset.mode = mode;
     draw();
   });

@@ -1,5 +1,5 @@
 // Side panel: dataset, colour-by (obs field select + gene search), legend / colour bar,
-// view controls, selection, highlights, compare groups (opens ui/compare.js), export. Rebuilt
+// view controls, selection tools, groups, compare groups (opens ui/compare.js), export. Rebuilt
 // parts follow Viewer events.
 
 import { h, fmtInt } from "./dom.js";
@@ -8,6 +8,8 @@ import { geneSearch } from "./genesearch.js";
 import { getColormap } from "../color/colormaps.js";
 import { buildFilterSection } from "./filters.js";
 import { labelsToggle } from "./labels.js";
+import { groupsSection } from "./groups.js";
+import { selectionSection } from "./selecttools.js";
 
 function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
@@ -36,10 +38,21 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   const fieldSel = h(
     "select.field-pick",
     { "aria-label": "Colour by obs field", on: { change: (e) => e.target.value && run(viewer.setColorBy(e.target.value)) } },
-    h("option", { value: "", text: "— obs field —" }),
-    groupOpt("Categorical", ds.fields.filter((f) => f.kind === "category")),
-    groupOpt("Continuous", ds.fields.filter((f) => f.kind === "continuous")),
   );
+  // obs fields, then the user-defined ones (Annotate, Python's addField) as they come
+  const fieldOptions = () => {
+    const keep = fieldSel.value;
+    const obs = ds.fields.filter((f) => !f.user);
+    fieldSel.replaceChildren(
+      h("option", { value: "", text: "— obs field —" }),
+      groupOpt("Categorical", obs.filter((f) => f.kind === "category")),
+      groupOpt("Continuous", obs.filter((f) => f.kind === "continuous")),
+      groupOpt("User-defined", ds.fields.filter((f) => f.user)),
+    );
+    fieldSel.value = keep;
+  };
+  fieldOptions();
+  viewer.on("fields", fieldOptions);
   const genes = geneSearch(ds.genes, (g) => run(viewer.setColorBy(g)));
   const loading = h("div.loading.small", { hidden: true, "aria-live": "polite" });
   const legendBox = h("div.legend-box");
@@ -176,64 +189,9 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   }
   panel.append(viewSec);
 
-  // ---- selection
-  const selCount = h("span.sel-count", { text: "none" });
-  const toolBtns = h(
-    "div.seg",
-    { role: "group", "aria-label": "Pointer tool" },
-    h("button.on", { type: "button", text: viewer.dim === 3 ? "Rotate" : "Pan", "data-tool": "navigate", title: "Navigate (N)", on: { click: () => onTool("navigate") } }),
-    h("button", { type: "button", text: "Lasso", "data-tool": "lasso", title: "Lasso (L). Shift adds, Alt/Ctrl subtracts", on: { click: () => onTool("lasso") } }),
-  );
-  viewer.on("tool", (t) => toolBtns.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b.dataset.tool === t)));
-  viewer.on("dimension", (d) => (toolBtns.firstChild.textContent = d === 3 ? "Rotate" : "Pan"));
-  const hlColor = h("input.color", { type: "color", value: "#e4572e", "aria-label": "Highlight colour" });
-  const toHighlight = h("button.btn", {
-    type: "button",
-    text: "Highlight",
-    disabled: true,
-    title: "Turn the selection into a highlight group",
-    on: {
-      click: () => {
-        if (viewer.selection.length) viewer.highlight(viewer.selection, hlColor.value, `Selection (${fmtInt(viewer.selection.length)} cells)`);
-      },
-    },
-  });
-  const clearBtn = h("button.btn", { type: "button", text: "Clear", title: "Clear selection (Esc)", disabled: true, on: { click: () => viewer.clearSelection() } });
-  viewer.on("selectionchange", ({ cells }) => {
-    selCount.textContent = cells.length ? `${fmtInt(cells.length)} cells` : "none";
-    clearBtn.disabled = toHighlight.disabled = !cells.length;
-  });
-  panel.append(
-    section(
-      "Selection",
-      h("div.row", {}, toolBtns, selCount),
-      h("div.row", {}, clearBtn, h("span.grow"), hlColor, toHighlight),
-      h("p.hint.muted.small", { text: "Click a cell to pick it. Lasso: drag around cells. Shift adds, Alt or Ctrl subtracts, Esc clears." }),
-    ),
-  );
-
-  // ---- highlights
-  const hlList = h("ul.hl-list");
-  const hlSec = section("Highlights", hlList);
-  const hlClear = h("button.link", { type: "button", text: "clear all", on: { click: () => viewer.clearHighlights() } });
-  hlSec.querySelector("h2").append(hlClear);
-  const renderHl = () => {
-    hlSec.hidden = viewer.highlights.length === 0;
-    hlList.replaceChildren(
-      ...viewer.highlights.map((g) =>
-        h(
-          "li.hl-row",
-          {},
-          h("span.swatch", { style: { background: g.color } }),
-          h("span.legend-label", { text: g.label, title: g.label }),
-          h("button.x", { type: "button", text: "×", title: "Remove", "aria-label": `Remove ${g.label}`, on: { click: () => viewer.removeHighlight(g.id) } }),
-        ),
-      ),
-    );
-  };
-  renderHl();
-  viewer.on("highlights", renderHl);
-  panel.append(hlSec);
+  // ---- selection tools and groups (ui/selecttools.js, ui/groups.js)
+  panel.append(selectionSection(viewer, { onTool, section }));
+  panel.append(groupsSection(viewer, { section }));
 
   // ---- compare groups
   if (onCompare) {

@@ -1,0 +1,95 @@
+// The selection tools of the Viewer beyond lasso and click: category pick, kNN grow, proximity
+// (disc in 2D, ball in 3D), invert, undo / redo. The set logic is in select/ (pure); here it
+// meets the viewer: its active field, drawn positions, kNN graph, selectable mask and history.
+// Each tool is one selection step (Viewer.userSelect) whose `source` names the tool.
+
+import { KnnGraph } from "./knngraph.js";
+import { cellsWithin } from "../select/proximity.js";
+import { cellsWithCode, complement } from "../select/sets.js";
+
+/**
+ * Category pick: select the cells of `cell`'s category in the coloured (categorical) field.
+ *
+ * @returns {boolean} false (and a notice) when the field is not categorical or the cell has none
+ */
+export function pickCategory(viewer, cell, mode = "replace") {
+  const f = viewer.field;
+  if (!f || f.kind !== "category") {
+    viewer.emit("notice", "Alt+click selects a category: colour by a categorical field first");
+    return false;
+  }
+  const code = f.codes[cell];
+  if (code >= f.categories.length) {
+    viewer.emit("notice", `Cell ${cell} has no ${f.key} category`);
+    return false;
+  }
+  viewer.userSelect(cellsWithCode(f.codes, code, viewer.selectableMask()), mode, "annotation");
+  return true;
+}
+
+/** The kNN graph (app/knngraph.js: rows built in the select worker), loaded once. Rejects without one. */
+export function knnGraph(viewer) {
+  if (!viewer.knnGraph) {
+    viewer.knnGraph = (async () => {
+      const edges = await viewer.loadEdges();
+      if (!edges) throw new Error("this dataset has no kNN graph");
+      const graph = new KnnGraph({ nCells: viewer.nCells, createWorker: viewer.createSelectWorker });
+      await graph.load(edges);
+      return graph;
+    })();
+    viewer.knnGraph.catch(() => (viewer.knnGraph = null)); // try again next time
+  }
+  return viewer.knnGraph;
+}
+
+/** kNN grow: add the cells within `hops` steps of the selection on the kNN graph. */
+export async function growSelection(viewer, hops = 1) {
+  if (!viewer.selection.length) throw new Error("select cells first: kNN grow adds their neighbours");
+  const graph = await knnGraph(viewer);
+  viewer.userSelect(await graph.grow(viewer.selection, hops, viewer.selectableMask()), "replace", "knn");
+}
+
+/** Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball). */
+export function selectWithin(viewer, center, radius, mode = "replace") {
+  const { positions, size } = viewer.scene;
+  viewer.userSelect(cellsWithin(positions, size, center, radius, viewer.selectableMask()), mode, "proximity");
+}
+
+/** Invert: the drawn cells that are not selected. */
+export function invertSelection(viewer) {
+  viewer.userSelect(complement(viewer.selection, viewer.nCells, viewer.selectableMask()), "replace", "invert");
+}
+
+/** Undo / redo one selection step; false when there is none. */
+export function stepHistory(viewer, direction) {
+  const step = direction === "undo" ? viewer.history.undo() : viewer.history.redo();
+  if (!step) return false;
+  viewer.showSelection(step.cells, direction, true);
+  return true;
+}
+
+/**
+ * A proximity gesture in canvas pixels → {center, radius} in the drawn embedding's coordinates.
+ * The centre lies at the depth of the cell under the press point (3D), else of the camera target;
+ * the radius reaches the release point at that depth.
+ *
+ * @param {import("./viewer.js").Viewer} viewer
+ * @param {[number, number]} start canvas CSS pixels
+ * @param {[number, number]} end
+ */
+export function proximityFromScreen(viewer, start, end) {
+  const scene = viewer.scene;
+  const vp = scene.viewport();
+  if (!vp) throw new Error("the view is not ready");
+  const size = scene.size;
+  let anchor = scene.viewState && scene.viewState.target ? scene.viewState.target : [0, 0, 0];
+  if (size === 3) {
+    const hit = scene.pickCell(start[0], start[1]);
+    if (hit !== null) anchor = Array.from(scene.positions.subarray(hit * 3, hit * 3 + 3));
+  }
+  const depth = vp.project([anchor[0], anchor[1], anchor[2] || 0])[2];
+  const center = vp.unproject([start[0], start[1], depth]).slice(0, size);
+  const edge = vp.unproject([end[0], end[1], depth]).slice(0, size);
+  const radius = Math.hypot(...edge.map((v, i) => v - center[i]));
+  return { center, radius };
+}
