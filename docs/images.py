@@ -19,17 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # the browser tests' flags (tests/_chromium.py): software WebGL, no network
-    "--headless",
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# the browser tests' chromium and flags: software WebGL, no network
+from _chromium import CHROMIUM, CHROMIUM_ARGS
+
 VIEWPORT = {"width": 1200, "height": 760}
 READY_MS = 60_000
 CLUSTERS = {"T cell": (-5, -4), "B cell": (5, -4), "Monocyte": (-5, 4), "NK cell": (5, 4)}
