@@ -51,8 +51,6 @@ class CliReference(SphinxDirective):
         for name, sub in subcommands(parser).items():
             section = nodes.section(ids=[f"cellucid-{name}"], names=[f"cellucid {name}"])
             section += nodes.title(text=f"cellucid {name}")
-            if sub.description:
-                section += nodes.paragraph(text=sub.description)
             section += nodes.literal_block(text=_help_text(sub), language="text")
             out.append(section)
         return out
