@@ -37,10 +37,11 @@ help:
 	@echo "make lint    ruff check"
 	@echo "make bench   run every benchmark at full size (extra arguments in BENCH_ARGS, e.g. --keep)"
 	@echo "make bench-quick   every benchmark with --quick (CI: each must run and print its table)"
-	@echo "make docs    build the guide into docs/_build/html (offline, warnings are errors; runs the tutorials)"
+	@echo "make docs    build the guide into docs/_build/html (offline, warnings are errors; runs the tutorials;"
+	@echo "             CELLUCID_DOCS_EXECUTE=off skips running them for quick edits of the prose)"
 	@echo "make docs-images   render the guide's screenshots into docs/_static/generated/"
 	@echo "make js      rebuild $(STATIC)/ if js/ changed"
-	@echo "make clean   remove build output ($(STATIC)/, build/, dist/)"
+	@echo "make clean   remove build output ($(STATIC)/, build/, dist/, docs/_build/, $(DOCS_IMAGES)/)"
 
 setup: chromium venv upstream js
 	@echo "==> setup done"

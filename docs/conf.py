@@ -8,6 +8,7 @@ and no page loads anything from a CDN (see ``nb_ipywidgets_js`` below).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,7 +48,8 @@ suppress_warnings = ["mystnb.unknown_mime_type"]
 # Notebooks: executed on every build, in a temporary folder (they write exports), and a
 # failing cell fails the build. No browser connects, so viewers never become ready: the
 # notebooks are written for that (see tests/test_notebooks.py).
-nb_execution_mode = "force"
+# CELLUCID_DOCS_EXECUTE=off skips it for quick local edits of the prose (CI never sets it).
+nb_execution_mode = "off" if os.environ.get("CELLUCID_DOCS_EXECUTE") == "off" else "force"
 nb_execution_in_temp = True
 nb_execution_timeout = 180
 nb_execution_raise_on_error = True
