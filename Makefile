@@ -3,6 +3,7 @@
 #   make setup   # Chromium (apt), .venv with cellucid editable + test extras (builds js/),
 #                # .venv-upstream with cellucid==0.0.9 to compare against
 #   make test    # ruff + pytest
+#   make docs    # the guide, docs/_build/html (CI builds it too)
 #
 # Every step is skipped when its result is already there and up to date, so re-running
 # `make setup` is quick. `make help` lists the targets.
@@ -28,16 +29,19 @@ NODE_MODULES := js/node_modules/.package-lock.json
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup chromium venv upstream js test lint bench bench-quick clean
+.PHONY: help setup chromium venv upstream js test lint bench bench-quick docs docs-images clean
 
 help:
-	@echo "make setup   set up this machine: chromium, $(VENV) (cellucid -e .[test]), $(UPSTREAM_VENV) (cellucid==$(UPSTREAM_VERSION))"
+	@echo "make setup   set up this machine: chromium, $(VENV) (cellucid -e .[test,docs]), $(UPSTREAM_VENV) (cellucid==$(UPSTREAM_VERSION))"
 	@echo "make test    ruff check + pytest"
 	@echo "make lint    ruff check"
 	@echo "make bench   run every benchmark at full size (extra arguments in BENCH_ARGS, e.g. --keep)"
 	@echo "make bench-quick   every benchmark with --quick (CI: each must run and print its table)"
+	@echo "make docs    build the guide into docs/_build/html (offline, warnings are errors; runs the tutorials;"
+	@echo "             CELLUCID_DOCS_EXECUTE=off skips running them for quick edits of the prose)"
+	@echo "make docs-images   render the guide's screenshots into docs/_static/generated/"
 	@echo "make js      rebuild $(STATIC)/ if js/ changed"
-	@echo "make clean   remove build output ($(STATIC)/, build/, dist/)"
+	@echo "make clean   remove build output ($(STATIC)/, build/, dist/, docs/_build/, $(DOCS_IMAGES)/)"
 
 setup: chromium venv upstream js
 	@echo "==> setup done"
@@ -62,8 +66,8 @@ $(PY):
 $(VENV)/.setup-done: pyproject.toml $(NODE_MODULES) | $(PY)
 	@echo "==> $(VENV): upgrading pip"
 	$(PY) -m pip install --quiet --upgrade pip
-	@echo "==> $(VENV): installing cellucid in editable mode with the test extras (builds js/)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	@echo "==> $(VENV): installing cellucid in editable mode with the test and docs extras (builds js/)"
+	$(PY) -m pip install --quiet -e ".[test,docs]"
 	@touch $@
 
 # The upstream package we compare against lives in its own virtualenv: installing it
@@ -127,6 +131,20 @@ bench: js
 bench-quick: js
 	$(call run_benchmarks,--quick $(BENCH_ARGS))
 
+# The guide (docs/). The screenshots it shows are rendered from generated data by
+# docs/images.py (headless chromium, like the browser tests); nothing of it is committed.
+DOCS_IMAGES := docs/_static/generated
+
+docs-images: js
+	@echo "==> docs/images.py: screenshots into $(DOCS_IMAGES)/"
+	$(PY) docs/images.py $(DOCS_IMAGES)
+
+docs: docs-images
+	@echo "==> sphinx-build (executes the tutorials)"
+	@start=$$SECONDS; \
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html && \
+	echo "==> docs built in $$((SECONDS - start)) s: docs/_build/html/index.html"
+
 clean:
 	@echo "==> removing build output"
-	rm -rf $(STATIC) build dist
+	rm -rf $(STATIC) build dist docs/_build $(DOCS_IMAGES) docs/api/generated

@@ -71,7 +71,13 @@ def _run(
 
 
 def test_every_notebook_is_executed() -> None:
-    assert NOTEBOOKS == ["01_quickstart.ipynb", "02_export_and_share.ipynb", "03_hooks.ipynb"]
+    assert NOTEBOOKS == [
+        "01_quickstart.ipynb",
+        "02_export_and_share.ipynb",
+        "03_hooks.ipynb",
+        "atlas_scale.ipynb",
+        "compare_groups.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -142,3 +148,19 @@ def test_hooks(tmp_path: Path) -> None:
     assert "server_running: True" in text
     assert text.rstrip().endswith("status=stopped)")
     assert sorted(p.name for p in workdir.iterdir()) == NOTEBOOKS  # nothing left behind
+
+
+def test_compare_groups(tmp_path: Path) -> None:
+    text, workdir = _run("compare_groups.ipynb", tmp_path)
+    assert "Every statistic agrees; same top 20 genes in the same order: True" in text
+    assert "unsorted or duplicate indices" not in text  # the notebook tidies adata.X
+    assert sorted(p.name for p in workdir.iterdir()) == NOTEBOOKS
+
+
+def test_atlas_scale(tmp_path: Path) -> None:
+    text, workdir = _run("atlas_scale.ipynb", tmp_path, before_cleanup=lambda _: None)
+    assert "first call (builds the cache):" in text
+    assert "of the top 20 genes are c3's markers" in text
+    assert '200 {"status":"ok","type":"anndata"' in text
+    assert "temporary folder removed: True" in text
+    assert sorted(p.name for p in workdir.iterdir()) == NOTEBOOKS  # all in a temporary folder
