@@ -6,6 +6,7 @@ hub is fed from the test's thread as the viewer object feeds it from Python."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import warnings
 from collections.abc import AsyncIterator
@@ -121,7 +122,10 @@ async def until(condition, timeout: float = TIMEOUT) -> None:
 
 
 def run(coro) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    """Run ``coro`` on a fresh event loop in its own thread: the session's Playwright (sync
+    API) keeps a loop running in the main thread, where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(coro, 30)).result()
 
 
 def quietly(hub: CommandHub, *args: Any, **kwargs: Any) -> str:

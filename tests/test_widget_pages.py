@@ -19,6 +19,7 @@ from _data import make_adata
 from cellucid import widget_pages
 from cellucid.server.commands import CLOSE_VIEWER_STOPPED, ViewerNotOpenWarning
 from cellucid.widget import CellucidWidget
+from test_server_commands import run
 
 N = 60
 IN_JUPYTER = {"in_jupyter": True, "notebook_type": "jupyterlab"}
@@ -81,7 +82,7 @@ def test_commands_before_a_page_opens_wait_and_python_names_the_url(viewer):
     assert channel["queued"] == 3 and channel["attached"] == 0
     assert channel["last_command"]["outcome"] == "queued"
     assert channel["widget_shown"] is False
-    got = asyncio.run(receive_commands(viewer, 3))
+    got = run(receive_commands(viewer, 3))
     assert got == [
         ({"type": "setColorBy", "field": "cluster"}, None),
         ({"type": "highlight", "color": "#00ff00"}, [2, 4]),
@@ -124,5 +125,5 @@ def test_stopping_the_viewer_freezes_attached_pages(viewer):
             assert closing.type == aiohttp.WSMsgType.CLOSE
             assert closing.data == CLOSE_VIEWER_STOPPED
 
-    asyncio.run(scenario())
+    run(scenario())
     assert viewer.command_channel == {"closed": True, "widget_shown": False}

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared helpers
@@ -313,3 +314,8 @@ def export_figure(page, button_name: str) -> bytes:
         page.get_by_role("button", name=button_name, exact=True).click()
     with open(info.value.path(), "rb") as fh:
         return fh.read()
+
+
+#: the pages a test opened (the browser conftest saves their screenshots and console when the
+#: test fails); here, not in conftest, so that tests import it by a unique module name
+PAGES = pytest.StashKey[list]()

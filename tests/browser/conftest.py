@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from _browser import (
     CHROMIUM_ARGS,
+    PAGES,
     VIEWPORT,
     ClusterData,
     cluster_adata,
@@ -39,7 +40,6 @@ from cellucid.server.events import ViewerChannel
 
 READY_TIMEOUT = 30.0
 ANNDATA_KINDS = ("anndata", "h5ad", "big")
-PAGES = pytest.StashKey[list]()
 
 
 # ---- failure artefacts -----------------------------------------------------------------------

@@ -103,7 +103,8 @@ def test_a_script_drives_a_plain_tab_in_order(viewer, pages, clusters):
         highlights=[{"color": "#00aa00", "cells": alpha}], lastSeq=sent,
     )  # fmt: skip
     assert not tab.events("command_error"), tab.events("command_error")
-    assert viewer.color_by == "cluster"  # the page's view event came back to Python
+    # the page's view event comes back to Python by HTTP, a moment after the page changed
+    wait_until(lambda: viewer.color_by == "cluster", 10, "the view event to reach Python")
 
     report = viewer.debug_connection(timeout=10)
     assert report["frontend_roundtrip"]["ok"], report["frontend_roundtrip"]

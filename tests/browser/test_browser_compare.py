@@ -111,7 +111,7 @@ def static_site(
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from conftest import PAGES
+    from _browser import PAGES
 
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     p = context.new_page()
