@@ -25,10 +25,10 @@ import pytest
 import scipy.sparse as sp
 
 from _data import expression, rng
-from cellucid.export.genes import iter_columns
-from cellucid.sources import column_cache as cc
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache, ColumnLRU, default_cache_dir
+from cellucid.storage import column_cache as cc
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.blocks import iter_columns
+from cellucid.storage.column_cache import ColumnCache, ColumnLRU, default_cache_dir
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
@@ -309,8 +309,8 @@ def test_meta_is_written_last(tmp_path, csr_file, monkeypatch):
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {python!r})
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.column_cache import ColumnCache
 m = BackedMatrix.open({path!r}, attach_cache=False)
 c = ColumnCache.for_source(m, {path!r}, "X", cache_dir={cache!r}, memory_budget=24 * 300)
 def die(f):
@@ -407,8 +407,8 @@ def test_unlocked_concurrent_builders_still_end_with_one_valid_cache(
 PROCESS_SCRIPT = """
 import sys, time
 sys.path.insert(0, {python!r})
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.column_cache import ColumnCache
 m = BackedMatrix.open({path!r}, attach_cache=False)
 c = ColumnCache.for_source(m, {path!r}, "X", cache_dir={cache!r})
 while time.time() < {start}:
@@ -467,7 +467,7 @@ def test_a_failing_background_build_sets_error_and_logs(tmp_path, csr_file, monk
     monkeypatch.setattr(cc, "_write_cache", broken)
     m, cache = _cache(csr_file, tmp_path / "cache")
     m.attach_cache(cache)
-    with caplog.at_level(logging.ERROR, logger="cellucid.sources.column_cache"):
+    with caplog.at_level(logging.ERROR, logger="cellucid.storage.column_cache"):
         cache.build_in_background().join(timeout=30)
     assert isinstance(cache.error, RuntimeError) and not cache.ready
     assert "no space" in caplog.text

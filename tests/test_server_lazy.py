@@ -103,7 +103,7 @@ def test_backed_h5ad_opens_and_serves_annotations_without_reading_x(files, h5_re
 
 def test_a_gene_without_cache_is_read_in_chunks_never_whole(files, h5_reads, adata, monkeypatch):
     chunk = 5000  # stored values per read; the default is 4M, far below a real X
-    import cellucid.sources.backed as backed
+    import cellucid.storage.backed as backed
 
     original = backed.BackedMatrix.__init__
 
@@ -205,7 +205,7 @@ def test_lazy_obs_reads_the_columns_not_the_cell_names(tmp_path):
     import anndata as ad
     import pandas as pd
 
-    from cellucid.sources.detect import load_anndata_lazy
+    from cellucid.storage.anndata_io import load_anndata_lazy
 
     n = 50
     rng = np.random.default_rng(0)

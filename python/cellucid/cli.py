@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from .export.prepare import is_complete_export, prepare
-    from .sources.detect import is_zarr_store, load_anndata
+    from .storage.anndata_io import load_anndata
+    from .storage.stores import is_zarr_store
 
     data: Path = args.data
     if not data.exists():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..export.genes import DenseBlock
+from ..storage.blocks import DenseBlock
 from .expression import Expression, open_expression
 from .groups import Groups, resolve_groups
 from .kernels import N_STATS, NANS, block_stats, dense_ranks

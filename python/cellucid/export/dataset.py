@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..storage.blocks import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
 from . import encode as enc
 from .binary import EXT_DTYPE_NAMES, le_buffer, le_bytes
-from .genes import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
 from .naming import (
     CONNECTIVITY_DIR,
     CONNECTIVITY_MANIFEST_FILE,

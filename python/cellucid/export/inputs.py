@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -158,6 +158,21 @@ def embedding_keys(embedding: EmbeddingSpec | None) -> list[str]:
         else list(embedding)
     )
     return [_parse_embedding(s)[0] for s in specs]
+
+
+def export_obsm_keys(
+    latent_key: str | None = None, embedding: EmbeddingSpec | None = None
+) -> Callable[[str], bool]:
+    """Which ``obsm`` keys an export of an AnnData reads: UMAP embeddings (and those
+    ``embedding`` names), velocity-like ``*_umap`` vectors and the latent space
+    (``latent_key``, else the known candidates). Lazy readers load only these."""
+    wanted = {latent_key} if latent_key else set(LATENT_CANDIDATES)
+    extra = set(embedding_keys(embedding))
+
+    def keep(key: str) -> bool:
+        return key in wanted or key.startswith("X_umap") or "_umap" in key or key in extra
+
+    return keep
 
 
 def selected_embeddings(
@@ -332,7 +347,7 @@ def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]
 
 def expression_of(adata: Any, layer: str | None) -> Any:
     """``adata.X`` or ``adata.layers[layer]``; a backed ``X`` stays on disk as a
-    :class:`~cellucid.sources.backed.BackedMatrix` (read gene block by gene block)."""
+    :class:`~cellucid.storage.backed.BackedMatrix` (read gene block by gene block)."""
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(
@@ -342,7 +357,7 @@ def expression_of(adata: Any, layer: str | None) -> Any:
     if adata.X is None:
         return None
     if getattr(adata, "isbacked", False):
-        from ..sources.backed import BackedMatrix
+        from ..storage.backed import BackedMatrix
 
         backed = BackedMatrix.from_anndata(adata)
         if backed is not None:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..storage.blocks import DEFAULT_BLOCK_VALUES, GeneBlock
 from .binary import aligned_empty, encode_payload, write_file
 from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
-from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
 from .inputs import EmbeddingSpec, build_inputs, derive_from_anndata
 from .naming import (
     CONNECTIVITY_DIR,

@@ -251,7 +251,7 @@ class CompareService:
         if path is not None and getattr(self.source, "kind", None) == "anndata":
             from anndata.io import read_elem
 
-            from ..sources.backed import BackedMatrix
+            from ..storage.backed import BackedMatrix
 
             with BackedMatrix.open(path, attach_cache=False) as matrix:
                 return read_elem(matrix.root["obs"]) if "obs" in matrix.root else None

@@ -20,19 +20,21 @@ import scipy.sparse as sp
 
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
-from ..export.genes import CscGenes, CsrGenes, iter_columns
+from ..export.genes import CscGenes, CsrGenes
 from ..export.inputs import (
     EmbeddingSpec,
     build_inputs,
     derive_from_anndata,
-    embedding_keys,
     embedding_sources,
+    export_obsm_keys,
 )
 from ..export.naming import safe_name
-from .backed import BackedMatrix
+from ..storage.anndata_io import load_anndata, load_anndata_lazy
+from ..storage.backed import BackedMatrix
+from ..storage.blocks import iter_columns
+from ..storage.column_cache import ColumnCache, ColumnLRU
+from ..storage.stores import is_zarr_store
 from .base import DatasetEntry, FileBody, content_type_for
-from .column_cache import ColumnCache, ColumnLRU
-from .detect import is_zarr_store, load_anndata, load_anndata_lazy
 from .embeddings import ObsmEmbeddings
 
 if TYPE_CHECKING:
@@ -160,8 +162,7 @@ class AnnDataAdapter:
             adata, matrix = load_anndata_lazy(
                 p,
                 layer=layer,
-                latent_key=kwargs.get("latent_key"),
-                embedding_keys=embedding_keys(kwargs.get("embedding")),
+                obsm_keys=export_obsm_keys(kwargs.get("latent_key"), kwargs.get("embedding")),
             )
             adapter = cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
             adapter.adata = None  # ours, and fully encoded: free obs, var and obsm

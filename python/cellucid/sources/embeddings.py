@@ -18,7 +18,7 @@ import numpy as np
 
 from ..export.encode import normalize_points
 from ..export.inputs import is_vector_field_key
-from .column_cache import ColumnLRU
+from ..storage.column_cache import ColumnLRU
 
 #: embeddings kept in memory (bytes): a 1M-cell 3D one is 12 MB
 CACHE_BYTES = 256 << 20
@@ -84,7 +84,7 @@ class ObsmEmbeddings:
         is read from the file when first asked for."""
         from anndata.io import read_elem
 
-        from .backed import BackedMatrix
+        from ..storage.backed import BackedMatrix
 
         def open_root() -> tuple[Any, Any]:
             matrix = BackedMatrix.open(path, attach_cache=False)

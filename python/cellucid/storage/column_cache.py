@@ -12,8 +12,10 @@ Where
 Key
     The resolved source path, its size and ``mtime_ns`` (for a ``.zarr`` store: file count,
     total size and newest ``mtime_ns`` under the element's folder) and the element path
-    (``"X"``, ``"layers/counts"``). A modified source gets a new key, so a stale cache is never
-    used; it just stays behind (delete the folder to reclaim the space).
+    (``"X"``, ``"layers/counts"``); for a source at a URL, the URL and the sizes and ETags of
+    its objects (:func:`cellucid.storage.stores.fingerprint`). A modified source gets a new
+    key, so a stale cache is never used; it just stays behind (delete the folder to reclaim
+    the space). The cache of a remote source is local like any other.
 Files
     ``indptr.npy`` (int64, ``n_genes + 1``), ``indices.npy`` (int32 cell ids, sorted within a
     gene), ``data.npy`` (float32) and ``meta.json`` (shape, nnz, dtypes, source key, format
@@ -61,8 +63,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..export.genes import DEFAULT_BLOCK_VALUES, SparseBlock
-from .backed import BackedMatrix, column_slices_block, nnz_batches
+from .backed import BackedMatrix, column_slices_block
+from .blocks import DEFAULT_BLOCK_VALUES, SparseBlock, nnz_batches
+from .stores import PathLike, StorageOptions, fingerprint, is_url
 
 log = logging.getLogger(__name__)
 
@@ -91,48 +94,15 @@ def default_cache_dir() -> Path:
     return base / "cellucid"
 
 
-def source_fingerprint(source_path: str | Path, element: str) -> dict[str, Any]:
-    """What identifies a source matrix: resolved path, size, ``mtime_ns`` and element.
-
-    For a directory store (zarr) the size and time cover every file under the element's
-    folder (count, total size, newest ``mtime_ns``) and the store's root metadata.
-    """
-    p = Path(source_path).expanduser().resolve()
-    st = p.stat()
-    if not p.is_dir():
-        return {
-            "path": str(p),
-            "element": element,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-        }
-    files = total = 0
-    newest = 0
-    roots = [p / element] + [p / m for m in ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")]
-    for root in roots:
-        if root.is_file():
-            s = root.stat()
-            files, total, newest = files + 1, total + s.st_size, max(newest, s.st_mtime_ns)
-            continue
-        for dirpath, _dirs, names in os.walk(root):
-            newest = max(newest, os.stat(dirpath).st_mtime_ns)
-            for name in names:
-                s = os.stat(os.path.join(dirpath, name))
-                files, total, newest = files + 1, total + s.st_size, max(newest, s.st_mtime_ns)
-    return {"path": str(p), "element": element, "size": total, "mtime_ns": newest, "files": files}
-
-
-def cache_key(fingerprint: dict[str, Any]) -> str:
-    """Folder name of a cache: a readable prefix and a hash of the fingerprint."""
+def cache_key(source: dict[str, Any]) -> str:
+    """Folder name of a cache: a readable prefix and a hash of the source's fingerprint."""
     import hashlib
 
     digest = hashlib.sha256(
-        json.dumps({**fingerprint, "version": FORMAT_VERSION}, sort_keys=True).encode()
+        json.dumps({**source, "version": FORMAT_VERSION}, sort_keys=True).encode()
     ).hexdigest()[:24]
-    stem = "".join(
-        c if c.isalnum() or c in "._-" else "_"
-        for c in f"{Path(fingerprint['path']).name}-{fingerprint['element']}"
-    )
+    name = str(source["path"]).rstrip("/").rsplit("/", 1)[-1]
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{name}-{source['element']}")
     return f"{stem[:60]}-{digest}"
 
 
@@ -403,24 +373,27 @@ class ColumnCache:
     def for_source(
         cls,
         backed: BackedMatrix,
-        source_path: str | Path,
+        source_path: PathLike,
         element: str = "X",
-        cache_dir: str | Path | None = None,
+        cache_dir: PathLike | None = None,
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        storage_options: StorageOptions | None = None,
     ) -> ColumnCache:
-        """The cache of ``element`` of the file/store at ``source_path`` (ready or not).
+        """The cache of ``element`` of the file/store at ``source_path`` (a path or a URL),
+        ready or not.
 
-        Cheap: stats the source (for a zarr store, the element's files) and looks for a
-        complete cache folder; nothing is built.
+        Cheap: stats the source (for a zarr store, the element's files; for a URL, one
+        listing) and looks for a complete cache folder; nothing is built.
         """
         if backed.format not in ("csr", "dense"):
             raise ValueError(
                 f"a column cache is for cell-major matrices (csr, dense); this one is {backed.format}"
             )
-        fingerprint = source_fingerprint(source_path, element)
+        source = source_path if is_url(source_path) else Path(source_path)
+        found = fingerprint(source, element, storage_options)
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        return cls(root / "columns" / cache_key(fingerprint), backed, fingerprint, memory_budget)
+        return cls(root / "columns" / cache_key(found), backed, found, memory_budget)
 
     @classmethod
     def open_folder(cls, path: str | Path) -> ColumnCache:
