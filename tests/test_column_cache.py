@@ -28,7 +28,8 @@ from _data import expression, rng
 from cellucid.storage import column_cache as cc
 from cellucid.storage.backed import BackedMatrix
 from cellucid.storage.blocks import iter_columns
-from cellucid.storage.column_cache import ColumnCache, ColumnLRU, default_cache_dir
+from cellucid.storage.column_cache import ColumnCache, default_cache_dir
+from cellucid.storage.lru import ColumnLRU
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
@@ -458,6 +459,28 @@ def test_build_in_background_reports_progress(tmp_path, csr_file):
     assert m.cache_ready
     np.testing.assert_array_equal(m.column(2), _dense()[:, 2])
     assert cache.build_in_background().join(timeout=5) is None  # already ready: ends at once
+
+
+def test_build_in_a_child_process_reports_progress_and_can_be_cancelled(tmp_path, csr_file):
+    m, cache = _cache(csr_file, tmp_path / "cache", memory_budget=24 * 200)
+    m.attach_cache(cache)
+    assert cache.status() == {"state": "idle", "progress": 0.0, "error": None}
+    thread = cache.build_in_background(process=True)
+    assert cache.status()["state"] in ("building", "ready")
+    thread.join(timeout=60)
+    assert cache.ready and cache.error is None
+    assert cache.status() == {"state": "ready", "progress": 1.0, "error": None}
+    np.testing.assert_array_equal(m.column(2), _dense()[:, 2])
+    # a build stopped on purpose is not an error, and leaves no cache behind
+    m2, other = _cache(csr_file, tmp_path / "other", memory_budget=24 * 200)
+    thread = other.build_in_background(process=True)
+    deadline = time.monotonic() + 30
+    while other._process is None and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    other.cancel()
+    thread.join(timeout=30)
+    assert other.error is None and (other.ready or not other.path.exists())
+    m2.close()
 
 
 def test_a_failing_background_build_sets_error_and_logs(tmp_path, csr_file, monkeypatch, caplog):

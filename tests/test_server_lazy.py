@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,33 +51,7 @@ def files(adata: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return out
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CELLUCID_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def h5_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(dataset name, number of values returned) for every h5py dataset read."""
-    log: list[tuple[str, int]] = []
-    orig = h5py.Dataset.__getitem__
-
-    def spy(self, *args, **kwargs):
-        value = orig(self, *args, **kwargs)
-        log.append((self.name, int(np.size(value))))
-        return value
-
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    for name in ("read_direct", "__array__"):
-        original = getattr(h5py.Dataset, name)
-
-        def spy_other(self, *args, _orig=original, **kwargs):
-            log.append((self.name, -1))
-            return _orig(self, *args, **kwargs)
-
-        monkeypatch.setattr(h5py.Dataset, name, spy_other)
-    return log
+pytestmark = pytest.mark.usefixtures("cache_dir")  # tests/conftest.py
 
 
 def _x_reads(log: list[tuple[str, int]]) -> list[tuple[str, int]]:

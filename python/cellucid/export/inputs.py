@@ -166,13 +166,18 @@ def export_obsm_keys(
     """Which ``obsm`` keys an export of an AnnData reads: UMAP embeddings (and those
     ``embedding`` names), velocity-like ``*_umap`` vectors and the latent space
     (``latent_key``, else the known candidates). Lazy readers load only these."""
-    wanted = {latent_key} if latent_key else set(LATENT_CANDIDATES)
+    wanted = latent_keys(latent_key)
     extra = set(embedding_keys(embedding))
 
     def keep(key: str) -> bool:
         return key in wanted or key.startswith("X_umap") or "_umap" in key or key in extra
 
     return keep
+
+
+def latent_keys(latent_key: str | None = None) -> set[str]:
+    """The obsm keys the latent space may come from (``latent_key``, else the candidates)."""
+    return {latent_key} if latent_key else set(LATENT_CANDIDATES)
 
 
 def selected_embeddings(
@@ -430,6 +435,7 @@ def build_inputs(
     connectivities: Any = None,
     vector_fields: dict[str, Any] | None = None,
     normalize_embeddings: bool = True,
+    lazy: bool = False,
 ) -> ExportInputs:
     """Select obs columns and genes and bundle everything into :class:`ExportInputs`."""
     if obs is None:
@@ -453,4 +459,5 @@ def build_inputs(
         connectivities=connectivities,
         vector_fields=vector_fields,
         normalize_embeddings=normalize_embeddings,
+        lazy=lazy,
     )

@@ -168,8 +168,13 @@ class _BaseServer:
     # ----- lifecycle
     def start_background(self) -> _BaseServer:
         """Start serving in a daemon thread and return once the socket is bound."""
-        if self.is_running():
-            return self
+        if not self.is_running():
+            self._serve()
+            self._announce()
+        return self
+
+    def _serve(self) -> None:
+        """Bind the socket and start the server thread."""
         if self._stopped:
             raise RuntimeError("this server was stopped; create a new one")
         self._sock = bind_socket(self.host, self.requested_port)
@@ -191,18 +196,20 @@ class _BaseServer:
         self._started.wait(30)
         if self._error is not None:
             raise RuntimeError(f"server failed to start: {self._error}") from self._error
+
+    def _announce(self) -> None:
+        """Print the URLs and open the browser: the data is ready."""
         self._banner()
         if self.open_browser:
             webbrowser.open(self.viewer_url)
-        return self
 
     def start(self, blocking: bool = True) -> _BaseServer | None:
         """Serve; with ``blocking=True`` until Ctrl+C (then return None), else in the background."""
-        self.start_background()
         if not blocking:
-            return self
+            return self.start_background()
         restore = _interrupt_on_signals()
         try:
+            self.start_background()  # an AnnData server waits for its dataset here
             self.wait()
         except KeyboardInterrupt:
             if not self.quiet:
@@ -317,10 +324,15 @@ class CellucidServer(_BaseServer):
 
 
 class AnnDataServer(_BaseServer):
-    """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``) as virtual export files (SPEC §6.5).
+    """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``, local or at an fsspec URL) as
+    virtual export files (SPEC §6.5).
 
     ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
-    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` for paths, ...).
+    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` and ``storage_options`` for
+    paths, ...). A path is read on a background thread
+    (:class:`~cellucid.sources.deferred.DeferredAnnData`): the server answers health at once;
+    :meth:`start_background` returns when the dataset is ready (``wait=False``: at once) and
+    raises what made reading it fail.
     """
 
     _viewer_query = "?anndata=true"
@@ -336,15 +348,40 @@ class AnnDataServer(_BaseServer):
         ui_dir: Path | None = None,
         **adapter_kwargs: Any,
     ) -> None:
-        from ..sources.anndata import AnnDataAdapter
+        from ..sources.deferred import DeferredAnnData
 
-        if isinstance(data, (str, Path)):
-            adapter = AnnDataAdapter.from_file(data, **adapter_kwargs)
+        source: AnnDataAdapter | DeferredAnnData
+        if isinstance(data, (str, Path)):  # read once the server listens
+            source = DeferredAnnData(data, **adapter_kwargs)
         else:
+            from ..sources.anndata import AnnDataAdapter
+
             adapter_kwargs.pop("backed", None)
-            adapter = AnnDataAdapter(data, **adapter_kwargs)
-        self.adapter: AnnDataAdapter = adapter
-        super().__init__(adapter, port, host, open_browser, quiet, ui_dir=ui_dir)
+            source = AnnDataAdapter(data, **adapter_kwargs)
+        super().__init__(source, port, host, open_browser, quiet, ui_dir=ui_dir)
+
+    @property
+    def adapter(self) -> AnnDataAdapter:
+        """The data source (waits until a file has been read)."""
+        source = self.source
+        return source.wait() if hasattr(source, "wait") else source  # type: ignore[return-value]
+
+    def start_background(self, wait: bool = True) -> AnnDataServer:
+        """Serve in a daemon thread; with ``wait`` return once the dataset is ready (health
+        answers meanwhile), stopping the server and raising if reading it failed."""
+        if self.is_running():
+            return self
+        self._serve()
+        if hasattr(self.source, "start"):  # reading a file starts once the server listens
+            self.source.start()
+        if wait and hasattr(self.source, "wait"):
+            try:
+                self.source.wait()
+            except BaseException:
+                self.stop()
+                raise
+        self._announce()
+        return self
 
 
 def serve(

@@ -2,12 +2,14 @@
 
 :func:`load_anndata_lazy` is what the server and large exports use: ``obs`` (without cell
 names), ``var``, the ``obsm`` entries asked for and ``obsp`` in memory, the expression matrix
-left where it is as a :class:`~cellucid.storage.backed.BackedMatrix`.
+left where it is as a :class:`~cellucid.storage.backed.BackedMatrix`. It reads elements with
+:mod:`cellucid.storage.elements`, without importing anndata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,23 +84,6 @@ class LazyAnnData:
         return len(self.var)
 
 
-def read_obs_columns(group: Any) -> pd.DataFrame:
-    """An AnnData ``obs`` group's columns with a RangeIndex: the index (cell names) is not
-    read. Legacy layouts (``__categories``) are read whole."""
-    import pandas as pd
-    from anndata.io import read_elem
-
-    attrs = group.attrs
-    index_key = attrs.get("_index")
-    if "__categories" in group or index_key is None or index_key not in group:
-        frame = read_elem(group)
-        return frame.set_axis(pd.RangeIndex(len(frame)), axis=0)
-    n = int(group[index_key].shape[0])
-    order = [str(c) for c in attrs.get("column-order", [])]
-    columns = {c: read_elem(group[c]) for c in order}
-    return pd.DataFrame(columns, index=pd.RangeIndex(n), columns=order)
-
-
 def load_anndata_lazy(
     path: PathLike,
     layer: str | None = None,
@@ -106,20 +91,22 @@ def load_anndata_lazy(
     *,
     storage_options: StorageOptions | None = None,
     lazy_obsp: bool = False,
+    lazy_obsm: Callable[[str], bool] | None = None,
 ) -> tuple[LazyAnnData, BackedMatrix]:
     """Cell and gene annotations in memory, the expression matrix left where it is.
 
     Returns a :class:`LazyAnnData` (no ``X``, no cell names) and the expression matrix (``X``
     or ``layers/<layer>``) as a :class:`~cellucid.storage.backed.BackedMatrix`. Of ``obsm``
     only the keys ``obsm_keys(key)`` accepts are read (default: all); others may be large and
-    stay on disk. With ``lazy_obsp`` the ``obsp`` entries are :class:`LazyElement` objects that
-    read the matrix when called. Works for ``.h5ad`` files and ``.zarr`` stores (v2, v3), local
+    stay on disk; of those, the dense arrays ``lazy_obsm(key)`` accepts are left in the file
+    (h5py datasets / zarr arrays, sliced when read). With ``lazy_obsp`` the ``obsp`` entries
+    are :class:`LazyElement` objects that read the matrix when called. Works for ``.h5ad`` files and ``.zarr`` stores (v2, v3), local
     or at a URL.
     """
     import pandas as pd
-    from anndata.io import read_elem
 
     from .backed import BackedMatrix
+    from .elements import read_columns, read_elem
 
     if not exists(path, storage_options):
         raise FileNotFoundError(f"Path not found: {path}")
@@ -127,7 +114,7 @@ def load_anndata_lazy(
     matrix = BackedMatrix.open(path, element, storage_options=storage_options)
     try:
         root = matrix.root
-        obs = read_obs_columns(root["obs"]) if "obs" in root else None
+        obs = read_columns(root["obs"]) if "obs" in root else None
         if "var" in root:
             var = read_elem(root["var"])
         else:
@@ -141,7 +128,9 @@ def load_anndata_lazy(
         if "obsm" in root:
             for key in root["obsm"]:
                 if obsm_keys is None or obsm_keys(str(key)):
-                    obsm[str(key)] = read_elem(root["obsm"][key])
+                    node = root["obsm"][key]
+                    stored = lazy_obsm is not None and lazy_obsm(str(key)) and _is_array(node)
+                    obsm[str(key)] = node if stored else read_elem(node)
         if obs is None:
             obs = pd.DataFrame(index=pd.RangeIndex(matrix.n_cells))
         if len(obs) != matrix.n_cells:
@@ -154,6 +143,14 @@ def load_anndata_lazy(
         matrix.close()
         raise
     return LazyAnnData(obs=obs, var=var, obsm=obsm, obsp=obsp), matrix
+
+
+def _is_array(node: Any) -> bool:
+    """A stored dense numeric array (not a group: data frames and sparse matrices are)."""
+    import numpy as np
+
+    dtype = getattr(node, "dtype", None)
+    return dtype is not None and not hasattr(node, "keys") and np.dtype(dtype).kind in "biuf"
 
 
 class LazyElement:
@@ -169,6 +166,77 @@ class LazyElement:
         self.nnz = int(node["data"].shape[0]) if self.is_sparse else None
 
     def __call__(self) -> Any:
-        from anndata.io import read_elem
+        from .elements import read_elem
 
         return read_elem(self.node)
+
+    def values(self, first: int = 1 << 16, most: int = 1 << 22) -> Iterator[Any]:
+        """The stored values of a sparse element in chunks growing from ``first`` to
+        ``most`` values (a reader that stops early has read little)."""
+        import numpy as np
+
+        data = self.node["data"]
+        a, n, chunk = 0, int(data.shape[0]), first
+        while a < n:
+            yield np.asarray(data[a : a + chunk])
+            a += chunk
+            chunk = min(2 * chunk, most)
+
+
+def element_shape(root: Any, element: str) -> tuple[int, int] | None:
+    """``(rows, columns)`` of a matrix element of an open h5py/zarr group (sparse groups by
+    their ``shape`` attribute), or ``None`` when it is absent. Reads metadata only."""
+    if element not in root:
+        return None
+    node = root[element]
+    shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
+    if shape is None:
+        shape = getattr(node, "shape", None)
+    if shape is None or len(shape) != 2:
+        return None
+    return int(shape[0]), int(shape[1])
+
+
+def _json(path: Any) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _local_zarr_shape(store: Any, element: str) -> tuple[int, int] | None:
+    """The shape of ``element`` from a local zarr store's metadata files, without zarr."""
+    node = store / element
+    for meta in (node / ".zattrs", node / ".zarray", node / "zarr.json"):
+        doc = _json(meta)
+        if doc is None:
+            continue
+        attrs = doc.get("attributes", doc) if meta.name == "zarr.json" else doc
+        shape = attrs.get("shape") if isinstance(attrs, dict) else None
+        if shape is None and meta.name != ".zattrs":
+            shape = doc.get("shape")
+        if shape is not None and len(shape) == 2:
+            return int(shape[0]), int(shape[1])
+    return None
+
+
+def peek_shape(
+    path: PathLike, layer: str | None = None, storage_options: StorageOptions | None = None
+) -> tuple[int, int] | None:
+    """``(n_cells, n_genes)`` of the expression matrix (``X`` or ``layers/<layer>``) of an
+    ``.h5ad`` or ``.zarr``, from metadata alone (for a local zarr store without even importing
+    zarr), or ``None`` when it has no such matrix. Fast: a server answers health with it
+    while the dataset is still being read."""
+    element = "X" if layer is None else f"layers/{layer}"
+    if not is_url(path):
+        p = local_path(path)
+        if is_zarr_store(p):
+            return _local_zarr_shape(p, element)
+    from .stores import open_store
+
+    root, owner = open_store(path, storage_options)
+    try:
+        return element_shape(root, element)
+    finally:
+        if owner is not None:
+            owner.close()
