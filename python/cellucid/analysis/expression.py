@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..export.genes import gene_matrix
+from ..storage.anndata_io import materialize
 from ..storage.backed import BackedMatrix
 from ..storage.blocks import DEFAULT_BLOCK_VALUES, DenseBlock, GeneMatrix
 from ..storage.column_cache import ColumnCache
@@ -134,12 +135,13 @@ def _anndata_expression(
         if not (hasattr(x, "shape") and len(x.shape) == 2):
             raise TypeError(f"cannot read genes from {type(x).__name__}")
         matrix, cache = gene_matrix(x), None
+    obs = adata.obs
     return Expression(
         names=names,
         matrix=matrix,
         columns=np.arange(names.size, dtype=np.int64),
         n_cells=int(adata.n_obs),
-        obs=adata.obs,
+        obs=obs if isinstance(obs, pd.DataFrame) else lambda: materialize(obs),
         log1p_base=base,
         cache=cache,
     )

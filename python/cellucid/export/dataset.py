@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..storage.anndata_io import LazyElement
-from ..storage.blocks import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
+from ..storage.blocks import GeneBlock, GeneMatrix
 from . import encode as enc
 from .binary import EXT_DTYPE_NAMES, le_buffer, le_bytes
 from .naming import (
@@ -517,11 +517,15 @@ class ExportDataset:
         return f.outliers
 
     # ----- genes
-    def gene_blocks(self, block_values: int = DEFAULT_BLOCK_VALUES) -> Iterator[GeneBlock]:
-        """Blocks of gene columns; ``block.positions`` are indices into :attr:`gene_ids`."""
+    def gene_blocks(self, block_values: int | None = None) -> Iterator[GeneBlock]:
+        """Blocks of gene columns; ``block.positions`` are indices into :attr:`gene_ids`
+        (``block_values`` stored values each; ``None``: the matrix's own default)."""
         if self.genes is None:
             return
-        yield from self.genes.blocks(self.gene_columns, block_values)
+        if block_values is None:
+            yield from self.genes.blocks(self.gene_columns)
+        else:
+            yield from self.genes.blocks(self.gene_columns, block_values)
 
     def encode_gene(self, index: int, values: np.ndarray) -> memoryview:
         """Raw payload of one gene column (a view, no copy when possible).

@@ -143,6 +143,10 @@ def gene_matrix(matrix: Any) -> GeneMatrix:
     """Wrap an expression matrix for block-wise column reads, without copying when possible."""
     if hasattr(matrix, "blocks") and hasattr(matrix, "n_cells"):  # already a GeneMatrix
         return matrix
+    from ..storage.dask import DaskGenes, is_dask_array
+
+    if is_dask_array(matrix):  # computed gene block by gene block on the Dask scheduler
+        return DaskGenes(matrix)
     if sp.issparse(matrix):
         fmt = matrix.format
         if fmt == "csr":

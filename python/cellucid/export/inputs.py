@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..storage.anndata_io import materialize
 from .dataset import DatasetInfo, ExportInputs, ExportSettings
 from .genes import GeneMatrix, gene_matrix
 from .naming import safe_name
@@ -352,7 +353,8 @@ def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]
 
 def expression_of(adata: Any, layer: str | None) -> Any:
     """``adata.X`` or ``adata.layers[layer]``; a backed ``X`` stays on disk as a
-    :class:`~cellucid.storage.backed.BackedMatrix` (read gene block by gene block)."""
+    :class:`~cellucid.storage.backed.BackedMatrix` and a Dask array stays lazy (both are read
+    gene block by gene block)."""
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(
@@ -401,14 +403,14 @@ def derive_from_anndata(
     elif latent_key is not None:
         derived["latent_key"] = latent_key
     if "obs" not in options:
-        derived["obs"] = adata.obs
+        derived["obs"] = materialize(adata.obs)
     if "gene_expression" not in options:
         derived["gene_expression"] = expression_of(adata, layer)
-        derived.setdefault("var", adata.var)
+        derived.setdefault("var", materialize(adata.var))
     elif layer is not None:
         raise ValueError("pass either layer=... or gene_expression=..., not both")
     if connectivity and "connectivities" not in options and "connectivities" in adata.obsp:
-        derived["connectivities"] = adata.obsp["connectivities"]
+        derived["connectivities"] = materialize(adata.obsp["connectivities"])
     if "vector_fields" not in options:
         source = options if explicit_points else derived
         dims = [d for d in (1, 2, 3) if source.get(f"X_umap_{d}d") is not None]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..storage.blocks import DEFAULT_BLOCK_VALUES, GeneBlock
+from ..storage.blocks import GeneBlock
 from .binary import aligned_empty, encode_payload, write_file
 from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
 from .inputs import EmbeddingSpec, build_inputs, derive_from_anndata
@@ -109,7 +109,7 @@ def prepare(
     quiet: bool = False,
     overwrite: bool | None = None,
     workers: int | None = None,
-    block_values: int = DEFAULT_BLOCK_VALUES,
+    block_values: int | None = None,
 ) -> Path:
     """Export a dataset to a folder in the Cellucid export format.
 
@@ -176,7 +176,8 @@ connectivity_manifest_filename, connectivity_binary_dirname
     overwrite
         Alias of ``force``.
     workers, block_values
-        Writer threads and stored values read per block of genes (tuning).
+        Writer threads and stored values read per block of genes (tuning; by default 8
+        million for a matrix in memory, 64 million for a Dask array).
 
     Returns
     -------
@@ -410,7 +411,7 @@ def write_dataset(
     *,
     quiet: bool = False,
     workers: int | None = None,
-    block_values: int = DEFAULT_BLOCK_VALUES,
+    block_values: int | None = None,
 ) -> Path:
     """Write every file of ``dataset`` into ``out_dir`` through a staging folder."""
     out_dir = Path(out_dir).resolve()
@@ -488,7 +489,11 @@ def _write_payloads(
 
 
 def _write_genes(
-    ds: ExportDataset, root: Path, pool: ThreadPoolExecutor, progress: _Progress, block_values: int
+    ds: ExportDataset,
+    root: Path,
+    pool: ThreadPoolExecutor,
+    progress: _Progress,
+    block_values: int | None,
 ) -> None:
     """Encode and write gene columns on the pool while the next block is being read."""
     if not ds.gene_ids:

@@ -240,3 +240,15 @@ def peek_shape(
     finally:
         if owner is not None:
             owner.close()
+
+
+def materialize(x: Any) -> Any:
+    """An element of a lazily read AnnData (``anndata.experimental.read_lazy``) in memory:
+    its ``obs``/``var`` (xarray-backed ``Dataset2D``) as a pandas DataFrame, a Dask array
+    computed on the active scheduler; anything else unchanged. ``X`` is not passed here:
+    genes are read block by block (:class:`~cellucid.storage.dask.DaskGenes`)."""
+    from .dask import compute
+
+    if type(x).__name__ == "Dataset2D" and hasattr(x, "to_memory"):
+        return x.to_memory()
+    return compute(x)
