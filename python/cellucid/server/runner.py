@@ -311,12 +311,21 @@ class CellucidServer(_BaseServer):
         host: str = "127.0.0.1",
         open_browser: bool = False,
         quiet: bool = False,
+        *,
+        storage_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from ..sources.export_folder import ExportFolderSource
+        from ..sources.export_folder import ExportFolderSource, RemoteExportSource
+        from ..storage.stores import is_url
 
-        self.data_dir = Path(data_dir)
-        super().__init__(ExportFolderSource(data_dir), port, host, open_browser, quiet, **kwargs)
+        source: ExportFolderSource | RemoteExportSource
+        if is_url(data_dir):  # object storage: s3://bucket/exports/...
+            self.data_dir: Path | str = str(data_dir)
+            source = RemoteExportSource(str(data_dir), storage_options)
+        else:
+            self.data_dir = Path(data_dir)
+            source = ExportFolderSource(data_dir)
+        super().__init__(source, port, host, open_browser, quiet, **kwargs)
 
     def __repr__(self) -> str:
         status = "running" if self.is_running() else "stopped"

@@ -117,7 +117,8 @@ def parse_storage_options(pairs: Iterable[str] | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- what a path holds
-_ZARR_MARKERS = (".zgroup", ".zattrs", "zarr.json")
+#: files that make a folder a zarr store (v2 group, v2 attributes, v3)
+ZARR_MARKERS = (".zgroup", ".zattrs", "zarr.json")
 
 
 def exists(path: PathLike, storage_options: StorageOptions | None = None) -> bool:
@@ -134,13 +135,13 @@ def is_zarr_store(path: PathLike, storage_options: StorageOptions | None = None)
         fs, inner = filesystem(url, storage_options)
         if url.rstrip("/").lower().endswith(".zarr"):
             return bool(fs.isdir(inner))
-        return any(fs.exists(f"{inner.rstrip('/')}/{m}") for m in _ZARR_MARKERS)
+        return any(fs.exists(f"{inner.rstrip('/')}/{m}") for m in ZARR_MARKERS)
     p = local_path(path)
     if not p.is_dir():
         return False
     if p.suffix.lower() == ".zarr":
         return True
-    return any((p / marker).exists() for marker in _ZARR_MARKERS)
+    return any((p / marker).exists() for marker in ZARR_MARKERS)
 
 
 def display_name(path: PathLike) -> str:
@@ -225,7 +226,7 @@ def _local_fingerprint(source: Path, element: str) -> dict[str, Any]:
     if not p.is_dir():
         return {"path": str(p), "element": element, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     files = total = newest = 0
-    roots = [p / element] + [p / m for m in (*_ZARR_MARKERS, ".zmetadata")]
+    roots = [p / element] + [p / m for m in (*ZARR_MARKERS, ".zmetadata")]
     for root in roots:
         if root.is_file():
             s = root.stat()
@@ -260,7 +261,7 @@ def _remote_fingerprint(
     listed: dict[str, Any] = {}
     for sub in (f"{root}/{element}",):
         listed.update(fs.find(sub, detail=True))
-    for marker in (*_ZARR_MARKERS, ".zmetadata"):
+    for marker in (*ZARR_MARKERS, ".zmetadata"):
         with_marker = f"{root}/{marker}"
         if fs.exists(with_marker):
             listed[with_marker] = fs.info(with_marker)
