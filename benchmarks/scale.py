@@ -46,6 +46,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,57 @@ def expected_gene(h5ad: Path, j: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- servers
+class TreeSampler:
+    """Peak RSS of a process and each of its descendants (Dask workers, the column cache's
+    build process), sampled every ``interval`` seconds with psutil."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                    role = _role(proc.cmdline(), proc.pid == self.root.pid)
+                except psutil.Error:
+                    continue
+                old = self.peaks.get(proc.pid, (role, 0))[1]
+                self.peaks[proc.pid] = (role, max(old, rss))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> dict[str, int]:
+        """``{role: peak bytes}`` (several processes of one role: the largest)."""
+        self._stop.set()
+        self._thread.join(5)
+        out: dict[str, int] = {}
+        for role, peak in self.peaks.values():
+            out[role] = max(out.get(role, 0), peak)
+        return out
+
+
+def _role(cmdline: list[str], root: bool) -> str:
+    text = " ".join(cmdline)
+    if root:
+        return "main"
+    if "multiprocessing" in text and "spawn" in text:
+        return "child"  # the column cache build, or a Dask worker's process
+    return "other"
+
+
 def start_server(
     work: Path, target: str, name: str, cache_dir: Path, extra: list[str] | None = None
 ) -> ServerProcess:
@@ -243,10 +295,15 @@ def first_files(server: ServerProcess, timeout: float) -> dict[str, float]:
     out = {"health_s": server.wait_healthy(timeout)}
     client = Client(server.port, timeout=timeout)
     try:
-        for path in ("/dataset_identity.json", "/obs_manifest.json", "/points_2d.bin"):
-            reply = client.request(path)
+        points = "points_2d.bin"
+        for path in ("dataset_identity.json", "obs_manifest.json", "points"):
+            if path == "points":
+                path = points
+            reply = client.request(f"/{path}")
             if reply.status != 200:
                 raise RuntimeError(f"{server.name}: {path} answered {reply.status}")
+            if path == "dataset_identity.json":  # an export may hold points_2d.bin.gz
+                points = json.loads(reply.body)["embeddings"]["files"]["2d"]
         out["points_s"] = time.perf_counter() - server.t_start
     finally:
         client.close()
@@ -284,12 +341,14 @@ def wait_for_cache(server: ServerProcess, timeout: float) -> dict[str, Any]:
     }
 
 
-def gene_latency(port: int, genes: list[int], timeout: float) -> tuple[list[float], dict]:
+def gene_latency(
+    port: int, genes: list[int], timeout: float, suffix: str = ""
+) -> tuple[list[float], dict]:
     client = Client(port, timeout=timeout)
     times, bodies = [], {}
     try:
         for j in genes:
-            reply = client.request(f"/var/{gene_name(j)}.values.f32")
+            reply = client.request(f"/var/{gene_name(j)}.values.f32{suffix}")
             if reply.status != 200:
                 raise RuntimeError(f"gene {j}: status {reply.status}")
             times.append(reply.seconds)
@@ -309,10 +368,13 @@ def run_server_start(
         cache_dir = work / f"cache-{fmt}"
         shutil.rmtree(cache_dir, ignore_errors=True)
         server = start_server(work, str(data / f"atlas.{fmt}"), f"serve-{fmt}", cache_dir)
+        assert server.proc is not None
+        tree = TreeSampler(server.proc.pid)
         try:
             row = first_files(server, args.start_timeout)
             log(f"{fmt}: health {row['health_s']:.2f} s, points {row['points_s']:.2f} s")
             row["cache"] = wait_for_cache(server, args.cache_timeout)
+            row["cache"]["peaks"] = tree.stop()
             log(f"{fmt}: column cache {row['cache']['build_s']:.1f} s")
             times, bodies = gene_latency(server.port, [probe_gene], args.timeout)
             row["gene_ms"] = times[0] * 1000
@@ -348,6 +410,237 @@ def run_server_start(
     return out
 
 
+# --------------------------------------------------------------------------- prepare
+def prepare_child(args: argparse.Namespace) -> int:
+    """``--prepare-child MODE``: export the atlas from a Dask ``X`` (``read_elem_lazy``) with
+    Dask's threads or on a 2-worker LocalCluster; writes ``{"wall_s"}`` to ``--result``."""
+    import anndata as ad
+    import dask
+    import h5py
+    from anndata.experimental import read_elem_lazy
+    from anndata.io import read_elem
+
+    import cellucid
+
+    f = h5py.File(args.data / "atlas.h5ad", "r")
+    rows = max(1, args.chunk_values // args.genes)
+    adata = ad.AnnData(
+        X=read_elem_lazy(f["X"], chunks=(rows, args.genes)),
+        obs=read_elem(f["obs"]),
+        var=read_elem(f["var"]),
+        obsm={k: read_elem(f["obsm"][k]) for k in ("X_umap", "X_pca")},
+    )
+    client = cluster = None
+    if args.prepare_child == "cluster":
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        dask.config.set(scheduler="threads", num_workers=2)
+    t0 = time.perf_counter()
+    cellucid.prepare(adata, args.out, compression=1, connectivity=False, quiet=True)
+    wall = time.perf_counter() - t0
+    if client is not None:
+        client.close()
+        cluster.close()
+    args.result.write_text(json.dumps({"wall_s": wall}), encoding="utf-8")
+    return 0
+
+
+def _digest(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "dataset_identity.json"
+    }
+
+
+def run_prepare(
+    args: argparse.Namespace, data: Path, work: Path, checks: list[dict]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    digests = {}
+    for mode in ("threads", "cluster"):
+        dest, result = work / f"export-{mode}", work / f"prepare-{mode}.json"
+        shutil.rmtree(dest, ignore_errors=True)
+        cmd = [sys.executable, __file__, "--prepare-child", mode, "--data", str(data)]
+        cmd += ["--out", str(dest), "--result", str(result), "--genes", str(args.genes)]
+        cmd += ["--chunk-values", str(args.chunk_values)]
+        log(f"prepare with Dask {mode}: {dest}")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd)
+        tree = TreeSampler(proc.pid)
+        code = proc.wait()
+        peaks = tree.stop()
+        if code != 0:
+            raise RuntimeError(f"prepare ({mode}) exited with {code}")
+        row = json.loads(result.read_text(encoding="utf-8"))
+        row["process_s"] = time.perf_counter() - t0
+        row["driver_peak_bytes"] = peaks.get("main", 0)
+        row["worker_peak_bytes"] = peaks.get("child") if mode == "cluster" else None
+        row["export_bytes"] = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+        log(f"prepare ({mode}): {row['wall_s']:.0f} s")
+        out[mode] = row
+        digests[mode] = _digest(dest)
+    same = digests["threads"] == digests["cluster"]
+    out["identical"] = same
+    checks.append(
+        {
+            "check": "prepare: Dask threads and LocalCluster exports identical",
+            "value": f"{len(digests['threads'])} files " + ("identical" if same else "DIFFERENT"),
+            "pass": same,
+        }
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- object storage
+class MotoServer:
+    """moto's S3 server on 127.0.0.1, as the tests start it."""
+
+    def __init__(self, work: Path) -> None:
+        import socket
+        import urllib.request
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        log_file = open(work / "moto.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the moto S3 server did not start") from None
+                time.sleep(0.1)
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+        import s3fs
+
+        self.fs = s3fs.S3FileSystem(
+            key="testing", secret="testing", client_kwargs={"endpoint_url": self.endpoint}
+        )
+        self.fs.mkdir("bench")
+
+    def upload(self, files: list[tuple[Path, str]], batch_bytes: int = 256 << 20) -> None:
+        batch: dict[str, bytes] = {}
+        size = 0
+        for local, key in files:
+            batch[f"bench/{key}"] = local.read_bytes()
+            size += len(batch[f"bench/{key}"])
+            if size >= batch_bytes:
+                self.fs.pipe(batch)
+                batch, size = {}, 0
+        if batch:
+            self.fs.pipe(batch)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def _serve_and_time(
+    args: argparse.Namespace,
+    work: Path,
+    target: str,
+    name: str,
+    genes: list[int],
+    env: dict[str, str],
+    anndata: bool,
+) -> tuple[dict[str, Any], dict[int, bytes]]:
+    cache = work / f"cache-{name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        server = start_server(work, target, name, cache)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        row: dict[str, Any] = first_files(server, args.start_timeout)
+        if anndata:
+            row["cache_s"] = wait_for_cache(server, args.cache_timeout)["build_s"]
+        suffix = "" if anndata else ".gz"  # the export is compressed
+        times, bodies = gene_latency(server.port, genes, args.timeout, suffix)
+        row["gene_ms"] = float(np.median(times) * 1000)
+    finally:
+        server.stop()
+    log(f"{name}: points {row['points_s']:.2f} s, gene median {row['gene_ms']:.1f} ms")
+    return row, bodies
+
+
+def run_s3(
+    args: argparse.Namespace, data: Path, work: Path, checks: list[dict], export: Path | None
+) -> dict[str, Any]:
+    moto = MotoServer(work)
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(1)
+    genes = sorted(rng.choice(args.genes, size=min(args.sample, args.genes), replace=False))
+    try:
+        store = data / "atlas.zarr"
+        t0 = time.perf_counter()
+        moto.upload(
+            [(f, f"atlas.zarr/{f.relative_to(store)}") for f in store.rglob("*") if f.is_file()]
+        )
+        out["upload_zarr_s"] = time.perf_counter() - t0
+        log(f"uploaded the .zarr to S3 in {out['upload_zarr_s']:.0f} s")
+        pairs = [("zarr", str(store), "s3://bench/atlas.zarr", True)]
+        if export is not None:  # the export's manifests, obs and the sampled genes
+            wanted = {f"var/{gene_name(j)}.values.f32.gz" for j in genes}
+            files = [
+                (f, f"export/{f.relative_to(export)}")
+                for f in export.rglob("*")
+                if f.is_file()
+                and (
+                    not str(f.relative_to(export)).startswith("var/")
+                    or str(f.relative_to(export)) in wanted
+                )
+            ]
+            moto.upload(files)
+            pairs.append(("export", str(export), "s3://bench/export", False))
+        for kind, local, remote, anndata in pairs:
+            row_local, got_local = _serve_and_time(
+                args, work, local, f"{kind}-disk", genes, {}, anndata
+            )
+            row_s3, got_s3 = _serve_and_time(
+                args, work, remote, f"{kind}-s3", genes, moto.env, anndata
+            )
+            same = got_local == got_s3
+            out[kind] = {
+                "disk": row_local,
+                "s3": row_s3,
+                "ratio": row_s3["gene_ms"] / max(row_local["gene_ms"], 1e-9),
+                "identical": same,
+            }
+            checks.append(
+                {
+                    "check": f"S3 {kind}: genes identical to the local ones",
+                    "value": f"{len(genes)} genes " + ("identical" if same else "DIFFERENT"),
+                    "pass": same,
+                }
+            )
+    finally:
+        moto.stop()
+    return out
+
+
 # --------------------------------------------------------------------------- table
 def _s(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f} s"
@@ -360,13 +653,33 @@ def _mb(v: float | None) -> str:
 def table(result: dict[str, Any]) -> str:
     rows = [("measure", "value")]
     for fmt, row in result.get("server", {}).items():
+        peaks = row["cache"].get("peaks", {})
         rows += [
             (f"serve .{fmt}: start -> health", _s(row["health_s"])),
             (f"serve .{fmt}: start -> identity + obs manifest + points", _s(row["points_s"])),
             (f"serve .{fmt}: column cache build", _s(row["cache"]["build_s"])),
-            (f"serve .{fmt}: server peak memory", _mb(row["peak_rss_bytes"])),
+            (f"serve .{fmt}: server peak memory", _mb(peaks.get("main"))),
+            (f"serve .{fmt}: column cache build process peak memory", _mb(peaks.get("child"))),
             (f"serve .{fmt}: one gene with the cache", f"{row['gene_ms']:.1f} ms"),
         ]
+    for mode, row in result.get("prepare", {}).items():
+        if not isinstance(row, dict):
+            continue
+        what = "Dask threads, in process" if mode == "threads" else "LocalCluster, 2 workers"
+        rows += [
+            (f"prepare ({what}): time", _s(row["wall_s"])),
+            (f"prepare ({what}): driver peak memory", _mb(row["driver_peak_bytes"])),
+        ]
+        if row.get("worker_peak_bytes") is not None:
+            rows.append((f"prepare ({what}): worker peak memory", _mb(row["worker_peak_bytes"])))
+    for kind, row in result.get("s3", {}).items():
+        if not isinstance(row, dict) or "disk" not in row:
+            continue
+        for where in ("disk", "s3"):
+            r = row[where]
+            rows.append((f"serve {kind} from {where}: start -> points", _s(r["points_s"])))
+            rows.append((f"serve {kind} from {where}: per-gene median", f"{r['gene_ms']:.1f} ms"))
+        rows.append((f"serve {kind}: per-gene latency S3 / disk", f"{row['ratio']:.2f}x"))
     width = max(len(r[0]) for r in rows)
     lines = [f"{a:<{width}}  {b}" for a, b in rows]
     lines.insert(1, "-" * (width + 14))
@@ -385,7 +698,16 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="s per request")
     ap.add_argument("--start-timeout", type=float, default=300.0, help="s to become healthy")
     ap.add_argument("--cache-timeout", type=float, default=3600.0, help="s for a column cache")
+    ap.add_argument("--sample", type=int, default=20, help="genes timed per server")
+    ap.add_argument(
+        "--chunk-values", type=int, default=10_000_000, help="values per Dask row chunk"
+    )
+    ap.add_argument("--skip-prepare", action="store_true", help="no Dask exports")
+    ap.add_argument("--skip-s3", action="store_true", help="no object storage")
     ap.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--prepare-child", choices=("threads", "cluster"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     default = QUICK if args.quick else FULL
     args.cells = args.cells or default[0]
@@ -394,6 +716,8 @@ def main() -> int:
     if args.generate_only is not None:
         generate_into(args, args.generate_only)
         return 0
+    if args.prepare_child is not None:
+        return prepare_child(args)
 
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -406,6 +730,11 @@ def main() -> int:
     try:
         result["generation"] = ensure_data(args, data)
         result["server"] = run_server_start(args, data, work, checks)
+        if not args.skip_prepare:
+            result["prepare"] = run_prepare(args, data, work, checks)
+        if not args.skip_s3:
+            export = None if args.skip_prepare else work / "export-threads"
+            result["s3"] = run_s3(args, data, work, checks, export)
     finally:
         if args.keep:
             log(f"kept {work}")
