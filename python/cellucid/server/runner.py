@@ -401,10 +401,14 @@ def serve(
     quiet: bool = False,
     *,
     blocking: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> CellucidServer | None:
-    """Serve an export folder. Blocks until Ctrl+C and returns None, or with
-    ``blocking=False`` returns the running :class:`CellucidServer`."""
-    server = CellucidServer(data_dir, port, host, open_browser, quiet)
+    """Serve an export folder (a path, or a URL in object storage with its fsspec
+    ``storage_options``). Blocks until Ctrl+C and returns None, or with ``blocking=False``
+    returns the running :class:`CellucidServer`."""
+    server = CellucidServer(
+        data_dir, port, host, open_browser, quiet, storage_options=storage_options
+    )
     result = server.start(blocking=blocking)
     return server if result is not None else None
 
