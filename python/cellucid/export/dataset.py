@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +220,13 @@ class ExportDataset:
         # lazy outliers need the latent space later; quantised ones go into the manifest
         self.lazy = inputs.lazy and not s.obs_continuous_quantization
         self._outlier_lock = threading.Lock()
+        graph = inputs.connectivities
+        bound: Future[int | None] | None = None
+        if inputs.lazy and isinstance(graph, LazyElement) and graph.is_sparse and graph.shape:
+            # a stored graph's size is checked while points and obs are encoded
+            pool = ThreadPoolExecutor(1, thread_name_prefix="cellucid-graph")
+            bound = pool.submit(enc.edges_lower_bound, graph.values(), graph.shape[0])
+            pool.shutdown(wait=False)
         self._build_points(inputs.points, inputs.normalize_embeddings)
         self.n_cells = next(iter(self.points.values())).shape[0]
         self._build_latent(inputs.latent, inputs.latent_key)
@@ -227,7 +234,7 @@ class ExportDataset:
         if not self.lazy:
             self.latent = None  # only the outlier quantiles needed it; a server lives long
         self._build_genes(inputs)
-        self._build_edges(inputs.connectivities, lazy=inputs.lazy)
+        self._build_edges(graph, bound)
         self._build_vectors(inputs.vector_fields)
         self.created_at = self.info.created_at or _utc_now()
         self._gene_ranges: dict[int, tuple[float, float]] = {}
@@ -373,12 +380,12 @@ class ExportDataset:
         self.var_gene_id_column = inputs.var_gene_id_column or "index"
         self._gene_by_safe = {safe_name(g): i for i, g in enumerate(self.gene_ids)}
 
-    def _build_edges(self, connectivities: Any, lazy: bool = False) -> None:
+    def _build_edges(self, connectivities: Any, bound: Future[int | None] | None = None) -> None:
         self.edges: enc.Edges | None = None
         if connectivities is None:
             return
         if isinstance(connectivities, LazyElement):
-            if lazy and self._graph_too_large(connectivities):
+            if bound is not None and self._graph_too_large(connectivities, bound.result()):
                 return
             connectivities = connectivities()
         edges = enc.build_edges(connectivities, self.n_cells)
@@ -393,17 +400,15 @@ class ExportDataset:
             return
         self.edges = edges
 
-    def _graph_too_large(self, graph: LazyElement) -> bool:
-        """Whether a stored graph provably exceeds the browser budget (SPEC §2.8), read only
-        until the proof: its stored values in chunks, never its structure. A ten-million-cell
-        kNN graph is proven too large after a fraction of its values, where building its
-        edges would read and symmetrise every entry."""
+    def _graph_too_large(self, graph: LazyElement, bound: int | None) -> bool:
+        """Whether a stored graph provably exceeds the browser budget (SPEC §2.8): ``bound``
+        comes from :func:`~cellucid.export.encode.edges_lower_bound`, which reads its stored
+        values only until the proof, never its structure. A ten-million-cell kNN graph is
+        proven too large after a fraction of its values, where building its edges would read
+        and symmetrise every entry."""
         n = self.n_cells
-        if graph.shape != (n, n) or not graph.is_sparse:
-            return False  # build_edges says what is wrong, or builds a dense graph
-        bound = enc.edges_lower_bound(graph.values(), n)
-        if bound is None:
-            return False
+        if graph.shape != (n, n) or bound is None:
+            return False  # build_edges says what is wrong, or builds the edges
         warnings.warn(
             f"connectivity not exported: at least {bound} edges for {n} cells need more than "
             f"{enc.EDGE_BUDGET} bytes in the browser (the Cellucid web app's limit); reduce "

@@ -183,7 +183,7 @@ class ContinuousColumn:
 @dataclass(frozen=True)
 class CategoricalColumn:
     key: str
-    codes: np.ndarray  # int64, -1 for missing
+    codes: np.ndarray  # signed integers (pandas' codes: int8 for up to 127 categories), -1 missing
     categories: list[str]
 
 
@@ -193,7 +193,7 @@ def classify_obs_column(key: str, series: pd.Series) -> ContinuousColumn | Categ
     if isinstance(dtype, pd.CategoricalDtype):
         cat = series.array
         categories = [str(c) for c in dtype.categories]
-        codes = np.asarray(cat.codes, dtype=np.int64)
+        codes = np.array(cat.codes)  # a copy in pandas' narrow dtype (8 times less than int64)
     elif pd.api.types.is_bool_dtype(dtype):
         mask = series.isna().to_numpy()
         vals = series.to_numpy(dtype=object)
@@ -201,6 +201,8 @@ def classify_obs_column(key: str, series: pd.Series) -> ContinuousColumn | Categ
         codes[~mask] = np.asarray(vals[~mask], dtype=bool).astype(np.int64)
         categories = ["False", "True"]
     elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        if dtype in (np.float32, np.float64):  # one copy; float32 -> float64 -> float32 is exact
+            return ContinuousColumn(key, np.array(series.to_numpy(), dtype=np.float32))
         values = series.to_numpy(dtype=np.float64, na_value=np.nan).astype(np.float32)
         return ContinuousColumn(key, values)
     else:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 Format = Literal["h5ad", "zarr", "in-memory"]
 #: a one-time CSC copy of an in-memory CSR matrix warns above this size (SPEC §6.5)
 CSC_COPY_WARN_BYTES = 2 * 1024**3
+#: seconds after start at the latest before the column cache build starts (it starts as soon
+#: as the points are served)
+CACHE_START_DELAY = 1.0
 #: ``.gz`` variants of virtual files are made per request: fast beats small here
 GZIP_LEVEL = 1
 #: recent gene columns, stored sparse when that is smaller; the byte bound keeps a server
@@ -148,9 +151,14 @@ class AnnDataAdapter:
         genes = self.dataset.genes
         # from backed CSR one gene costs a pass over the matrix until the column cache exists
         backed_csr = isinstance(genes, BackedMatrix) and genes.format == "csr"
+        self._cache_timer: threading.Timer | None = None
         if cache_columns and backed_csr and not genes.cache_ready:
             self.column_cache = genes.column_cache()
-            self.column_cache.build_in_background(process=True)
+            # once the viewer has its points (or a moment later): the build's process start
+            # and its reads would otherwise compete with the first files for the two cores
+            self._cache_timer = threading.Timer(CACHE_START_DELAY, self._start_column_cache)
+            self._cache_timer.daemon = True
+            self._cache_timer.start()
         self._etag_seed = hashlib.sha1(
             f"{info.id}|{self.dataset.created_at}|{id(self)}".encode()
         ).hexdigest()[:16]
@@ -242,11 +250,20 @@ class AnnDataAdapter:
             return self._manifests[relpath]
         producer = self._payloads.get(relpath)
         if producer is not None:
+            if relpath.startswith("points_"):
+                self._start_column_cache()
             return producer()
         index = self._genes.get(relpath)
         if index is not None:
             return self.gene_payload(index)
         return None
+
+    def _start_column_cache(self) -> None:
+        """Start building the column cache (once; in a child process)."""
+        timer, self._cache_timer = self._cache_timer, None
+        if timer is not None and not self._closed and self.column_cache is not None:
+            timer.cancel()
+            self.column_cache.build_in_background(process=True)
 
     def gene_payload(self, index: int) -> bytes:
         """One gene's float32 column (LRU-cached; concurrent requests share one read)."""
@@ -283,6 +300,8 @@ class AnnDataAdapter:
             if self._closed:
                 return
             self._closed = True
+            if self._cache_timer is not None:
+                self._cache_timer.cancel()
             if self.column_cache is not None:
                 self.column_cache.cancel()
             if isinstance(self.dataset.genes, BackedMatrix):

@@ -176,6 +176,10 @@ class LazyElement:
         import numpy as np
 
         data = self.node["data"]
+        stored = getattr(data, "chunks", None)  # read whole storage chunks, each once
+        if stored and stored[0]:
+            first = max(first, int(stored[0]))
+            most = max(most - most % int(stored[0]), first)
         a, n, chunk = 0, int(data.shape[0]), first
         while a < n:
             yield np.asarray(data[a : a + chunk])
