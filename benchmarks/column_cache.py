@@ -142,8 +142,8 @@ def pct(values: list[float], q: float) -> float:
 def measure(args: argparse.Namespace, path: Path, cache_dir: Path) -> dict[str, float | int | str]:
     import anndata as ad
 
-    from cellucid.sources.backed import BackedMatrix
-    from cellucid.sources.column_cache import ColumnCache
+    from cellucid.storage.backed import BackedMatrix
+    from cellucid.storage.column_cache import ColumnCache
 
     res: dict[str, float | int | str] = {"source_mb": path.stat().st_size / MB}
     rss0 = status_kb("VmRSS")

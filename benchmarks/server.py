@@ -66,8 +66,10 @@ import numpy as np
 
 from _common import (  # benchmarks/_common.py (this script's folder)
     QUICK_NOTE,
-    create_csr_group,
+    add_size_arguments,
     exit_status,
+    gene_name,
+    write_atlas_h5ad,
     write_results,
 )
 
@@ -92,7 +94,6 @@ from upstream import (  # noqa: E402  (tests/upstream.py: shared upstream-venv l
 MB = 1e6
 FULL = (1_000_000, 2_000)
 QUICK = (100_000, 500)
-N_CLUSTERS = 20
 PCA_DIMS = 50
 GENE_TARGET_MS = 50.0
 SPEED_TARGET = 10.0
@@ -105,76 +106,15 @@ def log(msg: str) -> None:
     print(f"[server-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def gene_name(j: int) -> str:
-    return f"Gene{j:05d}"
-
-
 def gene_path(j: int) -> str:
     return f"/var/{gene_name(j)}.values.f32"
 
 
 # --------------------------------------------------------------------------- input
 def generate(path: Path, n_cells: int, n_genes: int, density: float, seed: int) -> dict:
-    """Write the benchmark ``.h5ad``: annotations with anndata, then X appended in row chunks.
-
-    The matrix is never in memory: each chunk of rows is drawn (a Bernoulli mask with a
-    per-gene detection rate, counts 1 + Poisson), appended to the CSR datasets, and dropped.
-    """
-    import anndata as ad
-    import h5py
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    sizes = rng.dirichlet(np.full(N_CLUSTERS, 2.0))
-    cluster = rng.choice(N_CLUSTERS, size=n_cells, p=sizes).astype(np.int8)
-    centers = rng.uniform(-12, 12, size=(N_CLUSTERS, 2)).astype(np.float32)
-    umap = centers[cluster] + rng.standard_normal((n_cells, 2), dtype=np.float32)
-    pca_centers = rng.normal(0, 3, size=(N_CLUSTERS, PCA_DIMS)).astype(np.float32)
-    pca = np.empty((n_cells, PCA_DIMS), dtype=np.float32)
-    for a in range(0, n_cells, 100_000):
-        b = min(n_cells, a + 100_000)
-        pca[a:b] = pca_centers[cluster[a:b]]
-        pca[a:b] += rng.standard_normal((b - a, PCA_DIMS), dtype=np.float32)
-    obs = pd.DataFrame(
-        {
-            "cluster": pd.Categorical.from_codes(
-                cluster, categories=[f"cluster {i:02d}" for i in range(N_CLUSTERS)]
-            ),
-            "batch": pd.Categorical.from_codes(
-                rng.integers(0, 4, n_cells), categories=["batch A", "batch B", "batch C", "D"]
-            ),
-            "n_counts": np.zeros(n_cells, dtype=np.float32),  # filled in once X is written
-            "pct_mito": rng.gamma(2.0, 2.5, n_cells).astype(np.float32),
-        },
-        index=pd.Index([f"cell{i:07d}" for i in range(n_cells)]),
-    )
-    var = pd.DataFrame(index=pd.Index([gene_name(j) for j in range(n_genes)]))
-    ad.AnnData(obs=obs, var=var, obsm={"X_umap": umap, "X_pca": pca}).write_h5ad(path)
-    del obs, umap, pca, cluster
-
-    weight = rng.gamma(1.0, 1.0, n_genes)
-    p_gene = np.minimum(density * weight / weight.mean(), 0.9).astype(np.float32)
-    rate = rng.gamma(0.8, 1.5, n_genes)
-    n_counts = np.zeros(n_cells, dtype=np.float64)
-    rows_per_chunk = max(1, 20_000_000 // n_genes)
-    with h5py.File(path, "a") as f:
-        indptr, indices, data = create_csr_group(f, n_cells, n_genes)
-        indptr[0] = nnz = 0
-        for r0 in range(0, n_cells, rows_per_chunk):
-            r1 = min(n_cells, r0 + rows_per_chunk)
-            mask = rng.random((r1 - r0, n_genes), dtype=np.float32) < p_gene
-            rows, cols = np.nonzero(mask)  # row-major: sorted by row, then column
-            del mask
-            vals = (1.0 + rng.poisson(rate[cols])).astype(np.float32)
-            indices.resize((nnz + cols.size,))
-            data.resize((nnz + cols.size,))
-            indices[nnz:] = cols.astype(np.int32)
-            data[nnz:] = vals
-            indptr[r0 + 1 : r1 + 1] = nnz + np.cumsum(np.bincount(rows, minlength=r1 - r0))
-            n_counts[r0:r1] = np.bincount(rows, weights=vals, minlength=r1 - r0)
-            nnz += cols.size
-        f["obs"]["n_counts"][:] = n_counts.astype(np.float32)
-    return {"nnz": int(nnz)}
+    """Write the benchmark ``.h5ad`` (:func:`_common.write_atlas_h5ad`)."""
+    info = write_atlas_h5ad(path, n_cells, n_genes, density, seed, pca_dims=PCA_DIMS)
+    return {"nnz": info["nnz"]}
 
 
 def generate_in_child(path: Path, args: argparse.Namespace) -> dict:
@@ -1047,11 +987,7 @@ def main() -> int:
         description="Benchmark our AnnData server against upstream cellucid 0.0.9 over HTTP.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    ap.add_argument("--cells", type=int, default=None, help=f"cells (default {FULL[0]:,})")
-    ap.add_argument("--genes", type=int, default=None, help=f"genes (default {FULL[1]:,})")
-    ap.add_argument("--density", type=float, default=0.05, help="mean fraction of non-zeros")
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK[0]:,} cells x {QUICK[1]:,} genes")
-    ap.add_argument("--seed", type=int, default=0)
+    add_size_arguments(ap, FULL, QUICK)
     ap.add_argument("--sample", type=int, default=50, help="genes timed cold and warm")
     ap.add_argument("--before-genes", type=int, default=3, help="genes read before the cache")
     ap.add_argument(

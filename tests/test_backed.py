@@ -20,8 +20,8 @@ import scipy.sparse as sp
 import zarr
 
 from _data import expression, make_adata, rng
-from cellucid.export.genes import iter_columns
-from cellucid.sources.backed import BackedMatrix, is_canonical
+from cellucid.storage.backed import BackedMatrix, is_canonical
+from cellucid.storage.blocks import iter_columns
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),

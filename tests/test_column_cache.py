@@ -25,10 +25,11 @@ import pytest
 import scipy.sparse as sp
 
 from _data import expression, rng
-from cellucid.export.genes import iter_columns
-from cellucid.sources import column_cache as cc
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache, ColumnLRU, default_cache_dir
+from cellucid.storage import column_cache as cc
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.blocks import iter_columns
+from cellucid.storage.column_cache import ColumnCache, default_cache_dir
+from cellucid.storage.lru import ColumnLRU
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
@@ -309,8 +310,8 @@ def test_meta_is_written_last(tmp_path, csr_file, monkeypatch):
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {python!r})
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.column_cache import ColumnCache
 m = BackedMatrix.open({path!r}, attach_cache=False)
 c = ColumnCache.for_source(m, {path!r}, "X", cache_dir={cache!r}, memory_budget=24 * 300)
 def die(f):
@@ -407,8 +408,8 @@ def test_unlocked_concurrent_builders_still_end_with_one_valid_cache(
 PROCESS_SCRIPT = """
 import sys, time
 sys.path.insert(0, {python!r})
-from cellucid.sources.backed import BackedMatrix
-from cellucid.sources.column_cache import ColumnCache
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.column_cache import ColumnCache
 m = BackedMatrix.open({path!r}, attach_cache=False)
 c = ColumnCache.for_source(m, {path!r}, "X", cache_dir={cache!r})
 while time.time() < {start}:
@@ -460,6 +461,28 @@ def test_build_in_background_reports_progress(tmp_path, csr_file):
     assert cache.build_in_background().join(timeout=5) is None  # already ready: ends at once
 
 
+def test_build_in_a_child_process_reports_progress_and_can_be_cancelled(tmp_path, csr_file):
+    m, cache = _cache(csr_file, tmp_path / "cache", memory_budget=24 * 200)
+    m.attach_cache(cache)
+    assert cache.status() == {"state": "idle", "progress": 0.0, "error": None}
+    thread = cache.build_in_background(process=True)
+    assert cache.status()["state"] in ("building", "ready")
+    thread.join(timeout=60)
+    assert cache.ready and cache.error is None
+    assert cache.status() == {"state": "ready", "progress": 1.0, "error": None}
+    np.testing.assert_array_equal(m.column(2), _dense()[:, 2])
+    # a build stopped on purpose is not an error, and leaves no cache behind
+    m2, other = _cache(csr_file, tmp_path / "other", memory_budget=24 * 200)
+    thread = other.build_in_background(process=True)
+    deadline = time.monotonic() + 30
+    while other._process is None and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    other.cancel()
+    thread.join(timeout=30)
+    assert other.error is None and (other.ready or not other.path.exists())
+    m2.close()
+
+
 def test_a_failing_background_build_sets_error_and_logs(tmp_path, csr_file, monkeypatch, caplog):
     def broken(*a, **k):
         raise RuntimeError("no space")
@@ -467,7 +490,7 @@ def test_a_failing_background_build_sets_error_and_logs(tmp_path, csr_file, monk
     monkeypatch.setattr(cc, "_write_cache", broken)
     m, cache = _cache(csr_file, tmp_path / "cache")
     m.attach_cache(cache)
-    with caplog.at_level(logging.ERROR, logger="cellucid.sources.column_cache"):
+    with caplog.at_level(logging.ERROR, logger="cellucid.storage.column_cache"):
         cache.build_in_background().join(timeout=30)
     assert isinstance(cache.error, RuntimeError) and not cache.ready
     assert "no space" in caplog.text

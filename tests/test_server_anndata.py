@@ -173,7 +173,9 @@ def test_info_anndata_exact(srv: AppServer) -> None:
         "n_cells",
         "n_genes",
         "is_backed",
+        "column_cache",  # our extension (PROTOCOL.md); an in-memory AnnData needs no cache
     }
+    assert body["column_cache"] == {"state": "none", "progress": None, "error": None}
     assert "ws_port" not in body
     assert body["type"] == "anndata" and body["host"] == "127.0.0.1"
     health = srv.get("/_cellucid/health").json()

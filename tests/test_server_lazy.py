@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,33 +51,7 @@ def files(adata: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return out
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CELLUCID_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def h5_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(dataset name, number of values returned) for every h5py dataset read."""
-    log: list[tuple[str, int]] = []
-    orig = h5py.Dataset.__getitem__
-
-    def spy(self, *args, **kwargs):
-        value = orig(self, *args, **kwargs)
-        log.append((self.name, int(np.size(value))))
-        return value
-
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    for name in ("read_direct", "__array__"):
-        original = getattr(h5py.Dataset, name)
-
-        def spy_other(self, *args, _orig=original, **kwargs):
-            log.append((self.name, -1))
-            return _orig(self, *args, **kwargs)
-
-        monkeypatch.setattr(h5py.Dataset, name, spy_other)
-    return log
+pytestmark = pytest.mark.usefixtures("cache_dir")  # tests/conftest.py
 
 
 def _x_reads(log: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -103,7 +76,7 @@ def test_backed_h5ad_opens_and_serves_annotations_without_reading_x(files, h5_re
 
 def test_a_gene_without_cache_is_read_in_chunks_never_whole(files, h5_reads, adata, monkeypatch):
     chunk = 5000  # stored values per read; the default is 4M, far below a real X
-    import cellucid.sources.backed as backed
+    import cellucid.storage.backed as backed
 
     original = backed.BackedMatrix.__init__
 
@@ -205,7 +178,7 @@ def test_lazy_obs_reads_the_columns_not_the_cell_names(tmp_path):
     import anndata as ad
     import pandas as pd
 
-    from cellucid.sources.detect import load_anndata_lazy
+    from cellucid.storage.anndata_io import load_anndata_lazy
 
     n = 50
     rng = np.random.default_rng(0)
@@ -237,7 +210,7 @@ def test_cell_names_of_a_file_are_read_a_block_at_a_time(tmp_path):
 
     from cellucid.server.obs_names import answer, decode_block
     from cellucid.sources.anndata import AnnDataAdapter
-    from cellucid.sources.detect import FileObsNames
+    from cellucid.storage.anndata_io import FileObsNames
 
     n = 300
     adata = ad.AnnData(

@@ -44,6 +44,14 @@ def _embedding_option(values: list[str] | None) -> list[str] | None:
     return list(values) if values else None
 
 
+_STORAGE_OPTION: dict = {
+    "action": "append",
+    "metavar": "KEY=VALUE",
+    "dest": "storage_options",
+    "help": "fsspec option for URLs (repeatable): key=..., secret=..., anon=true, "
+    "client_kwargs.endpoint_url=http://127.0.0.1:9000; default: the AWS_*/GOOGLE_* environment",
+}
+
 # -v works before or after the subcommand; SUPPRESS keeps a subcommand from resetting it
 _VERBOSE: dict = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show tracebacks"}
 
@@ -64,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Embeddings come from obsm['X_umap'] / obsm['X_umap_2d'|'X_umap_3d'], the latent space "
         "from --latent-key or X_pca-like keys, genes from X or --layer.",
     )
-    p.add_argument("data", type=Path, help="input .h5ad file or .zarr store")
-    p.add_argument("out", type=Path, help="output folder (created; replaced only with --force)")
+    p.add_argument("data", help="input .h5ad file or .zarr store (a path or a URL: s3://…)")
+    p.add_argument(
+        "out",
+        help="output folder (created; replaced only with --force), or a URL: s3://bucket/prefix",
+    )
+    p.add_argument("--storage-option", **_STORAGE_OPTION)
     p.add_argument("--layer", help="expression layer instead of X")
     p.add_argument("--latent-key", help="obsm key of the latent space (default: X_pca-like keys)")
     p.add_argument("--embedding", action="append", metavar="KEY", help=_EMBEDDING_HELP)
@@ -99,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file, a .zarr store (v2 or v3), an export folder made by 'cellucid prepare', or a "
         "folder of such exports. Stop with Ctrl+C.",
     )
-    s.add_argument("path", type=Path)
+    s.add_argument("path", help="a path or a URL (s3://…, gs://…, https://…)")
+    s.add_argument("--storage-option", **_STORAGE_OPTION)
     s.add_argument(
         "-p", "--port", type=int, default=8765, help="port (next free one if busy; 0: any)"
     )
@@ -138,21 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from .export.prepare import is_complete_export, prepare
-    from .sources.detect import is_zarr_store, load_anndata
+    from .storage.anndata_io import load_anndata
+    from .storage.stores import exists, is_url, is_zarr_store, local_path, parse_storage_options
 
-    data: Path = args.data
-    if not data.exists():
+    options = parse_storage_options(args.storage_options)
+    data: str | Path = args.data if is_url(args.data) else local_path(args.data)
+    if not exists(data, options):
         raise FileNotFoundError(f"Path not found: {data}")
-    if not (data.name.lower().endswith(".h5ad") or is_zarr_store(data)):
+    if not (str(data).lower().rstrip("/").endswith(".h5ad") or is_zarr_store(data, options)):
         raise ValueError(f"{data} is neither an .h5ad file nor a .zarr store")
     if not args.quiet:
         print(f"cellucid v{__version__}: reading {data}", file=sys.stderr)
-    if not args.force and is_complete_export(args.out.expanduser().resolve()):
+    out_dir = args.out if is_url(args.out) else local_path(args.out)
+    if not args.force and not is_url(out_dir) and is_complete_export(out_dir.resolve()):
         raise FileExistsError(f"{args.out} already holds an export; pass --force to replace it")
-    adata = load_anndata(data)
+    adata = load_anndata(data, storage_options=options)
     out = prepare(
         adata,
-        args.out,
+        out_dir,
+        storage_options=options or None,
         layer=args.layer,
         latent_key=args.latent_key,
         embedding=_embedding_option(args.embedding),
@@ -182,8 +199,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .sources.detect import detect
+    from .storage.stores import parse_storage_options
 
-    detected = detect(args.path)  # FileNotFoundError / ValueError -> exit 1 with the message
+    options = parse_storage_options(args.storage_options)
+    # FileNotFoundError / ValueError -> exit 1 with the message
+    detected = detect(args.path, options)
     if not args.quiet:
         print(f"cellucid v{__version__}: opening {detected.kind} {detected.path}", file=sys.stderr)
     common = {
@@ -200,18 +220,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 "--embedding chooses among an AnnData's obsm keys; an export folder shows the "
                 "embeddings it was exported with (cellucid prepare --embedding KEY)"
             )
-        server = CellucidServer(detected.path, **common)
+        server = CellucidServer(detected.path, storage_options=options, **common)
     else:
         from .server.runner import AnnDataServer
 
-        options = {"backed": not args.no_backed} if detected.kind == "h5ad" else {}
+        kw: dict = {"backed": not args.no_backed} if detected.kind == "h5ad" else {}
+        if options:
+            kw["storage_options"] = options
         if args.latent_key:
-            options["latent_key"] = args.latent_key
+            kw["latent_key"] = args.latent_key
         if args.dataset_name:
-            options["dataset_name"] = args.dataset_name
+            kw["dataset_name"] = args.dataset_name
         if args.embedding:
-            options["embedding"] = _embedding_option(args.embedding)
-        server = AnnDataServer(detected.path, **common, **options)
+            kw["embedding"] = _embedding_option(args.embedding)
+        server = AnnDataServer(detected.path, **common, **kw)
     server.start(blocking=True)  # returns after Ctrl+C, port freed and files closed
     return 0
 

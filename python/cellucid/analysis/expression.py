@@ -2,7 +2,7 @@
 
 :func:`open_expression` turns an AnnData (in memory or backed), a path to an ``.h5ad`` file,
 a ``.zarr`` store or an export folder into an :class:`Expression`: gene names, a
-:class:`~cellucid.export.genes.GeneMatrix` to read gene columns block by block, and, for
+:class:`~cellucid.storage.blocks.GeneMatrix` to read gene columns block by block, and, for
 backed cell-major matrices, the column cache the server also uses (built here if it is not
 there yet, so later comparisons and the server start warm). A backed matrix is never
 loaded whole.
@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..export.genes import DEFAULT_BLOCK_VALUES, DenseBlock, GeneMatrix, gene_matrix
-from ..sources.backed import BackedMatrix
-from ..sources.column_cache import ColumnCache
+from ..export.genes import gene_matrix
+from ..storage.anndata_io import materialize
+from ..storage.backed import BackedMatrix
+from ..storage.blocks import DEFAULT_BLOCK_VALUES, DenseBlock, GeneMatrix
+from ..storage.column_cache import ColumnCache
 
 
 @dataclass
@@ -133,12 +135,13 @@ def _anndata_expression(
         if not (hasattr(x, "shape") and len(x.shape) == 2):
             raise TypeError(f"cannot read genes from {type(x).__name__}")
         matrix, cache = gene_matrix(x), None
+    obs = adata.obs
     return Expression(
         names=names,
         matrix=matrix,
         columns=np.arange(names.size, dtype=np.int64),
         n_cells=int(adata.n_obs),
-        obs=adata.obs,
+        obs=obs if isinstance(obs, pd.DataFrame) else lambda: materialize(obs),
         log1p_base=base,
         cache=cache,
     )

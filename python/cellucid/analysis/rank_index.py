@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sources.column_cache import ColumnCache, _NpyReader, _NpyWriter
+from ..storage.column_cache import ColumnCache, _NpyReader, _NpyWriter
 from .kernels import dense_ranks
 
 FILE = "value_ranks.npy"
@@ -52,7 +52,7 @@ def gene_batches(
 
 
 class RankIndex:
-    """The dense value ranks of one ready :class:`~cellucid.sources.column_cache.ColumnCache`."""
+    """The dense value ranks of one ready :class:`~cellucid.storage.column_cache.ColumnCache`."""
 
     def __init__(self, cache: ColumnCache) -> None:
         if not cache.ready:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..export.genes import DenseBlock
+from ..storage.blocks import DenseBlock
 from .expression import Expression, open_expression
 from .groups import Groups, resolve_groups
 from .kernels import N_STATS, NANS, block_stats, dense_ranks
@@ -143,7 +143,9 @@ def _cache_work(expr: Expression, index: RankIndex | None, want_ranks: bool) -> 
 
 def _matrix_work(expr: Expression, want_ranks: bool) -> Iterator[_Work]:
     """Blocks from the matrix's own block reader (in-memory, CSC, dense, export folders)."""
-    for block in expr.matrix.blocks(expr.columns, BLOCK_VALUES):
+    # a matrix may prefer larger blocks (a Dask array reads its row chunks once per block)
+    values = max(BLOCK_VALUES, int(getattr(expr.matrix, "block_values", 0)))
+    for block in expr.matrix.blocks(expr.columns, values):
         if isinstance(block, DenseBlock):
             indptr, indices, data = _dense_to_csc(np.asarray(block.rows, dtype=np.float32))
             positions = block.positions

@@ -12,9 +12,12 @@ columns are produced on demand, one by one or in blocks.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..storage.anndata_io import LazyElement
+from ..storage.blocks import GeneBlock, GeneMatrix
 from . import encode as enc
 from .binary import EXT_DTYPE_NAMES, le_buffer, le_bytes
-from .genes import DEFAULT_BLOCK_VALUES, GeneBlock, GeneMatrix
 from .naming import (
     CONNECTIVITY_DIR,
     CONNECTIVITY_MANIFEST_FILE,
@@ -38,6 +42,9 @@ from .naming import (
     safe_name,
     with_gz,
 )
+
+#: from this many cells on, category centroids are computed on a thread per core
+PARALLEL_CENTROID_CELLS = 200_000
 
 
 # --------------------------------------------------------------------------- inputs
@@ -154,6 +161,9 @@ class ExportInputs:
     connectivities: Any = None
     vector_fields: dict[str, Any] | None = None
     normalize_embeddings: bool = True  # False: raw float32 coordinates, scale 1 (AnnData mode)
+    #: a server's dataset: outlier quantiles are computed when first asked for (from a latent
+    #: space that may stay on disk), and a kNN graph left on disk is read only as far as needed
+    lazy: bool = False
 
 
 # --------------------------------------------------------------------------- encoded fields
@@ -167,8 +177,9 @@ class ObsField:
     codes_dtype: str | None = None
     categories: list[str] | None = None
     centroids: dict[str, list[dict[str, Any]]] | None = None
-    outliers: np.ndarray | None = None  # float32 quantiles
+    outliers: np.ndarray | None = None  # float32 quantiles (lazy: computed on first use)
     outliers_q: enc.Quantized | None = None
+    raw_codes: np.ndarray | None = None  # category codes (-1: missing), kept for lazy outliers
 
 
 def _json_compact(obj: Any) -> bytes:
@@ -206,13 +217,24 @@ class ExportDataset:
         self.settings = s = inputs.settings
         self.compression = s.compression
         self.info = inputs.info
+        # lazy outliers need the latent space later; quantised ones go into the manifest
+        self.lazy = inputs.lazy and not s.obs_continuous_quantization
+        self._outlier_lock = threading.Lock()
+        graph = inputs.connectivities
+        bound: Future[int | None] | None = None
+        if inputs.lazy and isinstance(graph, LazyElement) and graph.is_sparse and graph.shape:
+            # a stored graph's size is checked while points and obs are encoded
+            pool = ThreadPoolExecutor(1, thread_name_prefix="cellucid-graph")
+            bound = pool.submit(enc.edges_lower_bound, graph.values(), graph.shape[0])
+            pool.shutdown(wait=False)
         self._build_points(inputs.points, inputs.normalize_embeddings)
         self.n_cells = next(iter(self.points.values())).shape[0]
         self._build_latent(inputs.latent, inputs.latent_key)
         self._build_obs(inputs.obs)
-        self.latent = None  # only the outlier quantiles needed it; a server lives long
+        if not self.lazy:
+            self.latent = None  # only the outlier quantiles needed it; a server lives long
         self._build_genes(inputs)
-        self._build_edges(inputs.connectivities)
+        self._build_edges(graph, bound)
         self._build_vectors(inputs.vector_fields)
         self.created_at = self.info.created_at or _utc_now()
         self._gene_ranges: dict[int, tuple[float, float]] = {}
@@ -253,7 +275,10 @@ class ExportDataset:
             self.latent = None
             self.latent_key = None
             return
-        self.latent = enc.as_latent(latent, n)  # released once the outliers are computed
+        if self.lazy and enc.is_stored_array(latent):  # stays on disk, read in row chunks
+            self.latent = enc.check_latent_shape(latent, n)
+        else:
+            self.latent = enc.as_latent(latent, n)  # released once the outliers are computed
         self.latent_key = latent_key or "latent_space"
 
     def _build_obs(self, obs: pd.DataFrame) -> None:
@@ -266,6 +291,7 @@ class ExportDataset:
         check_names(keys, "obs key", "Rename the columns or choose a subset with obs_keys=[...].")
         s = self.settings
         self.obs_fields: list[ObsField] = []
+        centroid_jobs: list[tuple[ObsField, int, np.ndarray]] = []
         for key, col in zip(keys, obs.columns, strict=False):
             series = obs[col]
             if isinstance(series, pd.DataFrame):  # duplicate labels are caught above
@@ -284,26 +310,50 @@ class ExportDataset:
                     codes_dtype=dtype,
                     categories=kind.categories,
                 )
-                f.centroids = {
-                    str(d): enc.compute_centroids(
-                        kind.codes,
-                        kind.categories,
-                        self.points[d],
-                        s.centroid_outlier_quantile,
-                        s.centroid_min_points,
-                    )
-                    for d in self.dims
-                }
-                if self.latent is not None:
+                f.centroids = {}
+                centroid_jobs += [(f, d, kind.codes) for d in self.dims]
+                if self.latent is not None and self.lazy:
+                    f.raw_codes = kind.codes
+                elif self.latent is not None:
                     f.outliers = enc.compute_outlier_quantiles(
                         kind.codes, len(kind.categories), self.latent, s.centroid_min_points
                     )
                     if s.obs_continuous_quantization:
                         f.outliers_q = enc.quantize(f.outliers, s.obs_continuous_quantization)
             self.obs_fields.append(f)
+        self._compute_centroids(centroid_jobs)
         self.continuous = [f for f in self.obs_fields if f.kind == "continuous"]
         self.categorical = [f for f in self.obs_fields if f.kind == "category"]
         self._obs_by_safe = {safe_name(f.key): f for f in self.obs_fields}
+
+    def _compute_centroids(self, jobs: list[tuple[ObsField, int, np.ndarray]]) -> None:
+        """Every (field, dimension)'s centroids, on a thread per core: the work is numpy
+        calls that release the GIL, and at ten million cells it is most of a server's
+        start-up."""
+        s = self.settings
+
+        def run(job: tuple[ObsField, int, np.ndarray]) -> list[dict[str, Any]]:
+            f, d, codes = job
+            assert f.categories is not None
+            return enc.compute_centroids(
+                codes,
+                f.categories,
+                self.points[d],
+                s.centroid_outlier_quantile,
+                s.centroid_min_points,
+            )
+
+        workers = min(len(jobs), os.cpu_count() or 1)
+        if workers <= 1 or self.n_cells < PARALLEL_CENTROID_CELLS:
+            results = [run(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="cellucid-centroids") as pool:
+                results = list(pool.map(run, jobs))
+        for (f, d, _codes), found in zip(jobs, results, strict=True):
+            assert f.centroids is not None
+            f.centroids[str(d)] = found
+        for f, _d, _codes in jobs:  # dimension order, as before
+            f.centroids = {str(d): f.centroids[str(d)] for d in self.dims}
 
     def _build_genes(self, inputs: ExportInputs) -> None:
         self.genes = inputs.genes
@@ -330,10 +380,14 @@ class ExportDataset:
         self.var_gene_id_column = inputs.var_gene_id_column or "index"
         self._gene_by_safe = {safe_name(g): i for i, g in enumerate(self.gene_ids)}
 
-    def _build_edges(self, connectivities: Any) -> None:
+    def _build_edges(self, connectivities: Any, bound: Future[int | None] | None = None) -> None:
         self.edges: enc.Edges | None = None
         if connectivities is None:
             return
+        if isinstance(connectivities, LazyElement):
+            if bound is not None and self._graph_too_large(connectivities, bound.result()):
+                return
+            connectivities = connectivities()
         edges = enc.build_edges(connectivities, self.n_cells)
         need = enc.edge_working_set(edges.n_edges, self.n_cells, edges.index_dtype)
         if need > enc.EDGE_BUDGET:
@@ -345,6 +399,23 @@ class ExportDataset:
             )
             return
         self.edges = edges
+
+    def _graph_too_large(self, graph: LazyElement, bound: int | None) -> bool:
+        """Whether a stored graph provably exceeds the browser budget (SPEC §2.8): ``bound``
+        comes from :func:`~cellucid.export.encode.edges_lower_bound`, which reads its stored
+        values only until the proof, never its structure. A ten-million-cell kNN graph is
+        proven too large after a fraction of its values, where building its edges would read
+        and symmetrise every entry."""
+        n = self.n_cells
+        if graph.shape != (n, n) or bound is None:
+            return False  # build_edges says what is wrong, or builds the edges
+        warnings.warn(
+            f"connectivity not exported: at least {bound} edges for {n} cells need more than "
+            f"{enc.EDGE_BUDGET} bytes in the browser (the Cellucid web app's limit); reduce "
+            "the neighbour count to export it",
+            stacklevel=5,
+        )
+        return True
 
     def _build_vectors(self, vector_fields: dict[str, Any] | None) -> None:
         self.vectors: dict[tuple[str, int], np.ndarray] = {}
@@ -399,7 +470,7 @@ class ExportDataset:
             out[self.obs_values_path(f)] = lambda f=f: self._continuous_bytes(f)
         for f in self.categorical:
             out[self.obs_codes_path(f)] = lambda f=f: le_bytes(f.codes, f.codes.dtype)
-            if f.outliers is not None:
+            if f.outliers is not None or f.raw_codes is not None:
                 out[self.obs_outliers_path(f)] = lambda f=f: self._outlier_bytes(f)
         if self.edges is not None:
             e = self.edges
@@ -432,14 +503,34 @@ class ExportDataset:
     def _outlier_bytes(self, f: ObsField) -> bytes:
         if f.outliers_q is not None:
             return le_bytes(f.outliers_q.codes, f.outliers_q.codes.dtype)
-        return le_bytes(f.outliers, "<f4")
+        return le_bytes(self.outliers(f), "<f4")
+
+    def outliers(self, f: ObsField) -> np.ndarray:
+        """The outlier quantiles of a categorical field (computed now when lazy; one field
+        at a time, reading the latent space in row chunks)."""
+        if f.outliers is None:
+            with self._outlier_lock:
+                if f.outliers is None:
+                    assert f.raw_codes is not None and f.categories is not None
+                    f.outliers = enc.compute_outlier_quantiles(
+                        f.raw_codes,
+                        len(f.categories),
+                        self.latent,
+                        self.settings.centroid_min_points,
+                    )
+                    f.raw_codes = None
+        return f.outliers
 
     # ----- genes
-    def gene_blocks(self, block_values: int = DEFAULT_BLOCK_VALUES) -> Iterator[GeneBlock]:
-        """Blocks of gene columns; ``block.positions`` are indices into :attr:`gene_ids`."""
+    def gene_blocks(self, block_values: int | None = None) -> Iterator[GeneBlock]:
+        """Blocks of gene columns; ``block.positions`` are indices into :attr:`gene_ids`
+        (``block_values`` stored values each; ``None``: the matrix's own default)."""
         if self.genes is None:
             return
-        yield from self.genes.blocks(self.gene_columns, block_values)
+        if block_values is None:
+            yield from self.genes.blocks(self.gene_columns)
+        else:
+            yield from self.genes.blocks(self.gene_columns, block_values)
 
     def encode_gene(self, index: int, values: np.ndarray) -> memoryview:
         """Raw payload of one gene column (a view, no copy when possible).

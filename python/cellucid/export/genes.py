@@ -6,88 +6,28 @@ memory, so :class:`CsrGenes` walks the matrix once, gene range by gene range, ke
 cursor per row. Each range becomes a small CSC block (scipy's C++ counting sort), and a gene's
 dense column is only materialised right before it is written, into a reused buffer that stays
 in the CPU cache. Extra memory is one or two blocks of stored values, never a dense block.
+
+The block types and the :class:`~cellucid.storage.blocks.GeneMatrix` protocol live in
+:mod:`cellucid.storage.blocks`; :func:`gene_matrix` picks the reader for any matrix (a Dask
+array becomes a :class:`~cellucid.storage.dask.DaskGenes`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-#: stored values per block of genes (about 12 bytes each while a block is built)
-DEFAULT_BLOCK_VALUES = 8_000_000
-
-
-class GeneBlock(Protocol):
-    """Some genes' columns; ``positions[i]`` says which requested gene row ``i`` is."""
-
-    positions: np.ndarray
-
-    def column(self, i: int, out: np.ndarray) -> np.ndarray:
-        """The float32 column of gene ``i`` of the block (may fill and return ``out``)."""
-        ...
-
-
-class GeneMatrix(Protocol):
-    """Column access to an ``(n_cells, n_genes)`` expression matrix."""
-
-    n_cells: int
-    n_genes: int
-
-    def blocks(
-        self, columns: np.ndarray, block_values: int = DEFAULT_BLOCK_VALUES
-    ) -> Iterator[GeneBlock]:
-        """Yield blocks that together cover every entry of ``columns`` exactly once."""
-        ...
-
-
-class DenseBlock:
-    def __init__(self, positions: np.ndarray, rows: np.ndarray) -> None:
-        self.positions = positions
-        self.rows = rows  # (genes, n_cells) float32, C order
-
-    def column(self, i: int, out: np.ndarray) -> np.ndarray:
-        return self.rows[i]
-
-
-class SparseBlock:
-    """Genes of a block as CSC arrays over ``(n_cells, n_genes_in_block)``."""
-
-    def __init__(
-        self,
-        positions: np.ndarray,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        data: np.ndarray,
-        column_of: np.ndarray | None = None,
-    ) -> None:
-        self.positions = positions
-        self.indptr = indptr
-        self.indices = indices
-        self.data = data
-        self.column_of = column_of  # block row -> CSC column, when columns repeat
-
-    def column(self, i: int, out: np.ndarray) -> np.ndarray:
-        out.fill(0)
-        j = i if self.column_of is None else int(self.column_of[i])
-        s, e = self.indptr[j], self.indptr[j + 1]
-        out[self.indices[s:e]] = self.data[s:e]
-        return out
-
-
-def _sorted_batches(columns: np.ndarray, per_block: int) -> Iterator[np.ndarray]:
-    """Positions into ``columns`` in ascending column order, ``per_block`` at a time."""
-    order = np.argsort(columns, kind="stable")
-    for start in range(0, order.size, max(1, per_block)):
-        yield order[start : start + per_block]
-
-
-def _genes_per_block(n_values: int, n_genes: int, block_values: int) -> int:
-    per_gene = max(1.0, n_values / max(n_genes, 1))
-    return max(1, int(block_values / per_gene))
+from ..storage.blocks import (
+    DEFAULT_BLOCK_VALUES,
+    DenseBlock,
+    GeneMatrix,
+    SparseBlock,
+    genes_per_block,
+    sorted_batches,
+)
 
 
 class DenseGenes:
@@ -98,8 +38,8 @@ class DenseGenes:
         self.n_cells, self.n_genes = matrix.shape
 
     def blocks(self, columns, block_values=DEFAULT_BLOCK_VALUES):
-        per = _genes_per_block(self.n_cells * self.n_genes, self.n_genes, block_values)
-        for pos in _sorted_batches(columns, per):
+        per = genes_per_block(self.n_cells * self.n_genes, self.n_genes, block_values)
+        for pos in sorted_batches(columns, per):
             sub = np.take(self.matrix, columns[pos], axis=1)
             yield DenseBlock(pos, np.ascontiguousarray(sub.T, dtype=np.float32))
 
@@ -112,8 +52,8 @@ class CscGenes:
         self.n_cells, self.n_genes = matrix.shape
 
     def blocks(self, columns, block_values=DEFAULT_BLOCK_VALUES):
-        per = _genes_per_block(self.matrix.nnz, self.n_genes, block_values)
-        for pos in _sorted_batches(columns, per):
+        per = genes_per_block(self.matrix.nnz, self.n_genes, block_values)
+        for pos in sorted_batches(columns, per):
             sub = sp.csc_matrix(self.matrix[:, columns[pos]])
             if not sub.has_canonical_format:
                 sub = sub.copy()
@@ -150,8 +90,8 @@ class CsrGenes:
         cursor = m.indptr[:-1].astype(np.int64)
         row_end = m.indptr[1:].astype(np.int64)
         consumed = 0  # every entry with a column below this is behind the cursors
-        per = _genes_per_block(m.nnz, self.n_genes, block_values)
-        for pos in _sorted_batches(columns, per):
+        per = genes_per_block(m.nnz, self.n_genes, block_values)
+        for pos in sorted_batches(columns, per):
             cols, column_of = np.unique(columns[pos], return_inverse=True)
             if cols.size == pos.size:
                 column_of = None
@@ -203,6 +143,10 @@ def gene_matrix(matrix: Any) -> GeneMatrix:
     """Wrap an expression matrix for block-wise column reads, without copying when possible."""
     if hasattr(matrix, "blocks") and hasattr(matrix, "n_cells"):  # already a GeneMatrix
         return matrix
+    from ..storage.dask import DaskGenes, is_dask_array
+
+    if is_dask_array(matrix):  # computed gene block by gene block on the Dask scheduler
+        return DaskGenes(matrix)
     if sp.issparse(matrix):
         fmt = matrix.format
         if fmt == "csr":
@@ -218,12 +162,3 @@ def gene_matrix(matrix: Any) -> GeneMatrix:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"gene_expression must be numeric; got dtype {arr.dtype}")
     return DenseGenes(arr)
-
-
-def iter_columns(matrix: GeneMatrix, columns: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """``(position, float32 column)`` for every requested column; a convenience for tests
-    and single-gene reads (the column array is only valid until the next one is yielded)."""
-    buf = np.empty(matrix.n_cells, dtype=np.float32)
-    for block in matrix.blocks(np.asarray(columns, dtype=np.int64)):
-        for i, p in enumerate(block.positions):
-            yield int(p), block.column(i, buf)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..storage.anndata_io import materialize
 from .dataset import DatasetInfo, ExportInputs, ExportSettings
 from .genes import GeneMatrix, gene_matrix
 from .naming import safe_name
@@ -158,6 +159,26 @@ def embedding_keys(embedding: EmbeddingSpec | None) -> list[str]:
         else list(embedding)
     )
     return [_parse_embedding(s)[0] for s in specs]
+
+
+def export_obsm_keys(
+    latent_key: str | None = None, embedding: EmbeddingSpec | None = None
+) -> Callable[[str], bool]:
+    """Which ``obsm`` keys an export of an AnnData reads: UMAP embeddings (and those
+    ``embedding`` names), velocity-like ``*_umap`` vectors and the latent space
+    (``latent_key``, else the known candidates). Lazy readers load only these."""
+    wanted = latent_keys(latent_key)
+    extra = set(embedding_keys(embedding))
+
+    def keep(key: str) -> bool:
+        return key in wanted or key.startswith("X_umap") or "_umap" in key or key in extra
+
+    return keep
+
+
+def latent_keys(latent_key: str | None = None) -> set[str]:
+    """The obsm keys the latent space may come from (``latent_key``, else the candidates)."""
+    return {latent_key} if latent_key else set(LATENT_CANDIDATES)
 
 
 def selected_embeddings(
@@ -332,7 +353,8 @@ def vector_fields_from_obsm(obsm: Mapping[str, Any], n: int, dims: Sequence[int]
 
 def expression_of(adata: Any, layer: str | None) -> Any:
     """``adata.X`` or ``adata.layers[layer]``; a backed ``X`` stays on disk as a
-    :class:`~cellucid.sources.backed.BackedMatrix` (read gene block by gene block)."""
+    :class:`~cellucid.storage.backed.BackedMatrix` and a Dask array stays lazy (both are read
+    gene block by gene block)."""
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(
@@ -342,7 +364,7 @@ def expression_of(adata: Any, layer: str | None) -> Any:
     if adata.X is None:
         return None
     if getattr(adata, "isbacked", False):
-        from ..sources.backed import BackedMatrix
+        from ..storage.backed import BackedMatrix
 
         backed = BackedMatrix.from_anndata(adata)
         if backed is not None:
@@ -381,14 +403,14 @@ def derive_from_anndata(
     elif latent_key is not None:
         derived["latent_key"] = latent_key
     if "obs" not in options:
-        derived["obs"] = adata.obs
+        derived["obs"] = materialize(adata.obs)
     if "gene_expression" not in options:
         derived["gene_expression"] = expression_of(adata, layer)
-        derived.setdefault("var", adata.var)
+        derived.setdefault("var", materialize(adata.var))
     elif layer is not None:
         raise ValueError("pass either layer=... or gene_expression=..., not both")
     if connectivity and "connectivities" not in options and "connectivities" in adata.obsp:
-        derived["connectivities"] = adata.obsp["connectivities"]
+        derived["connectivities"] = materialize(adata.obsp["connectivities"])
     if "vector_fields" not in options:
         source = options if explicit_points else derived
         dims = [d for d in (1, 2, 3) if source.get(f"X_umap_{d}d") is not None]
@@ -415,6 +437,7 @@ def build_inputs(
     connectivities: Any = None,
     vector_fields: dict[str, Any] | None = None,
     normalize_embeddings: bool = True,
+    lazy: bool = False,
 ) -> ExportInputs:
     """Select obs columns and genes and bundle everything into :class:`ExportInputs`."""
     if obs is None:
@@ -438,4 +461,5 @@ def build_inputs(
         connectivities=connectivities,
         vector_fields=vector_fields,
         normalize_embeddings=normalize_embeddings,
+        lazy=lazy,
     )

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..storage.blocks import GeneBlock
+from ..storage.stores import is_url, local_path
 from .binary import aligned_empty, encode_payload, write_file
 from .dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
-from .genes import DEFAULT_BLOCK_VALUES, GeneBlock
 from .inputs import EmbeddingSpec, build_inputs, derive_from_anndata
 from .naming import (
     CONNECTIVITY_DIR,
@@ -40,6 +41,7 @@ from .naming import (
     VECTORS_DIR,
     safe_name,
 )
+from .remote import RemoteFolder, is_remote_dataset
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -110,7 +112,8 @@ def prepare(
     quiet: bool = False,
     overwrite: bool | None = None,
     workers: int | None = None,
-    block_values: int = DEFAULT_BLOCK_VALUES,
+    block_values: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Path:
     """Export a dataset to a folder in the Cellucid export format.
 
@@ -142,6 +145,13 @@ def prepare(
         Array form: the ``(n, n)`` kNN graph drawn as edges.
     out_dir
         The export folder (default ``./exports``). It must be new, empty, or hold an export.
+        An fsspec URL (``s3://bucket/exports/atlas``, ``gs://…``) writes to object storage:
+        there is no rename there, so every payload is written first and
+        ``dataset_identity.json`` last (a reader never finds a half export as a dataset);
+        the URL is returned as a string.
+    storage_options
+        fsspec options for a URL ``out_dir`` (credentials, ``endpoint_url`` in
+        ``client_kwargs``); by default the environment's (``AWS_ACCESS_KEY_ID``, …).
     genes, connectivity
         AnnData form: ``False`` leaves out the gene expression / the kNN graph that would be
         derived.
@@ -177,7 +187,8 @@ connectivity_manifest_filename, connectivity_binary_dirname
     overwrite
         Alias of ``force``.
     workers, block_values
-        Writer threads and stored values read per block of genes (tuning).
+        Writer threads and stored values read per block of genes (tuning; by default 8
+        million for a matrix in memory, 64 million for a Dask array).
 
     Returns
     -------
@@ -237,6 +248,7 @@ connectivity_manifest_filename, connectivity_binary_dirname
         "overwrite": overwrite,
         "workers": workers,
         "block_values": block_values,
+        "storage_options": storage_options,
     }
     if _is_anndata(latent_space):
         if isinstance(obs, (str, os.PathLike)):  # prepare(adata, out_dir)
@@ -288,7 +300,8 @@ def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:
         raise NotImplementedError("4D embeddings are not supported (X_umap_4d must be None)")
     points = {d: p.get(f"X_umap_{d}d") for d in (1, 2, 3)}
     points = {d: a for d, a in points.items() if a is not None}
-    out = Path.cwd() / "exports" if out_dir is None else Path(out_dir)
+    remote = RemoteFolder(str(out_dir), p["storage_options"]) if is_url(out_dir) else None
+    out = Path.cwd() / "exports" if out_dir is None else Path(local_path(out_dir))
     out = out.expanduser().resolve()
     settings = ExportSettings(
         compression=p["compression"],
@@ -298,7 +311,8 @@ def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:
         centroid_outlier_quantile=p["centroid_outlier_quantile"],
         centroid_min_points=p["centroid_min_points"],
     )
-    name = p["dataset_name"] if p["dataset_name"] is not None else out.name
+    default_name = remote.name if remote is not None else out.name
+    name = p["dataset_name"] if p["dataset_name"] is not None else default_name
     info = DatasetInfo(
         id=p["dataset_id"] if p["dataset_id"] is not None else safe_name(name),
         name=name,
@@ -321,29 +335,65 @@ def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:
         vector_fields=p.get("vector_fields"),
     )
     force = bool(p["force"] or p["overwrite"])
+    if remote is not None:
+        return _prepare_remote(inputs, remote, force, p)  # type: ignore[return-value]
     existing = existing_artifacts(out)
-    if existing and not force:
-        if is_complete_export(out):
-            warnings.warn(
-                f"{out} already holds an export; skipping (pass force=True to replace it)",
-                stacklevel=3,
-            )
-            return out
-        shown = ", ".join(existing[:10]) + (" …" if len(existing) > 10 else "")
-        raise FileExistsError(
-            f"{out} holds part of an export ({shown}); pass force=True (CLI: --force) to replace it"
-        )
+    if _keep_existing(str(out), existing, lambda: is_complete_export(out), force):
+        return out
     if not existing:
-        others = foreign_entries(out)
-        if others:
-            shown = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
-            raise FileExistsError(
-                f"{out} is not empty and holds no export ({len(others)} entries: {shown}); "
-                "export into a new or empty folder, e.g. a subfolder named after the dataset"
-            )
+        _refuse_foreign(str(out), foreign_entries(out))
     dataset = ExportDataset(inputs)
     return write_dataset(
         dataset, out, quiet=p["quiet"], workers=p["workers"], block_values=p["block_values"]
+    )
+
+
+def _keep_existing(
+    where: str, existing: list[str], complete: Callable[[], bool], force: bool, depth: int = 4
+) -> bool:
+    """Whether an export already at ``where`` is kept (a warning says so); a partial one
+    without ``force`` is a ``FileExistsError``."""
+    if not existing or force:
+        return False
+    if complete():
+        warnings.warn(
+            f"{where} already holds an export; skipping (pass force=True to replace it)",
+            stacklevel=depth,  # the caller of prepare()
+        )
+        return True
+    shown = ", ".join(existing[:10]) + (" …" if len(existing) > 10 else "")
+    raise FileExistsError(
+        f"{where} holds part of an export ({shown}); pass force=True (CLI: --force) to replace it"
+    )
+
+
+def _refuse_foreign(where: str, others: list[str]) -> None:
+    """A folder with files that are no export is not written into."""
+    if others:
+        shown = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
+        raise FileExistsError(
+            f"{where} is not empty and holds no export ({len(others)} entries: {shown}); "
+            "export into a new or empty folder, e.g. a subfolder named after the dataset"
+        )
+
+
+def _prepare_remote(inputs: Any, folder: RemoteFolder, force: bool, p: dict[str, Any]) -> str:
+    """The checks of a local export (complete, partial, foreign files), then the writing,
+    for a folder in object storage."""
+    existing = remote_artifacts(folder)
+    if _keep_existing(folder.url, existing, lambda: is_remote_dataset(folder), force, 5):
+        return folder.url
+    if not existing:
+        names = set(ARTIFACT_FILES) | set(ARTIFACT_DIRS)
+        _refuse_foreign(folder.url, sorted(n for n in folder.entries() if n not in names))
+    dataset = ExportDataset(inputs)
+    return write_dataset_remote(
+        dataset,
+        folder,
+        replace=bool(existing),
+        quiet=p["quiet"],
+        workers=p["workers"],
+        block_values=p["block_values"],
     )
 
 
@@ -411,7 +461,7 @@ def write_dataset(
     *,
     quiet: bool = False,
     workers: int | None = None,
-    block_values: int = DEFAULT_BLOCK_VALUES,
+    block_values: int | None = None,
 ) -> Path:
     """Write every file of ``dataset`` into ``out_dir`` through a staging folder."""
     out_dir = Path(out_dir).resolve()
@@ -429,8 +479,8 @@ def write_dataset(
             thread_name_prefix="cellucid-export",
         )
         try:
-            _write_payloads(dataset, staging, pool, progress)
-            _write_genes(dataset, staging, pool, progress, block_values)
+            _write_payloads(dataset, _Folder(staging), pool, progress)
+            _write_genes(dataset, _Folder(staging), pool, progress, block_values)
         finally:  # on an error or Ctrl+C, queued files are dropped; running ones finish
             pool.shutdown(wait=True, cancel_futures=True)
         (staging / OBS_DIR).mkdir(exist_ok=True)  # obs/ always exists
@@ -506,6 +556,55 @@ def remove_stale_staging(out_dir: Path) -> list[str]:
     return removed
 
 
+def write_dataset_remote(
+    dataset: ExportDataset,
+    folder: RemoteFolder,
+    *,
+    replace: bool = False,
+    quiet: bool = False,
+    workers: int | None = None,
+    block_values: int | None = None,
+) -> str:
+    """Write every file of ``dataset`` into a folder of an object store, identity last
+    (:mod:`cellucid.export.remote`); with ``replace`` the old export's identity goes first,
+    then its other files."""
+    progress = _Progress(quiet)
+    t0 = time.perf_counter()
+    progress.note(_summary(dataset, folder.url))
+    if replace:
+        old = remote_artifacts(folder)
+        if IDENTITY_FILE in old:
+            folder.remove([IDENTITY_FILE])  # no dataset here from now until the new identity
+        folder.remove([rel for rel in old if rel != IDENTITY_FILE])
+    bucket = _Bucket(folder)
+    pool = ThreadPoolExecutor(
+        max_workers=workers or max(os.cpu_count() or 1, MIN_WRITER_THREADS),
+        thread_name_prefix="cellucid-export",
+    )
+    try:
+        _write_payloads(dataset, bucket, pool, progress)
+        _write_genes(dataset, bucket, pool, progress, block_values)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    manifests = dataset.manifest_bytes()
+    for name, data in manifests.items():
+        if name != IDENTITY_FILE:
+            folder.put(name, data)
+    folder.put(IDENTITY_FILE, manifests[IDENTITY_FILE])  # last: now it is a dataset
+    progress.note(
+        f"cellucid: exported {dataset.n_cells} cells to {folder.url} in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    return folder.url
+
+
+def remote_artifacts(folder: RemoteFolder) -> list[str]:
+    """Export files (relative paths) already in a folder of an object store."""
+    names = set(ARTIFACT_FILES)
+    dirs = tuple(f"{d}/" for d in ARTIFACT_DIRS)
+    return [rel for rel in folder.files() if rel in names or rel.startswith(dirs)]
+
+
 def _sibling_dir(out_dir: Path, role: str) -> Path:
     """A new hidden folder next to ``out_dir``, with a ``.writer`` file naming this process;
     unlike mkdtemp it keeps the umask's mode, because the staging folder becomes the export
@@ -534,7 +633,7 @@ def _drop_sibling(path: Path) -> None:
     path.with_name(path.name + _WRITER_SUFFIX).unlink(missing_ok=True)
 
 
-def _summary(ds: ExportDataset, out_dir: Path) -> str:
+def _summary(ds: ExportDataset, out_dir: Path | str) -> str:
     s = ds.settings
     return (
         f"cellucid: exporting {ds.n_cells} cells, dims {ds.dims}, {len(ds.continuous)} continuous + "
@@ -550,15 +649,42 @@ def _write_file(path: Path, raw: bytes | memoryview, compression: int | None) ->
     write_file(path, encode_payload(raw, compression))
 
 
+class _Folder:
+    """Where files go: a local folder (the staging folder of an export)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def make_dirs(self, rels: Iterable[str]) -> None:
+        for parent in {(self.root / rel).parent for rel in rels}:
+            parent.mkdir(parents=True, exist_ok=True)
+
+    def put(self, rel: str, raw: bytes | memoryview, compression: int | None) -> None:
+        _write_file(self.root / rel, raw, compression)
+
+
+class _Bucket:
+    """Where files go: a folder in object storage (no folders to make)."""
+
+    def __init__(self, folder: RemoteFolder) -> None:
+        self.folder = folder
+
+    def make_dirs(self, rels: Iterable[str]) -> None:
+        pass
+
+    def put(self, rel: str, raw: bytes | memoryview, compression: int | None) -> None:
+        self.folder.put(rel, encode_payload(raw, compression))
+
+
 def _write_payloads(
-    ds: ExportDataset, root: Path, pool: ThreadPoolExecutor, progress: _Progress
+    ds: ExportDataset, target: _Folder | _Bucket, pool: ThreadPoolExecutor, progress: _Progress
 ) -> None:
     producers = ds.payload_producers()
-    for rel in producers:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    target.make_dirs(producers)
+    comp = ds.compression
     with progress.bar(len(producers), "embeddings, obs, edges", "file") as bar:
         futures = [
-            pool.submit(lambda r=rel, m=make: _write_file(root / r, m(), ds.compression))
+            pool.submit(lambda r=rel, m=make: target.put(r, m(), comp))
             for rel, make in producers.items()
         ]
         for fut in futures:
@@ -567,12 +693,16 @@ def _write_payloads(
 
 
 def _write_genes(
-    ds: ExportDataset, root: Path, pool: ThreadPoolExecutor, progress: _Progress, block_values: int
+    ds: ExportDataset,
+    target: _Folder | _Bucket,
+    pool: ThreadPoolExecutor,
+    progress: _Progress,
+    block_values: int | None,
 ) -> None:
     """Encode and write gene columns on the pool while the next block is being read."""
     if not ds.gene_ids:
         return
-    (root / VAR_DIR).mkdir(parents=True, exist_ok=True)
+    target.make_dirs([f"{VAR_DIR}/x"])
     comp = ds.compression
     per_task = 32
     local = threading.local()
@@ -584,7 +714,7 @@ def _write_genes(
         for i in range(start, stop):
             gi = int(block.positions[i])
             raw = ds.encode_gene(gi, block.column(i, buf))
-            _write_file(root / ds.gene_path(gi), raw, comp)
+            target.put(ds.gene_path(gi), raw, comp)
         return stop - start
 
     previous: list[Future[int]] = []

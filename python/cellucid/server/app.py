@@ -233,7 +233,7 @@ def info_body(config: ServerConfig) -> dict[str, Any]:
             "mode": "standalone",
         }
     h = _anndata(config)
-    return {
+    body = {
         "version": __version__,
         "type": "anndata",
         "format": h["format"],
@@ -243,6 +243,10 @@ def info_body(config: ServerConfig) -> dict[str, Any]:
         "n_genes": h["n_genes"],
         "is_backed": h["is_backed"],
     }
+    status = getattr(config.source, "status", None)  # the column cache (PROTOCOL.md)
+    if callable(status):
+        body["column_cache"] = status()
+    return body
 
 
 def datasets_body(config: ServerConfig) -> dict[str, Any]:

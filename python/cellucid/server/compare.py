@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analysis.expression import Expression, expression_of_dataset, open_expression
-from ..analysis.groups import Groups, resolve_groups
 from ..analysis.table import COLUMNS, METHODS
 from ..sources.base import DatasetEntry
 
-if TYPE_CHECKING:  # the engine (numba, scipy.stats) is imported by the first comparison
+if TYPE_CHECKING:  # the engine (pandas, numba, scipy) is imported by the first comparison
+    from ..analysis.expression import Expression
+    from ..analysis.groups import Groups
     from ..analysis.ranking import Comparison
 
 MAX_HEADER = 64 * 1024
@@ -221,6 +221,8 @@ class CompareService:
     # ----- data
     def expression(self, dataset: DatasetEntry) -> Expression:
         """The genes of ``dataset`` (409 when it has none)."""
+        from ..analysis.expression import expression_of_dataset, open_expression
+
         dataset_obj = getattr(self.source, "dataset", None)
         if dataset_obj is not None and hasattr(dataset_obj, "gene_columns"):
             if dataset_obj.genes is None or not dataset_obj.gene_ids:
@@ -251,9 +253,10 @@ class CompareService:
         if path is not None and getattr(self.source, "kind", None) == "anndata":
             from anndata.io import read_elem
 
-            from ..sources.backed import BackedMatrix
+            from ..storage.backed import BackedMatrix
 
-            with BackedMatrix.open(path, attach_cache=False) as matrix:
+            options = getattr(self.source, "storage_options", None)
+            with BackedMatrix.open(path, attach_cache=False, storage_options=options) as matrix:
                 return read_elem(matrix.root["obs"]) if "obs" in matrix.root else None
         dirs = getattr(self.source, "_dirs", None)
         if dirs and dataset.path in dirs:
@@ -263,6 +266,8 @@ class CompareService:
         return None
 
     def groups(self, request: CompareRequest, n_cells: int) -> Groups:
+        from ..analysis.groups import Groups, resolve_groups
+
         try:
             groups = resolve_groups(
                 request.group, "rest" if request.reference is None else request.reference, n_cells

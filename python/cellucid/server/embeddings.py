@@ -36,11 +36,13 @@ async def listing(request: web.Request) -> web.Response:
     from .app import CONFIG, error_response, json_response
 
     config = request.app[CONFIG]
-    try:
-        found = embeddings_of(config, request.query.get("dataset"))
+    loop = asyncio.get_running_loop()
+    try:  # off the event loop: a source still reading its file makes this wait
+        found = await loop.run_in_executor(
+            config.executor, embeddings_of, config, request.query.get("dataset")
+        )
     except CompareRequestError as exc:
         return error_response(exc.status, exc.message)
-    loop = asyncio.get_running_loop()
     body: dict[str, Any] = await loop.run_in_executor(config.executor, found.listing)
     return json_response(body)
 
@@ -50,14 +52,16 @@ async def points(request: web.Request) -> web.Response:
 
     config = request.app[CONFIG]
     query = request.query
+    loop = asyncio.get_running_loop()
     try:
-        found = embeddings_of(config, query.get("dataset"))
+        found = await loop.run_in_executor(
+            config.executor, embeddings_of, config, query.get("dataset")
+        )
     except CompareRequestError as exc:
         return error_response(exc.status, exc.message)
     key, dim_text = query.get("key"), query.get("dim", "")
     if not key or not dim_text.isdigit():
         return error_response(400, "key=<obsm key> and dim=<1|2|3> are required")
-    loop = asyncio.get_running_loop()
     try:
         data = await loop.run_in_executor(config.executor, found.points, key, int(dim_text))
     except EmbeddingError as exc:

@@ -144,8 +144,13 @@ class _BaseServer:
     # ----- lifecycle
     def start_background(self) -> _BaseServer:
         """Start serving in a daemon thread and return once the socket is bound."""
-        if self.is_running():
-            return self
+        if not self.is_running():
+            self._serve()
+            self._announce()
+        return self
+
+    def _serve(self) -> None:
+        """Bind the socket and start the server thread."""
         if self._stopped:
             raise RuntimeError("this server was stopped; create a new one")
         self._sock = bind_socket(self.host, self.requested_port)
@@ -167,18 +172,20 @@ class _BaseServer:
         self._started.wait(30)
         if self._error is not None:
             raise RuntimeError(f"server failed to start: {self._error}") from self._error
+
+    def _announce(self) -> None:
+        """Print the URLs and open the browser: the data is ready."""
         self._banner()
         if self.open_browser:
             webbrowser.open(self.viewer_url)
-        return self
 
     def start(self, blocking: bool = True) -> _BaseServer | None:
         """Serve; with ``blocking=True`` until Ctrl+C (then return None), else in the background."""
-        self.start_background()
         if not blocking:
-            return self
+            return self.start_background()
         restore = interrupt_on_signals()
         try:
+            self.start_background()  # an AnnData server waits for its dataset here
             self.wait()
         except KeyboardInterrupt:
             if not self.quiet:
@@ -280,12 +287,21 @@ class CellucidServer(_BaseServer):
         host: str = "127.0.0.1",
         open_browser: bool = False,
         quiet: bool = False,
+        *,
+        storage_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        from ..sources.export_folder import ExportFolderSource
+        from ..sources.export_folder import ExportFolderSource, RemoteExportSource
+        from ..storage.stores import is_url
 
-        self.data_dir = Path(data_dir)
-        super().__init__(ExportFolderSource(data_dir), port, host, open_browser, quiet, **kwargs)
+        source: ExportFolderSource | RemoteExportSource
+        if is_url(data_dir):  # object storage: s3://bucket/exports/...
+            self.data_dir: Path | str = str(data_dir)
+            source = RemoteExportSource(str(data_dir), storage_options)
+        else:
+            self.data_dir = Path(data_dir)
+            source = ExportFolderSource(data_dir)
+        super().__init__(source, port, host, open_browser, quiet, **kwargs)
 
     def __repr__(self) -> str:
         status = "running" if self.is_running() else "stopped"
@@ -293,10 +309,15 @@ class CellucidServer(_BaseServer):
 
 
 class AnnDataServer(_BaseServer):
-    """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``) as virtual export files (SPEC §6.5).
+    """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``, local or at an fsspec URL) as
+    virtual export files (SPEC §6.5).
 
     ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
-    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` for paths, ...).
+    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` and ``storage_options`` for
+    paths, ...). A path is read on a background thread
+    (:class:`~cellucid.sources.deferred.DeferredAnnData`): the server answers health at once;
+    :meth:`start_background` returns when the dataset is ready (``wait=False``: at once) and
+    raises what made reading it fail.
     """
 
     _viewer_query = "?anndata=true"
@@ -312,15 +333,40 @@ class AnnDataServer(_BaseServer):
         ui_dir: Path | None = None,
         **adapter_kwargs: Any,
     ) -> None:
-        from ..sources.anndata import AnnDataAdapter
+        from ..sources.deferred import DeferredAnnData
 
-        if isinstance(data, (str, Path)):
-            adapter = AnnDataAdapter.from_file(data, **adapter_kwargs)
+        source: AnnDataAdapter | DeferredAnnData
+        if isinstance(data, (str, Path)):  # read once the server listens
+            source = DeferredAnnData(data, **adapter_kwargs)
         else:
+            from ..sources.anndata import AnnDataAdapter
+
             adapter_kwargs.pop("backed", None)
-            adapter = AnnDataAdapter(data, **adapter_kwargs)
-        self.adapter: AnnDataAdapter = adapter
-        super().__init__(adapter, port, host, open_browser, quiet, ui_dir=ui_dir)
+            source = AnnDataAdapter(data, **adapter_kwargs)
+        super().__init__(source, port, host, open_browser, quiet, ui_dir=ui_dir)
+
+    @property
+    def adapter(self) -> AnnDataAdapter:
+        """The data source (waits until a file has been read)."""
+        source = self.source
+        return source.wait() if hasattr(source, "wait") else source  # type: ignore[return-value]
+
+    def start_background(self, wait: bool = True) -> AnnDataServer:
+        """Serve in a daemon thread; with ``wait`` return once the dataset is ready (health
+        answers meanwhile), stopping the server and raising if reading it failed."""
+        if self.is_running():
+            return self
+        self._serve()
+        if hasattr(self.source, "start"):  # reading a file starts once the server listens
+            self.source.start()
+        if wait and hasattr(self.source, "wait"):
+            try:
+                self.source.wait()
+            except BaseException:
+                self.stop()
+                raise
+        self._announce()
+        return self
 
 
 def serve(
@@ -331,10 +377,14 @@ def serve(
     quiet: bool = False,
     *,
     blocking: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> CellucidServer | None:
-    """Serve an export folder. Blocks until Ctrl+C and returns None, or with
-    ``blocking=False`` returns the running :class:`CellucidServer`."""
-    server = CellucidServer(data_dir, port, host, open_browser, quiet)
+    """Serve an export folder (a path, or a URL in object storage with its fsspec
+    ``storage_options``). Blocks until Ctrl+C and returns None, or with ``blocking=False``
+    returns the running :class:`CellucidServer`."""
+    server = CellucidServer(
+        data_dir, port, host, open_browser, quiet, storage_options=storage_options
+    )
     result = server.start(blocking=blocking)
     return server if result is not None else None
 

@@ -20,19 +20,24 @@ import scipy.sparse as sp
 
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
-from ..export.genes import CscGenes, CsrGenes, iter_columns
+from ..export.genes import CscGenes, CsrGenes
 from ..export.inputs import (
     EmbeddingSpec,
     build_inputs,
     derive_from_anndata,
     embedding_keys,
     embedding_sources,
+    export_obsm_keys,
+    latent_keys,
 )
-from ..export.naming import safe_name
-from .backed import BackedMatrix
+from ..storage.anndata_io import load_anndata, load_anndata_lazy
+from ..storage.backed import BackedMatrix
+from ..storage.blocks import iter_columns
+from ..storage.column_cache import ColumnCache
+from ..storage.lru import ColumnLRU
+from ..storage.stores import StorageOptions, is_url, is_zarr_store, local_path
 from .base import DatasetEntry, FileBody, content_type_for
-from .column_cache import ColumnCache, ColumnLRU
-from .detect import is_zarr_store, load_anndata, load_anndata_lazy
+from .deferred import default_names
 from .embeddings import ObsmEmbeddings
 
 if TYPE_CHECKING:
@@ -41,6 +46,9 @@ if TYPE_CHECKING:
 Format = Literal["h5ad", "zarr", "in-memory"]
 #: a one-time CSC copy of an in-memory CSR matrix warns above this size (SPEC §6.5)
 CSC_COPY_WARN_BYTES = 2 * 1024**3
+#: seconds after start at the latest before the column cache build starts (it starts as soon
+#: as the points are served)
+CACHE_START_DELAY = 1.0
 #: ``.gz`` variants of virtual files are made per request: fast beats small here
 GZIP_LEVEL = 1
 #: recent gene columns, stored sparse when that is smaller; the byte bound keeps a server
@@ -86,7 +94,7 @@ class AnnDataAdapter:
         embedding: EmbeddingSpec | None = None,
         cache_columns: bool = True,
         _format: Format = "in-memory",
-        _path: Path | None = None,
+        _path: str | Path | None = None,
         _matrix: BackedMatrix | None = None,
     ) -> None:
         self.adata: AnnData | None = adata  # None once a file's annotations are encoded
@@ -95,11 +103,9 @@ class AnnDataAdapter:
         self.is_backed = _matrix is not None or bool(getattr(adata, "isbacked", False))
         self._lock = threading.RLock()
         self._closed = False
-        file_name = _path.name if _path is not None else None
-        if dataset_name is None:
-            dataset_name = _display_name(_path) if _path is not None else "AnnData Dataset"
+        ident, dataset_name, file_name = default_names(_path, dataset_name, dataset_id)
         info = DatasetInfo(
-            id=dataset_id if dataset_id is not None else safe_name(dataset_name),
+            id=ident,
             name=dataset_name,
             description="Loaded directly from AnnData",
             source=make_source(file_name, filename=file_name) if file_name else None,
@@ -119,7 +125,11 @@ class AnnDataAdapter:
         )
         latent_from = derived.pop("latent_key", None)
         self.embeddings = _obsm_embeddings(
-            adata, _path if _matrix is not None else None, embedding, normalize_embeddings
+            adata,
+            _path if _matrix is not None else None,
+            embedding,
+            normalize_embeddings,
+            _matrix.storage_options if _matrix is not None else None,
         )
         inputs = build_inputs(
             info=info,
@@ -129,6 +139,7 @@ class AnnDataAdapter:
             var_gene_id_column=gene_id_column,
             latent_key=latent_from,
             normalize_embeddings=normalize_embeddings,
+            lazy=True,
             **derived,
         )
         inputs.points = {d: a for d, a in inputs.points.items() if a is not None}
@@ -145,9 +156,14 @@ class AnnDataAdapter:
         genes = self.dataset.genes
         # from backed CSR one gene costs a pass over the matrix until the column cache exists
         backed_csr = isinstance(genes, BackedMatrix) and genes.format == "csr"
+        self._cache_timer: threading.Timer | None = None
         if cache_columns and backed_csr and not genes.cache_ready:
             self.column_cache = genes.column_cache()
-            self.column_cache.build_in_background()
+            # once the viewer has its points (or a moment later): the build's process start
+            # and its reads would otherwise compete with the first files for the two cores
+            self._cache_timer = threading.Timer(CACHE_START_DELAY, self._start_column_cache)
+            self._cache_timer.daemon = True
+            self._cache_timer.start()
         self._etag_seed = hashlib.sha1(
             f"{info.id}|{self.dataset.created_at}|{id(self)}".encode()
         ).hexdigest()[:16]
@@ -155,23 +171,36 @@ class AnnDataAdapter:
     # ----- construction helpers
     @classmethod
     def from_file(
-        cls, path: str | Path, backed: bool | str = "r", *, layer: str | None = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        backed: bool | str = "r",
+        *,
+        layer: str | None = None,
+        storage_options: StorageOptions | None = None,
+        **kwargs: Any,
     ) -> AnnDataAdapter:
-        """Open an ``.h5ad`` or a ``.zarr`` store; by default only the annotations are read
-        and the expression matrix stays on disk (``backed=False`` loads an .h5ad fully)."""
-        p = Path(path).expanduser()
-        fmt: Format = "zarr" if is_zarr_store(p) else "h5ad"
-        if backed or fmt == "zarr":
+        """Open an ``.h5ad`` or a ``.zarr`` store, on local disk or at an fsspec URL
+        (``s3://…``; ``storage_options`` for credentials and endpoints). By default only the
+        annotations are read and the expression matrix stays where it is (``backed=False``
+        loads a local .h5ad fully)."""
+        remote = is_url(path)
+        p: str | Path = str(path) if remote else local_path(path).resolve()
+        fmt: Format = "zarr" if is_zarr_store(p, storage_options) else "h5ad"
+        if backed or fmt == "zarr" or remote:
+            latent, shown = latent_keys(kwargs.get("latent_key")), kwargs.get("embedding")
             adata, matrix = load_anndata_lazy(
                 p,
                 layer=layer,
-                latent_key=kwargs.get("latent_key"),
-                embedding_keys=embedding_keys(kwargs.get("embedding")),
+                obsm_keys=export_obsm_keys(kwargs.get("latent_key"), shown),
+                storage_options=storage_options,
+                # the graph and the latent space are read when (and as far as) needed
+                lazy_obsp=True,
+                lazy_obsm=lambda key: key in latent and key not in embedding_keys(shown),
             )
-            adapter = cls(adata, _format=fmt, _path=p.resolve(), _matrix=matrix, **kwargs)
+            adapter = cls(adata, _format=fmt, _path=p, _matrix=matrix, **kwargs)
             adapter.adata = None  # ours, and fully encoded: free obs, var and obsm
             return adapter
-        return cls(load_anndata(p), _format=fmt, _path=p.resolve(), layer=layer, **kwargs)
+        return cls(load_anndata(p), _format=fmt, _path=p, layer=layer, **kwargs)
 
     # ----- DataSource
     @property
@@ -194,6 +223,18 @@ class AnnDataAdapter:
             "n_cells": self.n_cells,
             "n_genes": self.n_genes,
         }
+
+    def status(self) -> dict[str, Any]:
+        """The column cache's state for ``/_cellucid/info`` (PROTOCOL.md): ``state`` is
+        ``"building"``, ``"ready"``, ``"error"`` or ``"none"`` (no cache: genes are read
+        directly), with ``progress`` (0-1) and ``error``."""
+        cache = self.column_cache
+        if cache is not None:
+            return cache.status()
+        genes = self.dataset.genes
+        if isinstance(genes, BackedMatrix) and genes.cache_ready:
+            return {"state": "ready", "progress": 1.0, "error": None}
+        return {"state": "none", "progress": None, "error": None}
 
     def identity(self) -> dict[str, Any]:
         return self.dataset.identity()
@@ -218,11 +259,20 @@ class AnnDataAdapter:
             return self._manifests[relpath]
         producer = self._payloads.get(relpath)
         if producer is not None:  # made once, then served from memory (points at 1M: 8 MB)
+            if relpath.startswith("points_"):
+                self._start_column_cache()
             return self._made.get_or_load(relpath, lambda _key: producer())
         index = self._genes.get(relpath)
         if index is not None:
             return self.gene_payload(index)
         return None
+
+    def _start_column_cache(self) -> None:
+        """Start building the column cache (once; in a child process)."""
+        timer, self._cache_timer = self._cache_timer, None
+        if timer is not None and not self._closed and self.column_cache is not None:
+            timer.cancel()
+            self.column_cache.build_in_background(process=True)
 
     def gene_payload(self, index: int) -> bytes:
         """One gene's float32 column (LRU-cached; concurrent requests share one read)."""
@@ -259,6 +309,10 @@ class AnnDataAdapter:
             if self._closed:
                 return
             self._closed = True
+            if self._cache_timer is not None:
+                self._cache_timer.cancel()
+            if self.column_cache is not None:
+                self.column_cache.cancel()
             if isinstance(self.dataset.genes, BackedMatrix):
                 self.dataset.genes.close()
             file = getattr(self.adata, "file", None)
@@ -273,13 +327,19 @@ class AnnDataAdapter:
 
 
 def _obsm_embeddings(
-    adata: AnnData, path: Path | None, embedding: EmbeddingSpec | None, normalize: bool
+    adata: AnnData,
+    path: str | Path | None,
+    embedding: EmbeddingSpec | None,
+    normalize: bool,
+    storage_options: StorageOptions | None = None,
 ) -> ObsmEmbeddings:
     """Every obsm embedding of the data, for the viewer's embedding switch (read lazily from
     the file when the AnnData in memory holds only what the export needs)."""
     current = embedding_sources(adata.obsm, adata.n_obs, embedding)
     if path is not None:
-        return ObsmEmbeddings.from_file(path, adata.n_obs, current, normalize=normalize)
+        return ObsmEmbeddings.from_file(
+            path, adata.n_obs, current, normalize=normalize, storage_options=storage_options
+        )
     return ObsmEmbeddings.from_anndata(adata, current, normalize=normalize)
 
 
@@ -298,11 +358,3 @@ def _expand(stored: tuple[np.ndarray, np.ndarray] | bytes, n: int) -> bytes:
     out = np.zeros(n, dtype=np.float32)
     out[rows] = vals
     return bytes(le_buffer(out, "<f4"))
-
-
-def _display_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".h5ad", ".zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)] or name
-    return name

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..export.encode import normalize_points
-from ..export.inputs import is_vector_field_key
-from .column_cache import ColumnLRU
+from ..storage.lru import ColumnLRU
 
 #: embeddings kept in memory (bytes): a 1M-cell 3D one is 12 MB
 CACHE_BYTES = 256 << 20
@@ -78,16 +76,21 @@ class ObsmEmbeddings:
 
     @classmethod
     def from_file(
-        cls, path: Path, n_cells: int, current: Mapping[int, str], *, normalize: bool = True
+        cls,
+        path: str | Path,
+        n_cells: int,
+        current: Mapping[int, str],
+        *,
+        normalize: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> ObsmEmbeddings:
-        """Keys and shapes from an ``.h5ad``/``.zarr`` store's ``obsm`` group; an embedding
-        is read from the file when first asked for."""
-        from anndata.io import read_elem
-
-        from .backed import BackedMatrix
+        """Keys and shapes from an ``.h5ad``/``.zarr`` store's ``obsm`` group (a path or a
+        URL); an embedding is read from the file when first asked for."""
+        from ..storage.backed import BackedMatrix
+        from ..storage.elements import read_elem
 
         def open_root() -> tuple[Any, Any]:
-            matrix = BackedMatrix.open(path, attach_cache=False)
+            matrix = BackedMatrix.open(path, attach_cache=False, storage_options=storage_options)
             return matrix, matrix.root
 
         def shapes() -> dict[str, tuple[int, ...]]:
@@ -126,6 +129,8 @@ class ObsmEmbeddings:
         every obsm entry with ``n_cells`` rows and 1+ columns, except velocity-like
         displacements (``*_umap``); ``dims`` are the dimensions it can be shown in (its
         first 1, 2 or 3 columns)."""
+        from ..export.inputs import is_vector_field_key
+
         items = []
         for key, shape in sorted(self.shapes().items()):
             if (
@@ -146,6 +151,9 @@ class ObsmEmbeddings:
     # ----- data
     def points(self, key: str, dim: int) -> bytes:
         """The first ``dim`` columns of ``obsm[key]``, normalised, as float32 LE bytes."""
+        from ..export.encode import normalize_points
+        from ..export.inputs import is_vector_field_key
+
         shape = None if is_vector_field_key(key) else self.shapes().get(key)
         usable = ", ".join(i["key"] for i in self.listing()["embeddings"]) or "none"
         if shape is None:

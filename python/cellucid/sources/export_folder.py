@@ -1,10 +1,12 @@
-"""An export folder, or a folder of exports, served as the files on disk (SPEC §2.2, §3.3)."""
+"""An export folder, or a folder of exports, served as its files (SPEC §2.2, §3.3): on disk, or
+in object storage at an fsspec URL (:class:`RemoteExportSource`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,18 +92,12 @@ class ExportFolderSource:
             raise ValueError(f"{self.root} holds no servable export folder")
         self._dirs = dirs
         self._entries = [self._entry(url, d) for url, d in dirs.items()]
-        ids = [e.id for e in self._entries]
-        dups = sorted({i for i in ids if ids.count(i) > 1})
-        if dups:
-            raise ValueError(f"two datasets share the identity id(s) {dups}; ids must be unique")
+        _unique_ids(self._entries)
 
     @staticmethod
     def _entry(url: str, directory: Path) -> DatasetEntry:
-        try:
-            identity = json.loads((directory / IDENTITY_FILE).read_text(encoding="utf-8"))
-            return DatasetEntry(id=str(identity["id"]), name=str(identity["name"]), path=url)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{directory / IDENTITY_FILE} is unreadable: {exc}") from exc
+        identity = directory / IDENTITY_FILE
+        return _entry_of(url, lambda: identity.read_text(encoding="utf-8"), str(identity))
 
     def datasets(self) -> list[DatasetEntry]:
         return list(self._entries)
@@ -119,3 +115,100 @@ class ExportFolderSource:
 
     def close(self) -> None:
         """Nothing to release: files are opened per request."""
+
+
+def _entry_of(url: str, read: Callable[[], str], where: str) -> DatasetEntry:
+    """The catalog entry of a dataset from its identity (``read`` returns its text)."""
+    try:
+        identity = json.loads(read())
+        return DatasetEntry(id=str(identity["id"]), name=str(identity["name"]), path=url)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where} is unreadable: {exc}") from exc
+
+
+def _unique_ids(entries: list[DatasetEntry]) -> None:
+    ids = [e.id for e in entries]
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        raise ValueError(f"two datasets share the identity id(s) {dups}; ids must be unique")
+
+
+#: a remote file up to this size is fetched in one request; larger ones in ranges this big
+_REMOTE_WHOLE = 64 << 20
+
+
+class RemoteExportSource:
+    """An export folder, or a folder of exports, in object storage (``s3://…``, any fsspec
+    URL), served file by file: each request reads that object (a range of it for large
+    ones), nothing is listed or cached beyond the datasets found at start.
+
+    >>> src = RemoteExportSource("s3://bucket/exports/pbmc")  # doctest: +SKIP
+    """
+
+    kind: Literal["exported"] = "exported"
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        from ..export.remote import RemoteFolder, find_remote_datasets, is_remote_dataset
+
+        root = RemoteFolder(url, storage_options)
+        self.url = root.url
+        entries = root.entries()
+        if not entries:
+            raise FileNotFoundError(f"export folder not found: {self.url}")
+        if is_remote_dataset(root, entries):
+            folders = {"/": root}
+        else:
+            folders = {f"/{name}/": root.child(name) for name in find_remote_datasets(root)}
+            if not folders:
+                raise ValueError(
+                    f"{self.url} is neither an export folder (dataset_identity.json, "
+                    "obs_manifest.json, points_<d>d.bin) nor a folder of exports"
+                )
+        self._folders = folders
+        self._entries = [
+            _entry_of(
+                path,
+                lambda f=folder: f.read_text(IDENTITY_FILE),
+                f"{folder.url}/{IDENTITY_FILE}",
+            )
+            for path, folder in folders.items()
+        ]
+        _unique_ids(self._entries)
+
+    def datasets(self) -> list[DatasetEntry]:
+        return list(self._entries)
+
+    def health(self) -> dict[str, Any]:
+        return {"type": "exported"}
+
+    def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
+        if any(part.startswith(".") for part in relpath.split("/")):
+            return None
+        folder = self._folders[dataset.path]
+        path = folder.path(relpath)
+        try:
+            info = folder.fs.info(path)
+        except (FileNotFoundError, OSError):
+            return None
+        if info.get("type") == "directory":
+            return None
+        size = int(info["size"])
+        stamp = str(info.get("ETag") or info.get("etag") or info.get("mtime") or size)
+        fs, held = folder.fs, {}
+
+        def read(offset: int, length: int) -> bytes:
+            if size <= _REMOTE_WHOLE:  # one GET, kept for the rest of this response
+                if "whole" not in held:
+                    held["whole"] = fs.cat_file(path)
+                return held["whole"][offset : offset + length]
+            return fs.cat_file(path, start=offset, end=min(size, offset + length))
+
+        return FileBody(
+            size=size,
+            content_type=content_type_for(relpath),
+            etag=f'"{stamp.strip(chr(34))}-{size:x}"',
+            read=read,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: objects are read per request."""

@@ -8,14 +8,15 @@ opened (only shapes, dtypes and attributes), and then reads:
 - **CSC**: one gene is one slice of ``indices``/``data`` (``indptr`` is read once, it is
   ``n_genes + 1`` integers);
 - **dense**: column blocks by h5py/zarr slicing aligned to the chunk layout;
-- **CSR**: from a ready :class:`~cellucid.sources.column_cache.ColumnCache` when one is
+- **CSR**: from a ready :class:`~cellucid.storage.column_cache.ColumnCache` when one is
   attached (an on-disk CSC copy; one slice per gene), otherwise by a *batched scan*: the rows
   are read once, in row chunks, and every requested gene of a block is picked out in that
   one pass. A block holds at most ``block_values`` stored values, so a request for all genes
   costs ``ceil(nnz / block_values)`` passes, never one pass per gene.
 
-:class:`BackedMatrix` satisfies the :class:`~cellucid.export.genes.GeneMatrix` protocol, so
-``prepare()`` and the server can stream genes from a backed file like from memory.
+:class:`BackedMatrix` satisfies the :class:`~cellucid.storage.blocks.GeneMatrix` protocol, so
+``prepare()`` and the server can stream genes from a backed file like from memory. The file
+may be local or at an fsspec URL (:mod:`cellucid.storage.stores`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from ..export.genes import (
+from .blocks import (
     DEFAULT_BLOCK_VALUES,
     DenseBlock,
     GeneBlock,
     SparseBlock,
-    _genes_per_block,
-    _sorted_batches,
+    genes_per_block,
+    nnz_batches,
+    sorted_batches,
 )
+from .stores import PathLike, StorageOptions, is_url, local_path
 
 if TYPE_CHECKING:
     from .column_cache import ColumnCache
@@ -118,23 +121,6 @@ def _runs(cols: np.ndarray, gap: int = 1) -> Iterator[tuple[int, int]]:
         yield a, b - 1
 
 
-def nnz_batches(
-    columns: np.ndarray, nnz_per_column: np.ndarray, block_values: int
-) -> Iterator[np.ndarray]:
-    """Positions into ``columns`` in ascending column order, cut so that a batch holds at most
-    ``block_values`` stored values (a single larger column still forms its own batch)."""
-    order = np.argsort(columns, kind="stable")
-    if order.size == 0:
-        return
-    cum = np.cumsum(nnz_per_column[columns[order]])
-    start = 0
-    while start < order.size:
-        base = int(cum[start - 1]) if start else 0
-        stop = max(start + 1, int(np.searchsorted(cum, base + block_values, side="right")))
-        yield order[start:stop]
-        start = stop
-
-
 def column_slices_block(
     positions: np.ndarray,
     columns: np.ndarray,
@@ -183,7 +169,10 @@ class BackedMatrix:
         (``encoding-type`` ``csr_matrix``/``csc_matrix``), or a 2-D h5py ``Dataset`` / zarr
         ``Array`` (dense). Nothing but metadata is read.
     source_path
-        The file or store the matrix lives in; needed for :meth:`column_cache`.
+        The file or store the matrix lives in (a path, or a URL string); needed for
+        :meth:`column_cache`.
+    storage_options
+        fsspec options of a URL ``source_path`` (credentials, endpoint).
     element
         Its path inside the file (``"X"``, ``"layers/counts"``).
     scan_values
@@ -203,12 +192,20 @@ class BackedMatrix:
         self,
         x: Any,
         *,
-        source_path: str | Path | None = None,
+        source_path: PathLike | None = None,
         element: str | None = None,
         scan_values: int = DEFAULT_SCAN_VALUES,
+        storage_options: StorageOptions | None = None,
         _owner: Any = None,
     ) -> None:
-        self.source_path = Path(source_path) if source_path is not None else None
+        self.source_path: str | Path | None = (
+            None
+            if source_path is None
+            else str(source_path)
+            if is_url(source_path)
+            else Path(source_path)
+        )
+        self.storage_options = dict(storage_options or {})
         self.element = element
         self.scan_values = max(1, int(scan_values))
         self._owner = _owner  # a file/store opened by :meth:`open`, closed by :meth:`close`
@@ -254,27 +251,33 @@ class BackedMatrix:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def open(
-        cls, path: str | Path, element: str = "X", *, attach_cache: bool = True
+        cls,
+        path: PathLike,
+        element: str = "X",
+        *,
+        attach_cache: bool = True,
+        storage_options: StorageOptions | None = None,
     ) -> BackedMatrix:
-        """Open ``element`` of an ``.h5ad`` file or ``.zarr`` store (v2 or v3) lazily.
+        """Open ``element`` of an ``.h5ad`` file or ``.zarr`` store (v2 or v3) lazily, on
+        local disk or at an fsspec URL (:func:`~cellucid.storage.stores.open_store`).
 
         With ``attach_cache`` a ready column cache of this exact file (default cache folder)
         is used for gene reads; none is built. :meth:`close` closes the file.
         """
-        from .detect import is_zarr_store, require
+        from .stores import open_store
 
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"Path not found: {p}")
-        if is_zarr_store(p):
-            root = require("zarr").open_group(str(p), mode="r")
-            owner = None
-        else:
-            root = owner = require("h5py").File(p, "r")
+        source = str(path) if is_url(path) else local_path(path)
+        root, owner = open_store(source, storage_options)
         try:
             if element not in root:
-                raise KeyError(f"{element!r} not found in {p}")
-            matrix = cls(root[element], source_path=p, element=element, _owner=owner)
+                raise KeyError(f"{element!r} not found in {source}")
+            matrix = cls(
+                root[element],
+                source_path=source,
+                element=element,
+                storage_options=storage_options,
+                _owner=owner,
+            )
         except BaseException:
             if owner is not None:
                 owner.close()
@@ -340,7 +343,7 @@ class BackedMatrix:
         self._cache = cache
 
     def column_cache(
-        self, cache_dir: str | Path | None = None, *, memory_budget: int | None = None
+        self, cache_dir: PathLike | None = None, *, memory_budget: int | None = None
     ) -> ColumnCache:
         """The column cache of this matrix (created, not built), attached for reads.
 
@@ -357,6 +360,7 @@ class BackedMatrix:
             self.element,
             cache_dir=cache_dir,
             memory_budget=memory_budget or DEFAULT_MEMORY_BUDGET,
+            storage_options=self.storage_options,
         )
         self.attach_cache(cache)
         return cache
@@ -367,7 +371,9 @@ class BackedMatrix:
         from .column_cache import ColumnCache
 
         try:
-            cache = ColumnCache.for_source(self, self.source_path, self.element)
+            cache = ColumnCache.for_source(
+                self, self.source_path, self.element, storage_options=self.storage_options
+            )
         except OSError:
             return
         if cache.ready:
@@ -538,8 +544,8 @@ class BackedMatrix:
         # chunked layouts are read in whole chunks: row slabs in chunk multiples, and nearby
         # columns (within one chunk width) in one slice
         gap = max(1, int(chunks[1])) if chunks else 1
-        per = _genes_per_block(n * self.n_genes, self.n_genes, block_values)
-        for pos in _sorted_batches(columns, per):
+        per = genes_per_block(n * self.n_genes, self.n_genes, block_values)
+        for pos in sorted_batches(columns, per):
             cols, column_of = np.unique(columns[pos], return_inverse=True)
             rows = np.empty((cols.size, n), dtype=np.float32)
             for a, b in _runs(cols, gap):
@@ -558,8 +564,8 @@ class BackedMatrix:
             yield DenseBlock(pos, rows)
 
     def _scan_blocks(self, columns: np.ndarray, block_values: int) -> Iterator[SparseBlock]:
-        per = _genes_per_block(self.nnz, self.n_genes, block_values)
-        for pos in _sorted_batches(columns, per):
+        per = genes_per_block(self.nnz, self.n_genes, block_values)
+        for pos in sorted_batches(columns, per):
             cols, column_of = np.unique(columns[pos], return_inverse=True)
             indptr, rows, vals = self._scan(cols)
             yield SparseBlock(pos, indptr, rows, vals, None if cols.size == pos.size else column_of)

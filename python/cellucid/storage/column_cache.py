@@ -12,8 +12,10 @@ Where
 Key
     The resolved source path, its size and ``mtime_ns`` (for a ``.zarr`` store: file count,
     total size and newest ``mtime_ns`` under the element's folder) and the element path
-    (``"X"``, ``"layers/counts"``). A modified source gets a new key, so a stale cache is never
-    used; it just stays behind (delete the folder to reclaim the space).
+    (``"X"``, ``"layers/counts"``); for a source at a URL, the URL and the sizes and ETags of
+    its objects (:func:`cellucid.storage.stores.fingerprint`). A modified source gets a new
+    key, so a stale cache is never used; it just stays behind (delete the folder to reclaim
+    the space). The cache of a remote source is local like any other.
 Files
     ``indptr.npy`` (int64, ``n_genes + 1``), ``indices.npy`` (int32 cell ids, sorted within a
     gene), ``data.npy`` (float32) and ``meta.json`` (shape, nnz, dtypes, source key, format
@@ -52,17 +54,16 @@ import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..export.genes import DEFAULT_BLOCK_VALUES, SparseBlock
-from .backed import BackedMatrix, column_slices_block, nnz_batches
+from .backed import BackedMatrix, column_slices_block
+from .blocks import DEFAULT_BLOCK_VALUES, SparseBlock, nnz_batches
+from .stores import PathLike, StorageOptions, fingerprint, is_url
 
 log = logging.getLogger(__name__)
 
@@ -91,48 +92,15 @@ def default_cache_dir() -> Path:
     return base / "cellucid"
 
 
-def source_fingerprint(source_path: str | Path, element: str) -> dict[str, Any]:
-    """What identifies a source matrix: resolved path, size, ``mtime_ns`` and element.
-
-    For a directory store (zarr) the size and time cover every file under the element's
-    folder (count, total size, newest ``mtime_ns``) and the store's root metadata.
-    """
-    p = Path(source_path).expanduser().resolve()
-    st = p.stat()
-    if not p.is_dir():
-        return {
-            "path": str(p),
-            "element": element,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-        }
-    files = total = 0
-    newest = 0
-    roots = [p / element] + [p / m for m in ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")]
-    for root in roots:
-        if root.is_file():
-            s = root.stat()
-            files, total, newest = files + 1, total + s.st_size, max(newest, s.st_mtime_ns)
-            continue
-        for dirpath, _dirs, names in os.walk(root):
-            newest = max(newest, os.stat(dirpath).st_mtime_ns)
-            for name in names:
-                s = os.stat(os.path.join(dirpath, name))
-                files, total, newest = files + 1, total + s.st_size, max(newest, s.st_mtime_ns)
-    return {"path": str(p), "element": element, "size": total, "mtime_ns": newest, "files": files}
-
-
-def cache_key(fingerprint: dict[str, Any]) -> str:
-    """Folder name of a cache: a readable prefix and a hash of the fingerprint."""
+def cache_key(source: dict[str, Any]) -> str:
+    """Folder name of a cache: a readable prefix and a hash of the source's fingerprint."""
     import hashlib
 
     digest = hashlib.sha256(
-        json.dumps({**fingerprint, "version": FORMAT_VERSION}, sort_keys=True).encode()
+        json.dumps({**source, "version": FORMAT_VERSION}, sort_keys=True).encode()
     ).hexdigest()[:24]
-    stem = "".join(
-        c if c.isalnum() or c in "._-" else "_"
-        for c in f"{Path(fingerprint['path']).name}-{fingerprint['element']}"
-    )
+    name = str(source["path"]).rstrip("/").rsplit("/", 1)[-1]
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{name}-{source['element']}")
     return f"{stem[:60]}-{digest}"
 
 
@@ -351,6 +319,43 @@ def _write_cache(
         os.fsync(f.fileno())
 
 
+def _child_build(
+    spec: tuple[str, str, dict[str, Any], str],
+    name: str,
+    memory_budget: int,
+    progress: Any,
+    report: Any,
+) -> None:
+    """The child process of :meth:`ColumnCache.build_in_background`: open the source again,
+    check it is still the same (same cache key) and build; errors go back through ``report``."""
+    source, element, options, root = spec
+    try:
+        matrix = BackedMatrix.open(source, element, attach_cache=False, storage_options=options)
+        try:
+            cache = ColumnCache.for_source(
+                matrix,
+                source,
+                element,
+                root,
+                memory_budget=memory_budget,
+                storage_options=options,
+            )
+            if cache.path.name != name:
+                raise RuntimeError(f"{source} changed while its column cache was to be built")
+
+            def update(fraction: float) -> None:
+                progress.value = fraction
+
+            cache.build(update)
+        finally:
+            matrix.close()
+    except BaseException as exc:
+        report.send(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None
+    finally:
+        report.close()
+
+
 # ---------------------------------------------------------------------------- the cache
 class ColumnCache:
     """A CSC copy of one cell-major matrix in the cache folder (see the module docstring).
@@ -385,6 +390,10 @@ class ColumnCache:
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._process: Any = None  # a build in a child process (build_in_background)
+        self._cancelled = False
+        #: how to open the source again in another process: (source, element, options, root)
+        self.source_spec: tuple[str, str, dict[str, Any], str] | None = None
         self._ready = False
         self._indptr: np.ndarray | None = None
         self._indices: _NpyReader | None = None
@@ -403,24 +412,29 @@ class ColumnCache:
     def for_source(
         cls,
         backed: BackedMatrix,
-        source_path: str | Path,
+        source_path: PathLike,
         element: str = "X",
-        cache_dir: str | Path | None = None,
+        cache_dir: PathLike | None = None,
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        storage_options: StorageOptions | None = None,
     ) -> ColumnCache:
-        """The cache of ``element`` of the file/store at ``source_path`` (ready or not).
+        """The cache of ``element`` of the file/store at ``source_path`` (a path or a URL),
+        ready or not.
 
-        Cheap: stats the source (for a zarr store, the element's files) and looks for a
-        complete cache folder; nothing is built.
+        Cheap: stats the source (for a zarr store, the element's files; for a URL, one
+        listing) and looks for a complete cache folder; nothing is built.
         """
         if backed.format not in ("csr", "dense"):
             raise ValueError(
                 f"a column cache is for cell-major matrices (csr, dense); this one is {backed.format}"
             )
-        fingerprint = source_fingerprint(source_path, element)
+        source = source_path if is_url(source_path) else Path(source_path)
+        found = fingerprint(source, element, storage_options)
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        return cls(root / "columns" / cache_key(fingerprint), backed, fingerprint, memory_budget)
+        cache = cls(root / "columns" / cache_key(found), backed, found, memory_budget)
+        cache.source_spec = (str(source), element, dict(storage_options or {}), str(root))
+        return cache
 
     @classmethod
     def open_folder(cls, path: str | Path) -> ColumnCache:
@@ -460,6 +474,18 @@ class ColumnCache:
         self._ready = True
         self.progress = 1.0
         return True
+
+    def status(self) -> dict[str, Any]:
+        """``{"state", "progress", "error"}``: ``state`` is ``"ready"``, ``"building"``,
+        ``"error"`` (the last build failed; ``error`` says why) or ``"idle"`` (not built and
+        no build running); ``progress`` is 0-1."""
+        if self.ready:
+            return {"state": "ready", "progress": 1.0, "error": None}
+        if self.error is not None:
+            return {"state": "error", "progress": self.progress, "error": str(self.error)}
+        thread = self._thread
+        state = "building" if thread is not None and thread.is_alive() else "idle"
+        return {"state": state, "progress": round(self.progress, 4), "error": None}
 
     @property
     def meta(self) -> dict[str, Any] | None:
@@ -512,26 +538,76 @@ class ColumnCache:
             raise RuntimeError(f"column cache at {self.path} is incomplete after building")
         report(1.0)
 
-    def build_in_background(self) -> threading.Thread:
+    def build_in_background(self, process: bool = False) -> threading.Thread:
         """Start :meth:`build` on a daemon thread (or return the one already running).
 
-        A failure is logged and kept in :attr:`error`; reads keep using the source.
+        With ``process`` the build runs in a child process (the thread supervises it and
+        copies its progress): a server keeps its interpreter, and the GIL, for requests while
+        ten million cells are sorted into columns. Without a way to open the source again
+        (:attr:`source_spec`) it runs on the thread. A failure is logged and kept in
+        :attr:`error`; reads keep using the source.
         """
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return self._thread
             self.error = None
+            self._cancelled = False
+            in_child = process and self.source_spec is not None and not self.ready
 
             def run() -> None:
                 try:
-                    self.build()
+                    self._build_in_child() if in_child else self.build()
                 except BaseException as exc:
+                    if self._cancelled:  # stopped on purpose (the server closes)
+                        return
                     self.error = exc
                     log.error("building the column cache %s failed: %s", self.path, exc)
 
             self._thread = threading.Thread(target=run, name="cellucid-column-cache", daemon=True)
             self._thread.start()
             return self._thread
+
+    def _build_in_child(self) -> None:
+        import multiprocessing
+
+        assert self.source_spec is not None
+        ctx = multiprocessing.get_context("spawn")
+        progress = ctx.Value("d", 0.0, lock=False)
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(
+            target=_child_build,
+            args=(self.source_spec, self.path.name, self.memory_budget, progress, send),
+            name="cellucid-column-cache",
+            daemon=True,  # ends with the server
+        )
+        with self._lock:
+            self._process = child
+        child.start()
+        send.close()
+        try:
+            while child.is_alive():
+                child.join(0.2)
+                self.progress = min(max(float(progress.value), self.progress), 1.0)
+            try:  # the child's error, if it sent one (a closed pipe reads as EOF)
+                message = receive.recv() if receive.poll() else None
+            except EOFError:
+                message = None
+        finally:
+            receive.close()
+            with self._lock:
+                self._process = None
+        if child.exitcode != 0 or not self.ready:
+            raise RuntimeError(message or f"the build process ended with {child.exitcode}")
+        self.progress = 1.0
+
+    def cancel(self) -> None:
+        """Stop a build running in a child process (its temporary folder is removed by the
+        next builder); a build on a thread runs to its end."""
+        with self._lock:
+            child = self._process
+            self._cancelled = child is not None
+        if child is not None and child.is_alive():
+            child.terminate()
 
     # ------------------------------------------------------------------ reading
     def _open(self) -> tuple[np.ndarray, _NpyReader, _NpyReader]:
@@ -619,117 +695,3 @@ class ColumnCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# ---------------------------------------------------------------------------- LRU
-_MISSING = object()
-
-
-class ColumnLRU:
-    """A thread-safe LRU of recent gene columns (or any values), keyed by gene index.
-
-    Parameters
-    ----------
-    maxsize
-        Most entries kept (SPEC §6.5: 100 genes).
-    max_bytes
-        Optional bound on the summed ``nbytes`` of the entries. Mind it for large data: 100
-        float32 columns of a million cells are 400 MB.
-
-    Stored arrays are made read-only, so a cached column cannot be changed by a caller.
-    :meth:`get_or_load` loads a missing key once even when many threads ask at the same time.
-    """
-
-    def __init__(self, maxsize: int = 100, max_bytes: int | None = None) -> None:
-        if maxsize < 0:
-            raise ValueError("maxsize must be >= 0")
-        self.maxsize = int(maxsize)
-        self.max_bytes = None if max_bytes is None else int(max_bytes)
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
-        self._loading: dict[Hashable, Future[Any]] = {}
-        self.hits = 0
-        self.misses = 0
-
-    @classmethod
-    def _size(cls, value: Any) -> int:
-        if isinstance(value, tuple):  # e.g. a sparse column: (rows, values)
-            return sum(cls._size(v) for v in value)
-        return int(getattr(value, "nbytes", 0) or (len(value) if isinstance(value, bytes) else 0))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._items
-
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            return self._nbytes
-
-    def _lookup(self, key: Hashable) -> Any:
-        """The value marked most recent, or ``_MISSING``; counts hits and misses (locked)."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            self.hits += 1
-            return self._items[key]
-        self.misses += 1
-        return _MISSING
-
-    def get(self, key: Hashable, default: Any = None) -> Any:
-        """The cached value (marked most recent), or ``default``."""
-        with self._lock:
-            value = self._lookup(key)
-        return default if value is _MISSING else value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        """Store ``value``, evicting the least recently used entries beyond the bounds."""
-        if isinstance(value, np.ndarray):
-            value.flags.writeable = False
-        size = self._size(value)
-        with self._lock:
-            if key in self._items:
-                self._nbytes -= self._size(self._items.pop(key))
-            if self.maxsize == 0 or (self.max_bytes is not None and size > self.max_bytes):
-                return
-            self._items[key] = value
-            self._nbytes += size
-            while len(self._items) > self.maxsize or (
-                self.max_bytes is not None and self._nbytes > self.max_bytes
-            ):
-                _, old = self._items.popitem(last=False)
-                self._nbytes -= self._size(old)
-
-    def get_or_load(self, key: Hashable, load: Callable[[Hashable], Any]) -> Any:
-        """The cached value, or ``load(key)`` stored; concurrent callers share one load."""
-        with self._lock:
-            value = self._lookup(key)
-            if value is not _MISSING:
-                return value
-            fut = self._loading.get(key)
-            owner = fut is None
-            if owner:
-                fut = self._loading[key] = Future()
-        assert fut is not None
-        if not owner:
-            return fut.result()
-        try:
-            value = load(key)
-            self.put(key, value)
-            fut.set_result(value)
-            return value
-        except BaseException as exc:
-            fut.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                self._loading.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._nbytes = 0

@@ -1,0 +1,198 @@
+"""An AnnData server answers at once and reads only what each request needs (issue 12).
+
+Health answers while the file is still being read; data requests wait for it. Outlier
+quantiles are computed when their file is asked for (the latent space stays on disk until
+then), a kNN graph over the browser budget is not read whole, and ``/_cellucid/info`` reports
+the column cache as it is built. Every served byte equals what ``prepare()`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import cellucid
+from _data import knn_graph
+from cellucid.sources.anndata import AnnDataAdapter
+from cellucid.sources.deferred import DeferredAnnData
+
+N, G = 3000, 40
+
+
+@pytest.fixture(scope="module")
+def adata() -> ad.AnnData:
+    rng = np.random.default_rng(3)
+    obs = pd.DataFrame(
+        {
+            "cluster": pd.Categorical(rng.choice(["a", "b", "c", "d"], N)),
+            "batch": pd.Categorical(rng.choice(["x", "y"], N)),
+            "score": rng.random(N).astype(np.float32),
+        },
+        index=[f"cell{i}" for i in range(N)],
+    )
+    a = ad.AnnData(
+        X=sp.random(N, G, density=0.2, format="csr", dtype=np.float32, random_state=3),
+        obs=obs,
+        var=pd.DataFrame(index=[f"g{i}" for i in range(G)]),
+    )
+    a.obsm["X_umap"] = rng.normal(size=(N, 2)).astype(np.float32)
+    a.obsm["X_pca"] = rng.normal(size=(N, 8)).astype(np.float32)
+    a.obsp["connectivities"] = knn_graph(N, 6)
+    return a
+
+
+@pytest.fixture(scope="module")
+def files(adata: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("start")
+    out = {"h5ad": root / "data.h5ad", "zarr": root / "data.zarr"}
+    adata.write_h5ad(out["h5ad"])
+    adata.write_zarr(out["zarr"])
+    out["export"] = cellucid.prepare(adata, root / "export", quiet=True)
+    return out
+
+
+pytestmark = pytest.mark.usefixtures("cache_dir")  # tests/conftest.py
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        return answer.read()
+
+
+def _payload(adapter: AnnDataAdapter, rel: str) -> bytes:
+    body = adapter.open(adapter.datasets()[0], rel)
+    assert body is not None, rel
+    return body.read(0, body.size)
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_health_answers_while_the_file_is_read_and_data_waits(files, monkeypatch, fmt):
+    release = threading.Event()
+    original = AnnDataAdapter.from_file.__func__
+
+    def slow(cls, *args, **kwargs):
+        release.wait(30)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AnnDataAdapter, "from_file", classmethod(slow))
+    server = cellucid.AnnDataServer(files[fmt], port=0, quiet=True).start_background(wait=False)
+    try:
+        t0 = time.perf_counter()
+        health = json.loads(_get(f"{server.url}/_cellucid/health"))
+        assert time.perf_counter() - t0 < 1.0
+        assert health["n_cells"] == N and health["n_genes"] == G and health["is_backed"]
+        assert health["format"] == fmt
+        info = json.loads(_get(f"{server.url}/_cellucid/info"))
+        assert info["column_cache"] == {"state": "pending", "progress": None, "error": None}
+        datasets = json.loads(_get(f"{server.url}/_cellucid/datasets"))["datasets"]
+        assert datasets == [{"id": "data", "path": "/", "name": "data"}]
+        got: dict[str, bytes] = {}
+        worker = threading.Thread(
+            target=lambda: got.setdefault("points", _get(f"{server.url}/points_2d.bin"))
+        )
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive(), "a data request waits for the dataset"
+        release.set()
+        worker.join(30)
+        assert got["points"] == (files["export"] / "points_2d.bin").read_bytes()
+        identity = json.loads(_get(f"{server.url}/dataset_identity.json"))
+        assert identity["stats"]["n_cells"] == N
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_a_file_that_cannot_be_read_fails_the_start(tmp_path, adata):
+    path = tmp_path / "bad.h5ad"
+    adata.write_h5ad(path)
+    with h5py.File(path, "a") as f:  # an embedding with a non-finite coordinate
+        f["obsm"]["X_umap"][5, 0] = np.nan
+    server = cellucid.AnnDataServer(path, port=0, quiet=True)
+    with pytest.raises(ValueError, match="non-finite"):
+        server.start_background()
+    assert not server.is_running()
+    source = DeferredAnnData(path)
+    source.start()
+    with pytest.raises(ValueError, match="non-finite"):
+        source.wait(30)
+    assert source.status()["state"] == "error"
+    source.close()
+
+
+def test_outlier_quantiles_are_computed_when_asked_for(files, h5_reads):
+    with AnnDataAdapter.from_file(files["h5ad"], cache_columns=False) as adapter:
+        for rel in ("obs_manifest.json", "points_2d.bin"):
+            assert _payload(adapter, rel) == (files["export"] / rel).read_bytes()
+        served = json.loads(_payload(adapter, "dataset_identity.json"))
+        written = json.loads((files["export"] / "dataset_identity.json").read_text())
+        for key in ("stats", "embeddings", "obs_fields"):  # name, id and dates differ
+            assert served[key] == written[key]
+        assert not [r for r in h5_reads if r[0].startswith("/obsm/X_pca")], "latent read at start"
+        for key in ("cluster", "batch"):
+            rel = f"obs/{key}.outliers.f32"
+            assert _payload(adapter, rel) == (files["export"] / rel).read_bytes()
+        latent_reads = [size for name, size in h5_reads if name == "/obsm/X_pca"]
+        assert latent_reads, "the outliers come from the latent space on disk"
+
+
+def test_a_graph_over_the_browser_budget_is_not_read_whole(tmp_path, h5_reads, monkeypatch):
+    import cellucid.export.encode as enc
+
+    n = 20_000
+    rng = np.random.default_rng(5)
+    big = ad.AnnData(
+        X=sp.random(n, 3, density=0.3, format="csr", dtype=np.float32, random_state=5),
+        obs=pd.DataFrame({"c": pd.Categorical(rng.choice(["a", "b"], n))}),
+    )
+    big.obsm["X_umap"] = rng.normal(size=(n, 2))
+    big.obsp["connectivities"] = knn_graph(n, 10)
+    big.write_h5ad(tmp_path / "big.h5ad")
+    monkeypatch.setattr(enc, "EDGE_BUDGET", 44 * 5000 + 4 * n)  # room for 5,000 edges
+    h5_reads.clear()
+    with pytest.warns(UserWarning, match="connectivity not exported"):
+        adapter = AnnDataAdapter.from_file(tmp_path / "big.h5ad", cache_columns=False)
+    with adapter:
+        identity = json.loads(_payload(adapter, "dataset_identity.json"))
+        assert identity["stats"]["has_connectivity"] is False
+        assert adapter.open(adapter.datasets()[0], "connectivity_manifest.json") is None
+    graph = [r for r in h5_reads if r[0].startswith("/obsp/connectivities")]
+    assert not [r for r in graph if r[0].endswith(("indices", "indptr"))]
+    read = sum(size for _, size in graph)
+    assert 0 < read < big.obsp["connectivities"].nnz / 2, "the graph's values were read whole"
+    with pytest.warns(UserWarning, match="connectivity not exported"):
+        out = cellucid.prepare(big, tmp_path / "export", quiet=True)
+    assert json.loads((out / "dataset_identity.json").read_text())["stats"] == identity["stats"]
+
+
+def test_info_reports_the_column_cache_until_ready(files):
+    server = cellucid.AnnDataServer(files["h5ad"], port=0, quiet=True).start_background()
+    try:
+        states = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            cache = json.loads(_get(f"{server.url}/_cellucid/info"))["column_cache"]
+            states.append(cache["state"])
+            assert cache["error"] is None
+            if cache["state"] == "ready":
+                assert cache["progress"] == 1.0
+                break
+            assert cache["state"] in ("building", "idle")
+            assert 0.0 <= cache["progress"] <= 1.0
+            time.sleep(0.05)
+        assert states[-1] == "ready"
+        rel = "var/g7.values.f32"
+        assert _get(f"{server.url}/{rel}") == (files["export"] / rel).read_bytes()
+    finally:
+        server.stop()
