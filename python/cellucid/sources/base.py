@@ -45,13 +45,14 @@ class FileBody:
     @classmethod
     def from_bytes(cls, data: bytes, content_type: str, etag: str) -> FileBody:
         view = memoryview(data)
-        return cls(
-            size=len(data),
-            content_type=content_type,
-            etag=etag,
-            read=lambda offset, length: bytes(view[offset : offset + length]),
-            virtual=True,
-        )
+        size = view.nbytes
+
+        def read(offset: int, length: int) -> bytes:
+            if offset == 0 and length >= size and isinstance(data, bytes):
+                return data  # the whole file: no copy (80 MB for 10M cells' points)
+            return bytes(view[offset : offset + length])
+
+        return cls(size=size, content_type=content_type, etag=etag, read=read, virtual=True)
 
     @classmethod
     def from_path(cls, path: Path, content_type: str) -> FileBody:
