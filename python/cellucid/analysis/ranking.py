@@ -268,6 +268,9 @@ def compare_expression(
             for future in pending:
                 future.cancel()
             raise
+        finally:
+            if index is not None:
+                index.close()  # its file is opened per comparison: never leave it open
     columns["pvals_adj"] = benjamini_hochberg(columns["pvals"])
     return Comparison(
         names=expr.names,
