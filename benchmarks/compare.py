@@ -211,15 +211,10 @@ def agreement(ours: Any, theirs: Any) -> dict[str, float]:
     m = ours.merge(theirs, on="names", suffixes=("", "_sc"), validate="one_to_one")
     if len(m) != len(ours):
         return {"genes": float("nan")}
+    from cellucid.analysis.table import COLUMNS
+
     diffs = {}
-    for col in (
-        "scores",
-        "logfoldchanges",
-        "pvals",
-        "pvals_adj",
-        "pct_nz_group",
-        "pct_nz_reference",
-    ):
+    for col in COLUMNS[1:]:
         a = m[col].to_numpy(np.float64)
         b = m[col + "_sc"].to_numpy(np.float64)
         diffs[col] = float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))

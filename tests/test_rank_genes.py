@@ -17,6 +17,16 @@ import cellucid
 from cellucid.analysis.rank_index import FILE as RANK_FILE
 
 N, G = 420, 48
+#: the columns of scanpy's rank_genes_groups_df for one group with pts (the contract)
+SCANPY_COLUMNS = [
+    "names",
+    "scores",
+    "logfoldchanges",
+    "pvals",
+    "pvals_adj",
+    "pct_nz_group",
+    "pct_nz_reference",
+]
 FLOAT_COLS = ["scores", "logfoldchanges"]
 EXACT_COLS = ["pvals", "pvals_adj", "pct_nz_group", "pct_nz_reference"]
 CASES = [
@@ -71,15 +81,7 @@ def scanpy_table(adata, group_mask, reference_mask, method, tie_correct):
 
 
 def assert_matches(ours: pd.DataFrame, theirs: pd.DataFrame, *, rtol: float = 1e-6) -> None:
-    assert list(ours.columns) == [
-        "names",
-        "scores",
-        "logfoldchanges",
-        "pvals",
-        "pvals_adj",
-        "pct_nz_group",
-        "pct_nz_reference",
-    ]
+    assert list(ours.columns) == SCANPY_COLUMNS
     assert len(ours) == len(theirs)
     assert ours["scores"].dtype == np.float32 and ours["pvals"].dtype == np.float64
     assert np.all(np.diff(ours["scores"].to_numpy(np.float64)) <= 0), "not sorted by score"
@@ -325,3 +327,21 @@ def test_the_public_name_stays_the_function_after_the_server_imports_the_engine(
     from cellucid.analysis import rank_genes
 
     assert rank_genes is cellucid.analysis.ranking.rank_genes
+
+
+def test_the_table_layout_is_scanpys():
+    from cellucid.analysis.table import COLUMNS
+
+    assert COLUMNS == SCANPY_COLUMNS
+
+
+def test_warm_comparisons_leave_no_file_open(adata, h5ad_path, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("CELLUCID_CACHE_DIR", str(tmp_path / "cache"))
+    group = adata.obs["cluster"].to_numpy() == "c1"
+    cellucid.rank_genes(h5ad_path, group, quiet=True)  # builds the cache and the rank index
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        cellucid.rank_genes(h5ad_path, group, quiet=True)
+    assert len(os.listdir("/proc/self/fd")) <= fds

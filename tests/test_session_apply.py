@@ -22,6 +22,7 @@ from cellucid.session import (
     encode_user_codes,
     uns_key,
 )
+from test_rank_genes import SCANPY_COLUMNS
 from test_session_bundle import build_bundle, node_bundle, write_bundle
 
 N_OBS, N_VARS = 10, 4
@@ -660,15 +661,7 @@ def test_comparisons_go_to_uns_and_survive_write(tmp_path: Path) -> None:
     np.testing.assert_array_equal(first["group_cells"], [1, 4, 7])
     assert first["reference_cells"].size == 0
     table = first["table"]
-    assert list(table.columns) == [
-        "names",
-        "scores",
-        "logfoldchanges",
-        "pvals",
-        "pvals_adj",
-        "pct_nz_group",
-        "pct_nz_reference",
-    ]
+    assert list(table.columns) == SCANPY_COLUMNS
     assert table["scores"].dtype == np.float32 and np.isnan(table["logfoldchanges"].iloc[1])
     second = comparisons["cmp%2F2"]
     np.testing.assert_array_equal(second["reference_cells"], [1, 3])
