@@ -9,13 +9,15 @@ import json
 import logging
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from cellucid.server import events
+from cellucid.server import cellsets, event_schema, events, registry
+from cellucid.server import channel as channel_module
 from cellucid.server.events import (
     MAX_EVENT_BYTES,
     RING_SIZE,
@@ -64,10 +66,17 @@ def later(delay: float, function: Callable[..., Any], *args: Any) -> threading.T
     return thread
 
 
-def test_module_examples_run() -> None:
-    result = doctest.testmod(events, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 20
+@pytest.mark.parametrize("module", [events, cellsets, event_schema, channel_module, registry])
+def test_module_examples_run(module: types.ModuleType) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_examples_cover_the_bridge() -> None:
+    modules = (events, cellsets, event_schema, channel_module, registry)
+    attempted = sum(doctest.testmod(m, optionflags=doctest.ELLIPSIS).attempted for m in modules)
+    assert attempted > 20
 
 
 def test_identifiers() -> None:

@@ -30,9 +30,9 @@ from .server.app import (
 )
 from .server.bundles import BundleUpload
 from .server.compare import answer_whole
-from .server.events import error_body
 from .server.obs_names import ObsNamesError
 from .server.obs_names import answer as obs_names_answer
+from .server.registry import error_body
 
 __all__ = ["CommFiles", "Reply", "viewer_page"]
 

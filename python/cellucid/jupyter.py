@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._compat import missing, unsupported
-from .server.events import ViewerState
+from .server.channel import ViewerState
 from .server.runner import DEFAULT_PORT, CellucidServer
 from .viewer import AnnDataViewer, CellucidViewer, show, show_anndata
 from .widget import CellucidWidget as BaseViewer

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import traitlets
 
-from .server.events import decode_cells, encode_cells
+from .server.cellsets import decode_cells, encode_cells
 
 __all__ = [
     "MAX_PART",

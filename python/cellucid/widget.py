@@ -8,7 +8,7 @@ The widget starts a data server for its data in a background thread, shows the v
   until the viewer is ready, then sent over the widget's comm; the front end
   (``js/widget``) posts them into the iframe. Cell lists travel as binary buffers.
 * **viewer → Python**: events (``ready``, ``selection``, ``hover``, ``click``, ``view``,
-  custom ones) reach one :class:`~cellucid.server.events.ViewerChannel` by two paths: the
+  custom ones) reach one :class:`~cellucid.server.channel.ViewerChannel` by two paths: the
   comm (relayed by the front end) and ``POST /_cellucid/events`` from the viewer page
   itself. The comm is only read between cells; the HTTP server answers at once, so
   :meth:`~CellucidWidget.wait_for_event` works inside a running cell. Each event carries
@@ -52,7 +52,8 @@ from .serialization import (
     cells_to_json,
     split_parts,
 )
-from .server.events import HookCallback, InvalidEventError, ViewerChannel, ViewerState
+from .server.cellsets import InvalidEventError
+from .server.channel import HookCallback, ViewerChannel, ViewerState
 from .server.runner import DEFAULT_PORT, AnnDataServer, CellucidServer, _BaseServer
 from .sources.fields import DatasetFields, read_fields
 from .widget_pages import PageCommands

@@ -2,7 +2,7 @@
 
 Handlers only translate HTTP: data comes from a :class:`~cellucid.sources.base.DataSource`
 (run in a thread pool, never on the event loop), events go to a
-:class:`~cellucid.server.events.ViewerRegistry`. Errors are JSON with proper status codes;
+:class:`~cellucid.server.registry.ViewerRegistry`. Errors are JSON with proper status codes;
 CORS and ``Cache-Control`` are added to every response in one place.
 """
 
@@ -37,10 +37,10 @@ from .compare import (
     max_body_bytes,
     parse_body,
 )
-from .events import EventRequestError, ViewerRegistry
 from .files import send_file
 from .obs_names import ObsNamesError
 from .obs_names import answer as obs_names_answer
+from .registry import EventRequestError, ViewerRegistry
 from .viewers import MAX_BODY as MAX_VIEWERS_BODY
 from .viewers import PageViewers
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .events import EventRequestError, ViewerRegistry, error_body
+from .registry import EventRequestError, ViewerRegistry, error_body
 
 BUNDLE_MAGIC = b"CELLUCID_SESSION\n"
 MAX_BUNDLE_BYTES = 512 * 1024 * 1024
@@ -33,7 +33,7 @@ class BundleUpload:
 
     Examples
     --------
-    >>> from cellucid.server.events import ViewerChannel
+    >>> from cellucid.server.channel import ViewerChannel
     >>> registry = ViewerRegistry()
     >>> channel = ViewerChannel("v1", "t1")
     >>> registry.add(channel)

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from aiohttp import WSMsgType, web
 
-from .events import ViewerRegistry
+from .registry import ViewerRegistry
 
 __all__ = [
     "CLOSE_TOO_SLOW",

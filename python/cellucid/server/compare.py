@@ -404,7 +404,7 @@ def answer_whole(
 ) -> tuple[int, dict[str, Any] | bytes]:
     """The whole answer at once, for transports without streaming (the widget's comm):
     ``(status, JSON error body)`` or ``(200, NDJSON bytes)``."""
-    from .events import EventRequestError
+    from .registry import EventRequestError
 
     try:
         channel = registry.authenticate(query.get("viewerId"), query.get("viewerToken"))

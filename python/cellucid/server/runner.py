@@ -23,7 +23,7 @@ from .._signals import interrupt_on_signals
 from .._version import __version__
 from ..sources.base import DataSource
 from .app import ServerConfig, create_app
-from .events import ViewerRegistry
+from .registry import ViewerRegistry
 
 if TYPE_CHECKING:
     from anndata import AnnData

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from .events import ViewerChannel, ViewerRegistry
+from .channel import ViewerChannel
+from .registry import ViewerRegistry
 
 MAX_PAGE_VIEWERS = 64
 MAX_BODY = 1024
