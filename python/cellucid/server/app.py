@@ -26,6 +26,7 @@ from yarl import URL
 
 from .._version import __version__
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
+from ..storage.integrity import IncompleteStoreError
 from . import embeddings
 from .bundles import MAX_BUNDLE_BYTES, BundleUpload
 from .commands import CommandHubs
@@ -184,6 +185,9 @@ async def errors_middleware(
         return error_response(exc.status, exc.reason or "error", **headers)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
+    except IncompleteStoreError as exc:  # a data file lost chunks: say which, never zeros
+        log.error("%s %r: %s", request.method, request.path[:200], exc)
+        return error_response(500, exc.public)
     except Exception:
         # one line for the console; the traceback only in the debug log (a malformed request
         # from anyone must not flood the terminal of the person running the server)

@@ -40,6 +40,7 @@ def load_anndata(
             raise FileNotFoundError(f"Path not found: {path}")
         root, owner = open_store(path, storage_options)
         try:
+            check_zarr(root, str(path))
             return read_elem(root)
         finally:
             if owner is not None:
@@ -48,11 +49,27 @@ def load_anndata(
     if not p.exists():
         raise FileNotFoundError(f"Path not found: {p}")
     if is_zarr_store(p):
-        require("zarr")
+        check_zarr(require("zarr").open_group(str(p), mode="r"), str(p))
         return anndata.read_zarr(p)
     require("h5py")
     mode = ("r" if backed is True else backed) if backed else None
     return anndata.read_h5ad(p, backed=mode)
+
+
+def check_zarr(
+    root: Any,
+    source: str,
+    *,
+    matrices: tuple[str, ...] = ("X",),
+    embeddings: Callable[[str], bool] | None = None,
+) -> None:
+    """Refuse a zarr store that lost chunks which cannot be legitimately absent, and warn
+    about those that may be (:mod:`cellucid.storage.integrity`); h5py files pass."""
+    if not hasattr(root, "store_path"):
+        return
+    from .integrity import check_store
+
+    check_store(root, matrices=matrices, embeddings=embeddings).raise_or_warn(source)
 
 
 @dataclass
@@ -138,6 +155,7 @@ def load_anndata_lazy(
     matrix = BackedMatrix.open(path, element, storage_options=storage_options)
     try:
         root = matrix.root
+        check_zarr(root, str(path), matrices=(element,), embeddings=obsm_keys)
         obs = read_columns(root["obs"]) if "obs" in root else None
         if "var" in root:
             var = read_elem(root["var"])

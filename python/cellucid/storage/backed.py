@@ -40,6 +40,7 @@ from .blocks import (
     nnz_batches,
     sorted_batches,
 )
+from .integrity import check_indptr
 from .stores import PathLike, StorageOptions, is_url, local_path
 
 if TYPE_CHECKING:
@@ -384,8 +385,20 @@ class BackedMatrix:
         """The whole ``indptr`` of a CSC matrix (``n_genes + 1`` integers), read once."""
         with self._lock:
             if self._indptr is None:
-                self._indptr = np.asarray(self._indptr_ds[:], dtype=np.int64)
+                self._indptr = self._checked_indptr(0, None)
             return self._indptr
+
+    def _checked_indptr(self, start: int, stop: int | None) -> np.ndarray:
+        """``indptr[start:stop]`` as int64, refused when a lost chunk shows in it."""
+        p = np.asarray(self._indptr_ds[start:stop], dtype=np.int64)
+        return check_indptr(
+            p,
+            start=start,
+            total=int(self._indptr_ds.shape[0]),
+            nnz=self.nnz,
+            where=f"{self.element or 'X'}/indptr",
+            source=str(self.source_path or ""),
+        )
 
     def read_rows(self, start: int, stop: int) -> sp.csr_matrix | np.ndarray:
         """Cells ``[start, stop)`` as stored: a CSR matrix (sparse sources) or an ndarray.
@@ -397,7 +410,7 @@ class BackedMatrix:
         if self.format == "dense":
             return np.asarray(self._dense[start:stop])
         if self.format == "csr":
-            p = np.asarray(self._indptr_ds[start : stop + 1], dtype=np.int64)
+            p = self._checked_indptr(start, stop + 1)
             a, b = int(p[0]), int(p[-1])
             return sp.csr_matrix(
                 (np.asarray(self._data_ds[a:b]), np.asarray(self._indices_ds[a:b]), p - a),
@@ -436,7 +449,7 @@ class BackedMatrix:
         r = 0
         while r < n:
             w_end = min(n, r + _INDPTR_WINDOW)
-            p = np.asarray(self._indptr_ds[r : w_end + 1], dtype=np.int64)
+            p = self._checked_indptr(r, w_end + 1)
             i, nw = 0, w_end - r
             while i < nw:
                 j = int(np.searchsorted(p, p[i] + max_values, side="right")) - 1
