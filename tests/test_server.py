@@ -1268,7 +1268,12 @@ def test_bundle_success(upload) -> None:
     assert re.fullmatch(r"cellucid-session-.*\.cellucid-session", path.name), path.name
     assert path.parent == tmp
     assert path.read_bytes() == BUNDLE
-    path.unlink()
+    # nobody opened it: the file goes when the interpreter exits, not never
+    from cellucid.session import bundle as bundle_module
+
+    assert path.resolve() in bundle_module._TEMPORARY
+    bundle_module._remove_temporary_bundles()
+    assert not path.exists()
 
 
 def test_bundle_large_body_streams_to_disk(single, tmp_path: Path, monkeypatch) -> None:

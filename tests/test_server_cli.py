@@ -80,8 +80,8 @@ class ServeProcess:
             time.sleep(0.05)
         raise AssertionError(f"no banner after {START_TIMEOUT}s:\n{self.stderr}")
 
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, sig: signal.Signals = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         rc = self.proc.wait(STOP_TIMEOUT)
         for t in self._threads:
             t.join(5)
@@ -178,6 +178,30 @@ def test_serve_subprocess(inputs: dict[str, Path], kind: str) -> None:
         assert rc == 0, proc.stderr
         assert "Traceback" not in proc.stderr
         assert wait_port_free(port), "the port is still bound after Ctrl+C"
+    finally:
+        proc.kill()
+
+
+def test_sigterm_stops_the_server_like_ctrl_c(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """``kill``/``systemctl stop``/a test runner send SIGTERM: the server stops cleanly and
+    the interpreter's exit hooks run (they delete received session bundles nobody opened)."""
+    marker = tmp_path / "atexit-ran"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, pathlib\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+    )
+    env = {"PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+    proc = ServeProcess(str(inputs["export"]), "-p", "0", "--no-browser", env=env)
+    try:
+        _, _, port = proc.banner()
+        assert request(port, "GET", "/_cellucid/health").status == 200
+        rc = proc.interrupt(signal.SIGTERM)
+        assert rc in (0, 130), proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert wait_port_free(port)
+        assert marker.read_text() == "yes"
     finally:
         proc.kill()
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..session.bundle import remove_at_exit
 from .registry import EventRequestError, ViewerRegistry, error_body
 
 BUNDLE_MAGIC = b"CELLUCID_SESSION\n"
@@ -88,6 +89,7 @@ class BundleUpload:
                 prefix="cellucid-session-", suffix=".cellucid-session"
             )
             self._file = os.fdopen(fd, "wb")
+            remove_at_exit(self._path)  # also when no Python caller ever opens it
         except OSError as exc:
             return self._fail(500, f"could not store bundle: {exc}")
         return None

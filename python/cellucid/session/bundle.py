@@ -396,6 +396,14 @@ def _remove_temporary_bundles() -> None:
 atexit.register(_remove_temporary_bundles)
 
 
+def remove_at_exit(path: str | Path) -> None:
+    """Delete the file at ``path`` when the interpreter exits (a received bundle nobody
+    opened); a :class:`CellucidSessionBundle` made ``temporary`` from it, then saved, keeps
+    its copy."""
+    with _TEMPORARY_LOCK:
+        _TEMPORARY.add(Path(path).resolve())
+
+
 # ---- the container ----------------------------------------------------------------------------
 
 
