@@ -395,7 +395,7 @@ def main() -> int:
         "--configs",
         default="gzip6,none,gzip6-lognorm",
         help="comma list of: gzip6, none (raw counts), gzip6-lognorm (log-normalised, "
-        f"{LOGNORM_DENSITY:.0%} non-zero)",
+        f"{LOGNORM_DENSITY * 100:.0f}%% non-zero)",
     )
     ap.add_argument("--tools", default="upstream,ours", help="comma list of: upstream, ours")
     ap.add_argument(

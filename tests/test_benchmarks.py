@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -153,3 +154,22 @@ def test_every_benchmark_has_a_quick_mode_that_make_runs() -> None:
         source = (BENCHMARKS / f"{name}.py").read_text(encoding="utf-8")
         quick = '"--quick"' in source or "add_size_arguments(" in source  # _common.py's
         assert quick, f"benchmarks/{name}.py has no --quick"
+
+
+@pytest.mark.parametrize(
+    "script",
+    sorted(
+        p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_") and p.stem != "child"
+    ),
+)
+def test_every_benchmark_prints_its_help(script: str) -> None:
+    """``--help`` is how one finds a benchmark's options; a ``%`` in a help text broke it."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=BENCHMARKS.parent,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--quick" in done.stdout
