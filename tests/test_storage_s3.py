@@ -287,3 +287,18 @@ def test_cli_prepares_into_s3_and_serves_from_it(s3_server, bucket, local, tmp_p
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def test_rank_genes_reads_a_store_in_s3(s3_server, bucket, local, adata):
+    """Compare groups on an atlas in object storage: the same table as from local disk."""
+    group = ("cluster", "a")
+    url = f"s3://{bucket}/atlas.zarr"
+    remote = cellucid.rank_genes(url, group, quiet=True, storage_options=s3_server.options)
+    here = cellucid.rank_genes(local["zarr"], group, quiet=True)
+    pd.testing.assert_frame_equal(remote, here)
+    assert remote["names"].tolist()[:3] == here["names"].tolist()[:3]
+    with pytest.raises(ValueError, match="local disk"):
+        s3_server.upload(local["export"], f"s3://{bucket}/atlas-export")
+        cellucid.rank_genes(
+            f"s3://{bucket}/atlas-export", group, quiet=True, storage_options=s3_server.options
+        )

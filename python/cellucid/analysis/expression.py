@@ -23,6 +23,7 @@ from ..storage.anndata_io import materialize
 from ..storage.backed import BackedMatrix
 from ..storage.blocks import DEFAULT_BLOCK_VALUES, DenseBlock, GeneMatrix
 from ..storage.column_cache import ColumnCache
+from ..storage.stores import StorageOptions, is_url
 
 
 @dataclass
@@ -148,13 +149,17 @@ def _anndata_expression(
 
 
 def _file_expression(
-    path: Path, fmt: str, layer: str | None, progress: Callable[[float], None] | None
+    path: Path | str,
+    fmt: str,
+    layer: str | None,
+    progress: Callable[[float], None] | None,
+    storage_options: StorageOptions | None = None,
 ) -> Expression:
     from anndata.io import read_elem
 
     element = "X" if layer is None else f"layers/{layer}"
     try:
-        matrix = BackedMatrix.open(path, element)
+        matrix = BackedMatrix.open(path, element, storage_options=storage_options)
     except KeyError:
         raise KeyError(
             f"{element!r} not found in {path}"
@@ -206,20 +211,30 @@ def _export_expression(path: Path) -> Expression:
 
 
 def open_expression(
-    data: Any, layer: str | None = None, progress: Callable[[float], None] | None = None
+    data: Any,
+    layer: str | None = None,
+    progress: Callable[[float], None] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> Expression:
     """An :class:`Expression` for ``data`` (see the module docstring).
 
-    ``progress`` receives the column cache's build progress (0-1) when one is built.
+    ``progress`` receives the column cache's build progress (0-1) when one is built;
+    ``storage_options`` are the fsspec options of a URL (``s3://…``).
     """
     if isinstance(data, Expression):
         return data
     if isinstance(data, (str, Path)):
         from ..sources.detect import detect
 
-        found = detect(data)
+        found = detect(data, storage_options)
         if found.kind in ("h5ad", "zarr"):
-            return _file_expression(found.path, found.kind, layer, progress)
+            return _file_expression(found.path, found.kind, layer, progress, storage_options)
+        if found.kind == "export" and is_url(found.path):
+            raise ValueError(
+                f"{found.path}: rank_genes reads export folders from local disk; compare the "
+                "AnnData the export was made from (an .h5ad or .zarr, local or at a URL), or "
+                "copy the export folder locally"
+            )
         if found.kind == "export":
             if layer is not None:
                 raise ValueError("an export folder has no layers: leave layer=None")

@@ -294,6 +294,7 @@ def rank_genes(
     tie_correct: bool = False,
     n_genes: int | None = None,
     quiet: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Rank genes that tell one group of cells from a reference group or from the rest.
 
@@ -327,6 +328,10 @@ def rank_genes(
         Return only the top ``n_genes`` rows (adjusted p-values still count every gene).
     quiet
         No progress bars.
+    storage_options
+        fsspec options (credentials, ``client_kwargs={"endpoint_url": ...}``) when ``data``
+        is a URL such as ``s3://bucket/atlas.zarr``; the column cache and rank index go to
+        the local cache folder. The standard environment variables (``AWS_*``) work too.
 
     Returns
     -------
@@ -381,7 +386,7 @@ def rank_genes(
         cache_bar.n = round(fraction * 100)
         cache_bar.refresh()
 
-    expr = open_expression(data, layer, cache_progress)
+    expr = open_expression(data, layer, cache_progress, storage_options)
     try:
         groups = resolve_groups(group, reference, expr.n_cells, expr.obs_frame)
         genes_bar = bar(f"rank_genes ({method})", int(expr.names.size), "genes")
