@@ -315,7 +315,9 @@ def test_signature_is_public():
         "tie_correct",
         "n_genes",
         "quiet",
+        "storage_options",
     ]
+    assert params["storage_options"].kind is inspect.Parameter.KEYWORD_ONLY
     assert "Returns" in cellucid.rank_genes.__doc__
 
 
