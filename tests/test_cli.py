@@ -269,3 +269,59 @@ def test_prepare_and_serve_choose_an_embedding(
         assert adapter.identity()["embeddings"]["available_dimensions"] == [3]
     assert main(["serve", str(out), "--no-browser", "--embedding", "X_tsne"]) == 1
     assert "--embedding chooses among an AnnData's obsm keys" in capsys.readouterr().err
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "dataset_identity.json"
+    }
+
+
+@pytest.mark.parametrize("kind", ["h5ad", "zarr"])
+def test_prepare_reads_a_large_file_lazily_with_the_same_export(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file larger than memory is exported with its matrix left on disk (genes read a
+    block at a time); the export is byte for byte the in-memory one."""
+    from cellucid.storage import anndata_io
+
+    adata = _adata(n=800, n_genes=20)
+    adata.layers["counts"] = adata.X.copy()
+    src = tmp_path / f"in.{kind}"
+    adata.write_h5ad(src) if kind == "h5ad" else adata.write_zarr(src)
+    loaded: list[str] = []
+    real_load = anndata_io.load_anndata
+    monkeypatch.setattr(
+        anndata_io, "load_anndata", lambda *a, **k: loaded.append("whole") or real_load(*a, **k)
+    )
+    common = ["--layer", "counts", "--compression", "6", "--dataset-name", "x", "-q"]
+    assert main(["prepare", str(src), str(tmp_path / "memory"), "--read", "memory", *common]) == 0
+    assert loaded == ["whole"]
+    # auto: a machine with little free memory reads the file lazily
+    monkeypatch.setattr(anndata_io, "available_memory", lambda: 1000)
+    assert main(["prepare", str(src), str(tmp_path / "auto"), *common]) == 0
+    assert loaded == ["whole"]  # not loaded again
+    assert _tree(tmp_path / "auto") == _tree(tmp_path / "memory")
+    identity = json.loads((tmp_path / "auto" / "dataset_identity.json").read_text())
+    assert identity["stats"]["n_genes"] == 20
+    # and with plenty of memory, auto loads it (faster)
+    monkeypatch.setattr(anndata_io, "available_memory", lambda: 1 << 40)
+    assert main(["prepare", str(src), str(tmp_path / "auto2"), *common]) == 0
+    assert loaded == ["whole", "whole"]
+
+
+def test_read_for_export_keeps_the_matrix_in_the_file(h5ad: Path) -> None:
+    from cellucid.storage.anndata_io import LazyAnnData, read_for_export
+    from cellucid.storage.backed import BackedMatrix
+
+    adata, close = read_for_export(h5ad, read="lazy")
+    try:
+        assert isinstance(adata, LazyAnnData)
+        assert isinstance(adata.X, BackedMatrix)
+        assert adata.n_obs == 300
+    finally:
+        close()
+    with pytest.raises(ValueError, match="'auto', 'memory' or 'lazy'"):
+        read_for_export(h5ad, read="sometimes")

@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ._signals import interrupt_on_signals
 from ._version import __version__
@@ -79,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--storage-option", **_STORAGE_OPTION)
     p.add_argument("--layer", help="expression layer instead of X")
+    p.add_argument(
+        "--read",
+        choices=("auto", "memory", "lazy"),
+        default="auto",
+        help="load the file into memory (fastest) or keep its expression matrix on disk and "
+        "read genes a block at a time (for files larger than memory); auto: in memory when "
+        "the matrix takes at most a quarter of the available memory",
+    )
     p.add_argument("--latent-key", help="obsm key of the latent space (default: X_pca-like keys)")
     p.add_argument("--embedding", action="append", metavar="KEY", help=_EMBEDDING_HELP)
     p.add_argument("--obs-keys", type=_csv, help="comma-separated obs columns (default: all)")
@@ -151,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from .export.prepare import is_complete_export, prepare
-    from .storage.anndata_io import load_anndata
+    from .storage.anndata_io import read_for_export
     from .storage.stores import exists, is_url, is_zarr_store, local_path, parse_storage_options
 
     options = parse_storage_options(args.storage_options)
@@ -165,8 +174,17 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     out_dir = args.out if is_url(args.out) else local_path(args.out)
     if not args.force and not is_url(out_dir) and is_complete_export(out_dir.resolve()):
         raise FileExistsError(f"{args.out} already holds an export; pass --force to replace it")
-    adata = load_anndata(data, storage_options=options)
-    out = prepare(
+    adata, close = read_for_export(data, layer=args.layer, storage_options=options, read=args.read)
+    try:
+        out = _prepare_file(prepare, adata, out_dir, options, args)
+    finally:
+        close()
+    print(out)
+    return 0
+
+
+def _prepare_file(prepare: Any, adata: Any, out_dir: Any, options: Any, args: Any) -> Any:
+    return prepare(
         adata,
         out_dir,
         storage_options=options or None,
@@ -193,8 +211,6 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=args.quiet,
     )
-    print(out)
-    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -282,8 +282,12 @@ connectivity_manifest_filename, connectivity_binary_dirname
 
 
 def _is_anndata(obj: Any) -> bool:
+    """An :class:`anndata.AnnData`, or the :class:`~cellucid.storage.anndata_io.LazyAnnData`
+    of a file read with its expression matrix left on disk."""
+    from ..storage.anndata_io import LazyAnnData
+
     mod = sys.modules.get("anndata")
-    return mod is not None and isinstance(obj, mod.AnnData)
+    return isinstance(obj, LazyAnnData) or (mod is not None and isinstance(obj, mod.AnnData))
 
 
 def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:

@@ -9,6 +9,7 @@ left where it is as a :class:`~cellucid.storage.backed.BackedMatrix`. It reads e
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,72 @@ def load_anndata(
     require("h5py")
     mode = ("r" if backed is True else backed) if backed else None
     return anndata.read_h5ad(p, backed=mode)
+
+
+#: a file's expression matrix is read into memory for an export when it takes at most this
+#: share of the memory available (faster); a larger one is read gene block by gene block
+IN_MEMORY_SHARE = 0.25
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now, or ``None`` when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def matrix_memory(matrix: BackedMatrix) -> int:
+    """Bytes the matrix takes in memory as scipy/numpy holds it (values, indices, indptr)."""
+    if matrix.format == "dense":
+        return matrix.nnz * matrix.dtype.itemsize
+    n_ptr = (matrix.n_cells if matrix.format == "csr" else matrix.n_genes) + 1
+    return matrix.nnz * (matrix.dtype.itemsize + 4) + n_ptr * 8
+
+
+def read_for_export(
+    path: PathLike,
+    *,
+    layer: str | None = None,
+    storage_options: StorageOptions | None = None,
+    read: str = "auto",
+) -> tuple[Any, Callable[[], None]]:
+    """What ``prepare`` reads of an ``.h5ad``/``.zarr`` file, and a function that closes it.
+
+    ``read="memory"`` loads the AnnData (fastest); ``"lazy"`` keeps the expression matrix in
+    the file (``obs``, ``var``, ``obsm`` and ``obsp`` are read; genes are read a block at a
+    time), so a file larger than the memory can be exported; ``"auto"`` loads it when the
+    matrix takes at most :data:`IN_MEMORY_SHARE` of the available memory.
+    """
+    from .backed import BackedMatrix
+
+    if read not in ("auto", "memory", "lazy"):
+        raise ValueError(f"read must be 'auto', 'memory' or 'lazy'; got {read!r}")
+    element = "X" if layer is None else f"layers/{layer}"
+    if read == "auto":
+        free = available_memory()
+        try:
+            with BackedMatrix.open(
+                path, element, attach_cache=False, storage_options=storage_options
+            ) as probe:
+                need = matrix_memory(probe)
+        except KeyError:
+            need = 0  # no such matrix: the in-memory path reports it as prepare does
+        read = "memory" if free is None or need <= IN_MEMORY_SHARE * free else "lazy"
+    if read == "memory":
+        return load_anndata(path, storage_options=storage_options), lambda: None
+    lazy, matrix = load_anndata_lazy(path, layer=layer, storage_options=storage_options)
+    if layer is None:
+        lazy.X = matrix
+    else:
+        lazy.layers = {layer: matrix}
+    return lazy, matrix.close
 
 
 def check_zarr(
