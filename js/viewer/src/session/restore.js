@@ -236,7 +236,7 @@ export async function restoreSession(viewer, bytes) {
     if (finitePair(core.range)) viewer.ranges.set(key, core.range.slice());
     await viewer.setColorBy(key);
   } else if (key) warnings.push(`coloured by ${JSON.stringify(key)}, which this dataset does not have`);
-  else if (viewer.field) viewer.recolor(); // palettes may have changed
+  else if (viewer.field) await viewer.setColorBy(viewer.field.key); // palettes and the legend
   restoreCamera(viewer, core.camera);
   viewer.emit("filters", viewer.filters);
   const summary = { warnings, groups, filters, fields, comparisons, palettes };
