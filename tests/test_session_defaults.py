@@ -253,3 +253,59 @@ def test_anndata_user_session_is_merged_and_wins_per_field(tmp_path):
         cellucid.AnnDataServer(
             adata, port=0, quiet=True, session=tmp_path / "junk.cellucid-session"
         )
+
+
+# ---- the widget's comm transport and the CLI ---------------------------------------------------
+def test_comm_transport_answers_the_default_session(tmp_path):
+    from cellucid.comm_transport import CommFiles
+    from cellucid.server.app import ServerConfig
+
+    files = CommFiles(ServerConfig(source=AnnDataAdapter(_adata(), dataset_name="demo")))
+    reply = files.answer("GET", "_cellucid/default_session?dataset=demo", {}, b"")
+    assert reply.status == 200 and reply.headers["content-type"] == "application/octet-stream"
+    colors = _bundle(tmp_path, reply.body).decode_chunk("cellucid/palettes")["cluster"]["colors"]
+    assert colors == EXPECTED
+    assert files.answer("GET", "_cellucid/default_session?dataset=x", {}, b"").status == 404
+    assert files.answer("POST", "_cellucid/default_session?dataset=demo", {}, b"").status == 405
+    plain = CommFiles(ServerConfig(source=AnnDataAdapter(_adata(colors=None), dataset_name="d")))
+    assert plain.answer("GET", "_cellucid/default_session?dataset=d", {}, b"").status == 204
+
+
+def test_cli_serve_passes_the_session_file(tmp_path, monkeypatch, capsys):
+    import cellucid.server.runner as runner
+    from cellucid.cli import main
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, data, **kw):
+            seen.update(kw, data=data)
+
+        def start(self, blocking=True):
+            return None
+
+    monkeypatch.setattr(runner, "AnnDataServer", Recorder)
+    path = tmp_path / "a.h5ad"
+    _adata().write_h5ad(path)
+    session = tmp_path / "s.cellucid-session"
+    assert main(["serve", str(path), "--no-browser", "-q", "--session", str(session)]) == 0
+    assert seen["session"] == session and seen["data"] == path
+
+
+def test_notebook_viewers_take_a_session_file(tmp_path):
+    from cellucid.viewer import AnnDataViewer, CellucidViewer
+
+    session = tmp_path / "s.cellucid-session"
+    session.write_bytes(write_session_bundle([], dataset_fingerprint={}))
+    viewer = AnnDataViewer(_adata(), port=0, session=session)
+    try:
+        assert viewer._server.session.path == session
+        assert viewer._server.config is None or viewer._server.config.session.path == session
+    finally:
+        viewer.close()
+    export = cellucid.prepare(_adata(colors=None), tmp_path / "x", quiet=True)
+    viewer = CellucidViewer(export, port=0, session=session)
+    try:
+        assert viewer._server.session.path == session
+    finally:
+        viewer.close()
