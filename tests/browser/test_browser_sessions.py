@@ -233,3 +233,99 @@ def test_scanpy_colours_in_anndata_mode(open_viewer, clusters):
         _opened(viewer.page, "default session")
         assert viewer.page.evaluate("() => window.__cellucid.field.key") == "cluster"
         assert _swatches(viewer.page) == _rgb(UNS)
+
+
+def test_a_python_made_session_restores_comparisons_filters_and_colours(
+    open_viewer, clusters, tmp_path
+):
+    """A bundle written in Python (no viewer involved): its comparison appears in the viewer
+    with its table, its filters and palettes apply by category name."""
+    from cellucid.session import encode_cell_list
+
+    n, members = clusters.n, clusters.members
+    alpha = np.sort(members["alpha"]).astype(np.uint32)
+    comparison = {
+        "id": "cmp-1",
+        "name": "alpha vs rest",
+        "createdAt": "2025-01-01T00:00:00Z",
+        "method": "wilcoxon",
+        "tieCorrect": False,
+        "statistic": "wilcoxon",
+        "group": {"label": "alpha", "cellsChunk": "analysis/comparisons/cells/cmp-1/group"},
+        "reference": "rest",
+        "result": {
+            "names": ["GeneAlpha", "GeneY"],
+            "scores": [9.5, None],
+            "logfoldchanges": [3.0, 0.1],
+            "pvals": [1e-10, 0.5],
+            "pvals_adj": [1e-9, 0.5],
+            "pct_nz_group": [1.0, 0.9],
+            "pct_nz_reference": [0.0, 0.9],
+        },
+    }
+    palette = {"cluster": {"categories": ["gamma", "alpha"], "colors": ["#010203", "#fafbfc"]}}
+    path = tmp_path / "py.cellucid-session"
+    path.write_bytes(
+        write_session_bundle(
+            [
+                {
+                    "id": "core/state",
+                    "kind": "json",
+                    "data": {"colorBy": {"key": "cluster"}, "dim": 2},
+                },
+                {
+                    "id": "analysis/comparisons",
+                    "kind": "json",
+                    "data": {"version": 1, "comparisons": [comparison]},
+                },
+                {
+                    "id": "analysis/comparisons/cells/cmp-1/group",
+                    "kind": "binary",
+                    "data": encode_cell_list(alpha),
+                },
+                {
+                    "id": "cellucid/filters",
+                    "kind": "json",
+                    "data": {
+                        "version": 1,
+                        "filters": [
+                            {
+                                "kind": "category",
+                                "source": "obs",
+                                "key": "cluster",
+                                "keep": ["alpha", "gamma", "no such"],
+                                "includeMissing": True,
+                            }
+                        ],
+                    },
+                },
+                {"id": "cellucid/palettes", "kind": "json", "data": palette},
+            ],
+            dataset_fingerprint={
+                "sourceType": "cellucid-export",
+                "datasetId": "clusters",
+                "cellCount": n,
+            },
+        )
+    )
+    viewer = open_viewer("export", credentials=False)
+    page = viewer.page
+    _ready(page)
+    page.locator("input.session-file").set_input_files(path)
+    text = _opened(page, path.name)
+    assert "1 comparison" in text and "1 filter" in text, text
+    got = page.evaluate(
+        """() => { const v = window.__cellucid; const c = v.comparisons[0];
+        return {n: v.comparisons.length, name: c.name, size: c.group.cells.length,
+                genes: c.result.names.slice(0, c.result.count), score: c.result.columns.scores[0],
+                nan: Number.isNaN(c.result.columns.scores[1]), visible: v.visibleCount,
+                warn: document.querySelector('.session-status').title}; }"""
+    )
+    assert got["n"] == 1 and got["name"] == "alpha vs rest" and got["size"] == len(alpha)
+    assert got["genes"] == ["GeneAlpha", "GeneY"] and got["score"] == 9.5 and got["nan"]
+    assert got["visible"] == len(members["alpha"]) + len(members["gamma"])  # "lone" is filtered
+    assert '"no such"' in got["warn"]  # the unknown category is reported
+    swatches = _swatches(page)
+    order = page.evaluate("() => window.__cellucid.field.categories")
+    assert swatches[order.index("alpha")] == "rgb(250, 251, 252)"
+    assert swatches[order.index("gamma")] == "rgb(1, 2, 3)"
