@@ -302,3 +302,22 @@ def test_rank_genes_reads_a_store_in_s3(s3_server, bucket, local, adata):
         cellucid.rank_genes(
             f"s3://{bucket}/atlas-export", group, quiet=True, storage_options=s3_server.options
         )
+
+
+def test_prepare_writes_scanpy_colours_next_to_an_export_in_s3(s3_server, adata):
+    """The sibling session of issue 10 in object storage: written after the payloads next to
+    the folder, served by the route from the bucket, removed by force when the colours go."""
+    coloured = adata.copy()
+    coloured.uns["cluster_colors"] = ["#aa0000", "#00aa00", "#0000aa"]
+    bucket = s3_server.bucket()
+    url = f"s3://{bucket}/exports/atlas"
+    cellucid.prepare(coloured, url, quiet=True, storage_options=s3_server.options)
+    fs = s3_server.filesystem()
+    sibling = f"{bucket}/exports/atlas.cellucid-session"
+    data = fs.cat_file(sibling)
+    assert not [p for p in fs.find(url) if p.endswith(".cellucid-session")]  # not inside
+    with cellucid.CellucidServer(url, port=0, quiet=True, storage_options=s3_server.options) as srv:
+        assert _get(f"{srv.url}/_cellucid/default_session?dataset=atlas") == data
+    assert b'"colors":["#aa0000","#00aa00","#0000aa"]' in data
+    cellucid.prepare(adata, url, quiet=True, force=True, storage_options=s3_server.options)
+    assert not fs.exists(sibling)

@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latent-key", help="obsm key of the latent space (AnnData only)")
     s.add_argument("--embedding", action="append", metavar="KEY", help=_EMBEDDING_HELP)
     s.add_argument("--dataset-name", help="dataset name shown in the viewer (AnnData only)")
+    s.add_argument(
+        "--session",
+        type=Path,
+        metavar="FILE",
+        help="a .cellucid-session file the viewer opens with the data (instead of a default "
+        "session placed with an export; merged with an AnnData's scanpy colours)",
+    )
     s.add_argument("-v", "--verbose", **_VERBOSE)
 
     v = sub.add_parser(
@@ -227,6 +234,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "open_browser": not args.no_browser,
         "quiet": args.quiet,
+        "session": args.session,
     }
     if detected.kind in ("export", "export_root"):
         from .server.runner import CellucidServer

@@ -30,6 +30,8 @@ from .server.app import (
 )
 from .server.bundles import BundleUpload
 from .server.compare import answer_whole
+from .server.default_session import DefaultSessionError
+from .server.default_session import answer as default_session_answer
 from .server.obs_names import ObsNamesError
 from .server.obs_names import answer as obs_names_answer
 from .server.registry import error_body
@@ -150,6 +152,17 @@ class CommFiles:
                 return Reply.error(exc.status, exc.message)
             headers = {"content-type": "application/octet-stream", "cache-control": "no-store"}
             return Reply(200, headers, b"" if method == "HEAD" else names)
+        if route == "_cellucid/default_session":
+            if method not in ("GET", "HEAD"):
+                return Reply.error(405, f"{method} is not allowed on /{route}")
+            try:
+                found = default_session_answer(self.config.source, query, self.config.session)
+            except DefaultSessionError as exc:
+                return Reply.error(exc.status, exc.message)
+            if found is None:
+                return Reply(204, {"cache-control": "no-store"}, b"")
+            headers = {"content-type": "application/octet-stream", "cache-control": "no-store"}
+            return Reply(200, headers, b"" if method == "HEAD" else found)
         if route.startswith("_cellucid/"):
             return Reply.error(404, f"unknown endpoint /{route}")
         if method not in ("GET", "HEAD"):

@@ -6,7 +6,7 @@ upstream's constants.
 
 from __future__ import annotations
 
-from .session.bundle import (
+from .session import (
     MAGIC,
     MAX_CHUNK_BYTES,
     MAX_MANIFEST_BYTES,

@@ -31,10 +31,13 @@ def show(
     *,
     transport: Transport = "auto",
     port: int | None = None,
+    session: str | Path | None = None,
 ) -> CellucidViewer:
     """Open an export folder (or a folder of exports) in a notebook viewer and display it.
 
-    Outside a notebook the viewer URL is printed instead. Returns the viewer.
+    Outside a notebook the viewer URL is printed instead. Returns the viewer. ``session``: a
+    ``.cellucid-session`` file the viewer opens with its dataset (instead of a default session
+    placed with the export).
 
     Examples
     --------
@@ -42,7 +45,9 @@ def show(
     >>> viewer.wait_for_ready()["n_cells"]               # doctest: +SKIP
     700
     """
-    viewer = CellucidViewer(data_dir, port=port, height=height, transport=transport)
+    viewer = CellucidViewer(
+        data_dir, port=port, height=height, transport=transport, session=session
+    )
     viewer.display()
     return viewer
 
@@ -53,19 +58,24 @@ def show_anndata(
     *,
     transport: Transport = "auto",
     port: int | None = None,
+    session: str | Path | None = None,
     **adapter_kwargs: Any,
 ) -> AnnDataViewer:
     """Open an AnnData (in memory, ``.h5ad`` or ``.zarr``) in a notebook viewer and display it.
 
     ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
-    (``latent_key``, ``dataset_name``, ``backed`` for paths, ...). Returns the viewer.
+    (``latent_key``, ``dataset_name``, ``backed`` for paths, ...). ``session``: a
+    ``.cellucid-session`` file the viewer opens with the data, merged with the scanpy colours
+    of ``adata.uns`` (the file wins for the fields it colours). Returns the viewer.
 
     Examples
     --------
     >>> import scanpy as sc                                        # doctest: +SKIP
     >>> viewer = show_anndata(sc.datasets.pbmc68k_reduced())       # doctest: +SKIP
     """
-    viewer = AnnDataViewer(data, port=port, height=height, transport=transport, **adapter_kwargs)
+    viewer = AnnDataViewer(
+        data, port=port, height=height, transport=transport, session=session, **adapter_kwargs
+    )
     viewer.display()
     return viewer
 

@@ -106,6 +106,9 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         Force AnnData mode (``True``) or export mode (``False``); by default detected.
     host
         Interface the server binds (loopback by default).
+    session
+        A ``.cellucid-session`` file the viewer opens with the data (colouring, filters,
+        groups, ...); for an AnnData it is merged with the scanpy colours of ``adata.uns``.
     **adapter_kwargs
         For AnnData: :class:`~cellucid.sources.anndata.AnnDataAdapter` options
         (``latent_key``, ``dataset_name``, ``backed`` for paths, ...).
@@ -166,6 +169,7 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
         transport: Transport = "auto",
         anndata: bool | None = None,
         host: str = "127.0.0.1",
+        session: str | Path | None = None,
         **adapter_kwargs: Any,
     ) -> None:
         self._closed = True  # until construction succeeds (Widget.__del__ calls close())
@@ -176,7 +180,7 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
             )
         if transport not in ("auto", "http", "comm"):
             raise ValueError(f"transport must be 'auto', 'http' or 'comm', not {transport!r}")
-        server = _make_server(data, port, host, anndata, adapter_kwargs)
+        server = _make_server(data, port, host, anndata, adapter_kwargs, session)
         self._server: _BaseServer | None = server
         self._data_label = str(data) if isinstance(data, (str, Path)) else None
         self._is_anndata = isinstance(server, AnnDataServer)
@@ -1032,7 +1036,12 @@ def _same(old: Any, new: Any) -> bool:
 
 
 def _make_server(
-    data: Any, port: int | None, host: str, anndata: bool | None, adapter_kwargs: dict[str, Any]
+    data: Any,
+    port: int | None,
+    host: str,
+    anndata: bool | None,
+    adapter_kwargs: dict[str, Any],
+    session: str | Path | None = None,
 ) -> _BaseServer:
     from .sources.detect import detect
 
@@ -1051,14 +1060,14 @@ def _make_server(
                     f"{', '.join(sorted(adapter_kwargs))}: AnnData options do not apply to an "
                     "export folder"
                 )
-            return CellucidServer(data, requested, host, quiet=True)
-        return AnnDataServer(data, requested, host, quiet=True, **adapter_kwargs)
+            return CellucidServer(data, requested, host, quiet=True, session=session)
+        return AnnDataServer(data, requested, host, quiet=True, session=session, **adapter_kwargs)
     if not hasattr(data, "obs") or not hasattr(data, "obsm"):
         raise TypeError(
             "data must be an AnnData, a path to an .h5ad file or a .zarr store, or an export "
             f"folder, not {type(data).__name__}"
         )
-    return AnnDataServer(data, requested, host, quiet=True, **adapter_kwargs)
+    return AnnDataServer(data, requested, host, quiet=True, session=session, **adapter_kwargs)
 
 
 def _shutdown(server: _BaseServer, channel: ViewerChannel) -> None:

@@ -30,6 +30,8 @@ import { buildComparePanel } from "./ui/compare.js";
 import { installTooltip } from "./ui/tooltip.js";
 import { installVisibleCount } from "./ui/filters.js";
 import { ObsNameLoader } from "./data/obsnames.js";
+import { findDefaultSession } from "./session/defaults.js";
+import { openSessionBytes } from "./ui/session.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -85,6 +87,7 @@ function mountUi(viewer, { datasets, currentId }) {
     exporter,
     onTool: setTool,
     onCompare: () => compare.toggle(),
+    stage: stageEl,
     onDataset: (id) => {
       const q = new URLSearchParams(query);
       q.set("dataset", id);
@@ -233,7 +236,23 @@ async function start(dataset, { datasets = [], currentId, bench = false, mode = 
   viewer.emit("ready", { n_cells: viewer.nCells, dimensions: viewer.dimensions.slice() });
   const key = defaultField(viewer);
   if (key !== undefined) await viewer.setColorBy(key).catch((err) => console.error(err));
+  if (!bench) await openDefaultSession(viewer, mode);
   return viewer;
+}
+
+/**
+ * The session that opens with the dataset (session/defaults.js): ?session=<url>, else the
+ * server's or the static host's default. A broken one is reported and the dataset stays open.
+ */
+async function openDefaultSession(viewer, mode) {
+  let found;
+  try {
+    found = await findDefaultSession({ sessionParam: query.get("session"), pageHref, mode, pageBase: pageBase(pageHref), datasetId: viewer.dataset.id, datasetBase: viewer.dataset.base });
+  } catch (err) {
+    viewer.emit("sessionstatus", { state: "bad", text: `The session for this dataset could not be loaded (${err.message || err}); the dataset opened without it.`, details: [] });
+    return;
+  }
+  if (found) await openSessionBytes(viewer, found.bytes, found.from);
 }
 
 async function pickDataset(datasets, defaultId) {

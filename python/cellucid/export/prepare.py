@@ -9,6 +9,7 @@ writes release the GIL), so the cores stay busy while threads wait for the disk.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..session.palettes import scanpy_palettes
 from ..storage.blocks import GeneBlock
 from ..storage.stores import is_url, local_path
 from .binary import aligned_empty, encode_payload, write_file
@@ -42,6 +44,7 @@ from .naming import (
     safe_name,
 )
 from .remote import RemoteFolder, is_remote_dataset
+from .sibling import write_sibling_local, write_sibling_remote
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -114,6 +117,8 @@ def prepare(
     workers: int | None = None,
     block_values: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    uns: Mapping[str, Any] | None = None,
+    category_colors: bool = True,
 ) -> Path:
     """Export a dataset to a folder in the Cellucid export format.
 
@@ -186,6 +191,17 @@ connectivity_manifest_filename, connectivity_binary_dirname
         are accepted.
     overwrite
         Alias of ``force``.
+    uns
+        Array form: a mapping like ``adata.uns``, read only for scanpy's category colours
+        ``"<key>_colors"`` (AnnData form: the AnnData's ``uns`` unless given).
+    category_colors
+        Write the scanpy colours of the exported categorical fields into the session file
+        NEXT TO the export, ``<out_dir>.cellucid-session`` (never inside it: the folder keeps
+        to the format), which the viewer opens with the dataset. Written after the payloads,
+        only when some field has valid colours; a palette of the wrong length or with a value
+        that is not ``#rrggbb`` is skipped with a warning (default colours for that field).
+        A sibling written by an earlier ``prepare()`` is replaced or removed; any other file
+        of that name is left alone with a warning.
     workers, block_values
         Writer threads and stored values read per block of genes (tuning; by default 8
         million for a matrix in memory, 64 million for a Dask array).
@@ -249,8 +265,12 @@ connectivity_manifest_filename, connectivity_binary_dirname
         "workers": workers,
         "block_values": block_values,
         "storage_options": storage_options,
+        "uns": uns,
+        "category_colors": category_colors,
     }
     if _is_anndata(latent_space):
+        if uns is None:
+            options["uns"] = getattr(latent_space, "uns", None)
         if isinstance(obs, (str, os.PathLike)):  # prepare(adata, out_dir)
             if out_dir is not None:
                 raise TypeError("out_dir given both positionally and as a keyword")
@@ -339,17 +359,42 @@ def _prepare_arrays(out_dir: str | os.PathLike[str] | None, **p: Any) -> Path:
         vector_fields=p.get("vector_fields"),
     )
     force = bool(p["force"] or p["overwrite"])
+    palettes = (
+        scanpy_palettes(p["uns"] or {}, p.get("obs"), p["obs_keys"])
+        if p["category_colors"] and isinstance(p.get("obs"), pd.DataFrame)
+        else {}
+    )
     if remote is not None:
-        return _prepare_remote(inputs, remote, force, p)  # type: ignore[return-value]
+        url = _prepare_remote(inputs, remote, force, p)
+        if url is not None and p["category_colors"]:
+            write_sibling_remote(remote, palettes, _fingerprint(remote.read_text(IDENTITY_FILE)))
+        return url if url is not None else remote.url  # type: ignore[return-value]
     existing = existing_artifacts(out)
     if _keep_existing(str(out), existing, lambda: is_complete_export(out), force):
         return out
     if not existing:
         _refuse_foreign(str(out), foreign_entries(out))
     dataset = ExportDataset(inputs)
-    return write_dataset(
+    written = write_dataset(
         dataset, out, quiet=p["quiet"], workers=p["workers"], block_values=p["block_values"]
     )
+    if p["category_colors"]:
+        identity = (written / IDENTITY_FILE).read_text(encoding="utf-8")
+        write_sibling_local(written, palettes, _fingerprint(identity))
+    return written
+
+
+def _fingerprint(identity_text: str) -> dict[str, Any]:
+    """The ``datasetFingerprint`` of the sibling session (SPEC §5.2), from the identity
+    just written."""
+    identity = json.loads(identity_text)
+    stats = identity["stats"]
+    return {
+        "sourceType": "cellucid-export",
+        "datasetId": identity["id"],
+        "cellCount": stats["n_cells"],
+        "varCount": stats["n_genes"],
+    }
 
 
 def _keep_existing(
@@ -381,12 +426,14 @@ def _refuse_foreign(where: str, others: list[str]) -> None:
         )
 
 
-def _prepare_remote(inputs: Any, folder: RemoteFolder, force: bool, p: dict[str, Any]) -> str:
+def _prepare_remote(
+    inputs: Any, folder: RemoteFolder, force: bool, p: dict[str, Any]
+) -> str | None:
     """The checks of a local export (complete, partial, foreign files), then the writing,
-    for a folder in object storage."""
+    for a folder in object storage; None when an existing export is kept."""
     existing = remote_artifacts(folder)
     if _keep_existing(folder.url, existing, lambda: is_remote_dataset(folder), force, 5):
-        return folder.url
+        return None  # kept as it is (its sibling too)
     if not existing:
         names = set(ARTIFACT_FILES) | set(ARTIFACT_DIRS)
         _refuse_foreign(folder.url, sorted(n for n in folder.entries() if n not in names))

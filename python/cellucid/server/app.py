@@ -25,6 +25,7 @@ from aiohttp import web
 from yarl import URL
 
 from .._version import __version__
+from ..session.bundle import SessionBundleReader
 from ..sources.base import DatasetEntry, DataSource, FileBody, clean_relpath, inside
 from ..storage.integrity import IncompleteStoreError
 from . import embeddings
@@ -38,6 +39,8 @@ from .compare import (
     max_body_bytes,
     parse_body,
 )
+from .default_session import DefaultSessionError
+from .default_session import answer as default_session_answer
 from .files import send_file
 from .obs_names import ObsNamesError
 from .obs_names import answer as obs_names_answer
@@ -105,6 +108,8 @@ class ServerConfig:
     page_viewers: PageViewers | None = None
     #: commands to pages in plain browser tabs (``/_cellucid/commands``)
     command_hubs: CommandHubs | None = None
+    #: the ``session=`` file the server was given (``/_cellucid/default_session``)
+    session: SessionBundleReader | None = None
 
     def __post_init__(self) -> None:
         if self.comparisons is None:
@@ -537,6 +542,22 @@ async def obs_names(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "application/octet-stream"})
 
 
+async def default_session(request: web.Request) -> web.Response:
+    """The session a viewer opens with a dataset (PROTOCOL.md "Default session"): the bundle,
+    or 204 when there is none."""
+    config = request.app[CONFIG]
+    loop = asyncio.get_running_loop()
+    try:
+        body = await loop.run_in_executor(
+            config.executor, default_session_answer, config.source, request.query, config.session
+        )
+    except DefaultSessionError as exc:
+        return error_response(exc.status, exc.message)
+    if body is None:
+        return web.Response(status=204)
+    return web.Response(body=body, headers={"Content-Type": "application/octet-stream"})
+
+
 # --------------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> web.Application:
     """Build the application for one data source."""
@@ -565,6 +586,7 @@ def create_app(config: ServerConfig) -> web.Application:
     r.add_post("/_cellucid/viewers", page_viewer)
     r.add_get("/_cellucid/commands", commands)
     r.add_get("/_cellucid/obs_names", obs_names)
+    r.add_get("/_cellucid/default_session", default_session)
     r.add_route("*", "/_cellucid/{tail:.*}", _unknown_api)
     r.add_route("*", "/{tail:.*}", data_file)
     return app
@@ -582,6 +604,7 @@ API_METHODS = {
     "/_cellucid/viewers": ["POST", "OPTIONS"],
     "/_cellucid/commands": ["GET", "HEAD", "OPTIONS"],
     "/_cellucid/obs_names": ["GET", "HEAD", "OPTIONS"],
+    "/_cellucid/default_session": ["GET", "HEAD", "OPTIONS"],
 }
 
 

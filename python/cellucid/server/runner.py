@@ -101,7 +101,12 @@ class _BaseServer:
         quiet: bool = False,
         *,
         ui_dir: Path | None = None,
+        session: str | Path | None = None,
     ) -> None:
+        from ..session.defaults import read_user_session
+
+        #: the ``session=`` file (checked now), answered by ``/_cellucid/default_session``
+        self.session = None if session is None else read_user_session(session)
         self.source = source
         self.host = host
         self.requested_port = DEFAULT_PORT if port is None else int(port)
@@ -158,6 +163,7 @@ class _BaseServer:
         self.config = ServerConfig(
             source=self.source, registry=self.registry, host=self.host, port=self._port
         )
+        self.config.session = self.session
         if self._ui_dir is not None:
             self.config.ui_dir = self._ui_dir
         if self.host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
@@ -273,6 +279,9 @@ class _BaseServer:
 class CellucidServer(_BaseServer):
     """Serve an export folder, or a folder of exports, over HTTP (SPEC §6.4).
 
+    ``session`` is a ``.cellucid-session`` file the viewer opens with the dataset it belongs to,
+    instead of a default session placed with the export (PROTOCOL.md "Default session").
+
     Examples
     --------
     >>> with CellucidServer("exports/pbmc68k", port=0, quiet=True) as server:  # doctest: +SKIP
@@ -289,6 +298,7 @@ class CellucidServer(_BaseServer):
         quiet: bool = False,
         *,
         storage_options: dict[str, Any] | None = None,
+        session: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
         from ..sources.export_folder import ExportFolderSource, RemoteExportSource
@@ -301,7 +311,7 @@ class CellucidServer(_BaseServer):
         else:
             self.data_dir = Path(data_dir)
             source = ExportFolderSource(data_dir)
-        super().__init__(source, port, host, open_browser, quiet, **kwargs)
+        super().__init__(source, port, host, open_browser, quiet, session=session, **kwargs)
 
     def __repr__(self) -> str:
         status = "running" if self.is_running() else "stopped"
@@ -314,7 +324,9 @@ class AnnDataServer(_BaseServer):
 
     ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
     (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` and ``storage_options`` for
-    paths, ...). A path is read on a background thread
+    paths, ...). ``session`` is a ``.cellucid-session`` file the viewer opens with the data,
+    merged with the AnnData's scanpy colours (PROTOCOL.md "Default session"). A path is read
+    on a background thread
     (:class:`~cellucid.sources.deferred.DeferredAnnData`): the server answers health at once;
     :meth:`start_background` returns when the dataset is ready (``wait=False``: at once) and
     raises what made reading it fail.
@@ -331,6 +343,7 @@ class AnnDataServer(_BaseServer):
         quiet: bool = False,
         *,
         ui_dir: Path | None = None,
+        session: str | Path | None = None,
         **adapter_kwargs: Any,
     ) -> None:
         from ..sources.deferred import DeferredAnnData
@@ -343,7 +356,7 @@ class AnnDataServer(_BaseServer):
 
             adapter_kwargs.pop("backed", None)
             source = AnnDataAdapter(data, **adapter_kwargs)
-        super().__init__(source, port, host, open_browser, quiet, ui_dir=ui_dir)
+        super().__init__(source, port, host, open_browser, quiet, ui_dir=ui_dir, session=session)
 
     @property
     def adapter(self) -> AnnDataAdapter:
@@ -378,12 +391,14 @@ def serve(
     *,
     blocking: bool = True,
     storage_options: dict[str, Any] | None = None,
+    session: str | Path | None = None,
 ) -> CellucidServer | None:
     """Serve an export folder (a path, or a URL in object storage with its fsspec
     ``storage_options``). Blocks until Ctrl+C and returns None, or with ``blocking=False``
-    returns the running :class:`CellucidServer`."""
+    returns the running :class:`CellucidServer`. ``session``: a ``.cellucid-session`` file the
+    viewer opens with its dataset (instead of a default session placed with the export)."""
     server = CellucidServer(
-        data_dir, port, host, open_browser, quiet, storage_options=storage_options
+        data_dir, port, host, open_browser, quiet, storage_options=storage_options, session=session
     )
     result = server.start(blocking=blocking)
     return server if result is not None else None
@@ -397,9 +412,12 @@ def serve_anndata(
     quiet: bool = False,
     *,
     blocking: bool = True,
+    session: str | Path | None = None,
     **adapter_kwargs: Any,
 ) -> AnnDataServer | None:
-    """Serve an AnnData or an ``.h5ad``/``.zarr`` path; like :func:`serve`."""
-    server = AnnDataServer(data, port, host, open_browser, quiet, **adapter_kwargs)
+    """Serve an AnnData or an ``.h5ad``/``.zarr`` path; like :func:`serve`. ``session``: a
+    ``.cellucid-session`` file the viewer opens with the data, merged with the AnnData's scanpy
+    colours."""
+    server = AnnDataServer(data, port, host, open_browser, quiet, session=session, **adapter_kwargs)
     result = server.start(blocking=blocking)
     return server if result is not None else None

@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from .bundle import (
-    CellucidSessionBundle,
+    SessionBundleReader,
     decode_cell_list,
     decode_user_codes,
     user_codes_length,
 )
 from .comparisons import comparisons_uns, read_comparisons
+from .numeric_fields import read_numeric_fields
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -145,7 +146,7 @@ class _Column:
     name: str = ""
 
 
-def _json_chunk(bundle: CellucidSessionBundle, chunk_id: str) -> Any:
+def _json_chunk(bundle: SessionBundleReader, chunk_id: str) -> Any:
     return bundle.decode_chunk(chunk_id) if bundle.has_chunk(chunk_id) else None
 
 
@@ -159,7 +160,7 @@ def _text(value: Any) -> str:
 
 
 def _highlight_columns(
-    bundle: CellucidSessionBundle, meta: Any, n_obs: int, prefix: str
+    bundle: SessionBundleReader, meta: Any, n_obs: int, prefix: str
 ) -> list[tuple[str, dict[str, Any], dict[str, Any], _Column]]:
     """``(group id, page, group, column)`` per highlight group of ``highlights/meta``."""
     out = []
@@ -178,7 +179,7 @@ def _highlight_columns(
     return out
 
 
-def highlight_groups(bundle: CellucidSessionBundle, n_obs: int) -> dict[str, np.ndarray]:
+def highlight_groups(bundle: SessionBundleReader, n_obs: int) -> dict[str, np.ndarray]:
     """The session's highlight groups as sorted uint32 cells, by group name and by id
     (a name shared by two groups points to the first)."""
     meta = _json_chunk(bundle, HIGHLIGHTS_META)
@@ -208,7 +209,7 @@ def _category_values(codes: np.ndarray, categories: Any) -> Any:
 
 
 def _user_defined_columns(
-    bundle: CellucidSessionBundle,
+    bundle: SessionBundleReader,
     overlays: Any,
     sizes: dict[str, int],
     prefix: str,
@@ -277,7 +278,7 @@ def _session_uns(uns: Any) -> dict[str, Any]:
 
 
 def apply_cellucid_session_to_anndata(
-    bundle: CellucidSessionBundle | str | os.PathLike[str],
+    bundle: SessionBundleReader | str | os.PathLike[str],
     adata: AnnData,
     *,
     inplace: bool = False,
@@ -310,6 +311,8 @@ def apply_cellucid_session_to_anndata(
             ``user_defined_prefix + K(key or id)`` in ``obs`` (or ``var`` for ``source == "var"``):
             a ``Categorical`` (out-of-range codes are NaN), or the integer codes when the field
             has no categories. A field whose length does not fit is skipped with a warning.
+            Numeric user fields (the ``cellucid/user-fields`` chunks of PROTOCOL.md, an
+            extension of SPEC §5.5) become float32 ``obs`` columns named the same way.
         include_deleted_user_defined_fields: also add fields marked ``isDeleted``.
         store_uns: write ``adata.uns["cellucid"]["session"]`` (manifest, fingerprint, how it was
             applied, the highlight and field documents, and which column holds which group).
@@ -346,8 +349,8 @@ def apply_cellucid_session_to_anndata(
         raise ValueError(
             f"column_conflict must be one of {CONFLICT_POLICIES}, got {column_conflict!r}"
         )
-    if not isinstance(bundle, CellucidSessionBundle):
-        bundle = CellucidSessionBundle(bundle)
+    if not isinstance(bundle, SessionBundleReader):
+        bundle = SessionBundleReader(bundle)
     n_obs, n_vars = int(adata.n_obs), int(adata.n_vars)
     fingerprint = bundle.dataset_fingerprint
     reasons = dataset_mismatch_reasons(fingerprint, n_obs, n_vars, expected_dataset_id)
@@ -376,6 +379,11 @@ def apply_cellucid_session_to_anndata(
         columns += _user_defined_columns(
             bundle, overlays, sizes, user_defined_prefix, include_deleted_user_defined_fields
         )
+        # our extension (PROTOCOL.md): numeric user fields become float32 obs columns
+        columns += [
+            _Column("obs", user_defined_prefix + column_key(key), values)
+            for key, values in read_numeric_fields(bundle, n_obs)
+        ]
     comparisons = read_comparisons(bundle, None if skip else n_obs) if add_comparisons else []
     if comparisons:
         _session_uns(adata.uns)  # fail before any change

@@ -5,7 +5,7 @@ A bundle is a small container written by the viewer::
     b"CELLUCID_SESSION\\n" · u32 manifestLen · manifest (UTF-8 JSON)
     then per ``manifest["chunks"]`` entry, in order: u32 chunkLen · chunk (stored form)
 
-All integers are little-endian. :class:`CellucidSessionBundle` indexes the container lazily and
+All integers are little-endian. :class:`SessionBundleReader` indexes the container lazily and
 reads chunks with ``seek``/``read``, so a large bundle is never loaded whole; ``gzip`` chunks are
 inflated as a stream with a running limit, so a zip bomb is aborted long before it is inflated.
 
@@ -36,20 +36,15 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from anndata import AnnData
-
-    from .apply import ApplySummary
 
 __all__ = [
     "MAGIC",
     "MAX_CHUNK_BYTES",
     "MAX_MANIFEST_BYTES",
-    "CellucidSessionBundle",
+    "SessionBundleReader",
     "SessionChunkRef",
     "decode_cell_list",
     "decode_user_codes",
@@ -425,8 +420,11 @@ class _Index:
     errors: dict[str, str]  # chunk id -> why it cannot be read (truncated container)
 
 
-class CellucidSessionBundle:
-    """A ``.cellucid-session`` bundle on disk (SPEC §5.4).
+class SessionBundleReader:
+    """A ``.cellucid-session`` bundle on disk (SPEC §5.4), read only: the container and its
+    chunks. The public :class:`cellucid.session.CellucidSessionBundle` adds
+    ``apply_to_anndata`` (:mod:`cellucid.session.reader`), so that this module, the codecs and
+    :mod:`cellucid.session.apply` depend on nothing above them.
 
     The file is indexed on first need (magic, manifest length, manifest JSON, chunk ids and
     positions) and chunks are read with ``seek``/``read``; nothing reads the whole file.
@@ -436,12 +434,11 @@ class CellucidSessionBundle:
 
     Example::
 
-        >>> bundle = CellucidSessionBundle("analysis.cellucid-session")  # doctest: +SKIP
+        >>> bundle = SessionBundleReader("analysis.cellucid-session")  # doctest: +SKIP
         >>> bundle.dataset_fingerprint  # doctest: +SKIP
         {'sourceType': 'cellucid-export', 'datasetId': 'pbmc', 'cellCount': 2638}
         >>> bundle.decode_chunk("highlights/meta")["pages"][0]["name"]  # doctest: +SKIP
         'Page 1'
-        >>> adata = bundle.apply_to_anndata(adata)  # doctest: +SKIP
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -462,7 +459,7 @@ class CellucidSessionBundle:
 
     def __repr__(self) -> str:
         flag = ", temporary=True" if self._temporary else ""
-        return f"CellucidSessionBundle({str(self._path)!r}{flag})"
+        return f"{type(self).__name__}({str(self._path)!r}{flag})"
 
     # ---- properties ---------------------------------------------------------------------------
     @property
@@ -572,14 +569,6 @@ class CellucidSessionBundle:
         except FileNotFoundError:
             return False
         return True
-
-    def apply_to_anndata(
-        self, adata: AnnData, *, inplace: bool = False, **kwargs: Any
-    ) -> AnnData | tuple[AnnData, ApplySummary]:
-        """Shorthand for :func:`cellucid.session.apply_cellucid_session_to_anndata`."""
-        from .apply import apply_cellucid_session_to_anndata
-
-        return apply_cellucid_session_to_anndata(self, adata, inplace=inplace, **kwargs)
 
     # ---- internals ----------------------------------------------------------------------------
     def _forget_temporary(self) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..analysis.table import COLUMNS as TABLE_COLUMNS
 from ..analysis.table import column_dtype
-from .bundle import CellucidSessionBundle, decode_cell_list
+from .bundle import SessionBundleReader, decode_cell_list
 
 CHUNK = "analysis/comparisons"
 
@@ -57,7 +57,7 @@ def _table(result: Any) -> pd.DataFrame:
     return pd.DataFrame(data, columns=TABLE_COLUMNS)
 
 
-def _cells(bundle: CellucidSessionBundle, spec: Any, n_obs: int | None) -> np.ndarray | None:
+def _cells(bundle: SessionBundleReader, spec: Any, n_obs: int | None) -> np.ndarray | None:
     chunk = spec.get("cellsChunk") if isinstance(spec, dict) else None
     if not isinstance(chunk, str) or not bundle.has_chunk(chunk):
         return None
@@ -66,7 +66,7 @@ def _cells(bundle: CellucidSessionBundle, spec: Any, n_obs: int | None) -> np.nd
 
 
 def read_comparisons(
-    bundle: CellucidSessionBundle, n_obs: int | None = None
+    bundle: SessionBundleReader, n_obs: int | None = None
 ) -> list[SessionComparison]:
     """The comparisons of ``bundle`` (empty without an ``analysis/comparisons`` chunk).
 

@@ -30,6 +30,7 @@ from ..export.inputs import (
     export_obsm_keys,
     latent_keys,
 )
+from ..session.palettes import scanpy_palettes
 from ..storage.anndata_io import load_anndata, load_anndata_lazy
 from ..storage.backed import BackedMatrix
 from ..storage.blocks import iter_columns
@@ -146,6 +147,9 @@ class AnnDataAdapter:
         self.dataset = ExportDataset(inputs)
         # Cell names for the viewer's hover (GET /_cellucid/obs_names): not an export file.
         self._obs_names = adata.obs_names
+        #: scanpy's category colours of the served obs fields (the default session's
+        #: ``cellucid/palettes`` chunk, session/palettes.py); invalid ones warned about here
+        self.palettes = scanpy_palettes(getattr(adata, "uns", {}) or {}, adata.obs, obs_keys)
         self._manifests = self.dataset.manifest_bytes()
         self._payloads = self.dataset.payload_producers()
         self._genes = self.dataset.gene_paths()

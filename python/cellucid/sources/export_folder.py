@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..export.catalog import find_datasets, is_dataset_dir
 from ..export.naming import IDENTITY_FILE
+from ..session.defaults import DEFAULT_NAME, SUFFIX
 from .base import DatasetEntry, FileBody, content_type_for, inside
 
 
@@ -113,6 +114,17 @@ class ExportFolderSource:
             return None
         return FileBody.from_path(path, content_type_for(relpath))
 
+    def default_session(self, dataset: DatasetEntry) -> bytes | None:
+        """The session that opens with ``dataset`` (PROTOCOL.md "Default session"):
+        ``<dataset>/default.cellucid-session``, else the sibling
+        ``<dataset folder>.cellucid-session`` next to it; None when neither exists. Only these
+        two names are ever read."""
+        directory = self._dirs[dataset.path]
+        for path in (directory / DEFAULT_NAME, directory.parent / f"{directory.name}{SUFFIX}"):
+            if path.is_file():
+                return path.read_bytes()
+        return None
+
     def close(self) -> None:
         """Nothing to release: files are opened per request."""
 
@@ -209,6 +221,19 @@ class RemoteExportSource:
             etag=f'"{stamp.strip(chr(34))}-{size:x}"',
             read=read,
         )
+
+    def default_session(self, dataset: DatasetEntry) -> bytes | None:
+        """As :meth:`ExportFolderSource.default_session`, from object storage."""
+        folder = self._folders[dataset.path]
+        parent, _, name = folder.root.rpartition("/")
+        for path in (folder.path(DEFAULT_NAME), f"{parent}/{name}{SUFFIX}" if parent else None):
+            if path is None:
+                continue
+            try:
+                return bytes(folder.fs.cat_file(path))
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+        return None
 
     def close(self) -> None:
         """Nothing to release: objects are read per request."""

@@ -255,10 +255,28 @@ def load_anndata_lazy(
                 names = FileObsNames(root["obs"][index_key])
         if names is None or len(names) != len(obs):
             names = pd.RangeIndex(len(obs)).astype(str)
+        uns = _scanpy_colors(root, read_elem)
     except BaseException:
         matrix.close()
         raise
-    return LazyAnnData(obs=obs, var=var, obsm=obsm, obsp=obsp, obs_names=names), matrix
+    return LazyAnnData(obs=obs, var=var, obsm=obsm, obsp=obsp, uns=uns, obs_names=names), matrix
+
+
+def _scanpy_colors(root: Any, read_elem: Any) -> dict[str, Any]:
+    """The ``uns["<key>_colors"]`` entries of a store (small string arrays: scanpy's category
+    colours, which the viewer uses); the rest of ``uns`` is not read. Unreadable ones are left
+    out (the viewer then uses its default colours)."""
+    out: dict[str, Any] = {}
+    if "uns" not in root or not hasattr(root["uns"], "keys"):
+        return out
+    for key in root["uns"]:
+        if str(key).endswith("_colors"):
+            try:
+                value = read_elem(root["uns"][key])
+            except Exception:
+                continue
+            out[str(key)] = value
+    return out
 
 
 def _is_array(node: Any) -> bool:

@@ -100,4 +100,9 @@ export class UserFields {
       .filter((f) => f.kind === "category")
       .map((f) => ({ id: this.meta.get(f.key).id, key: f.key, kind: "category", categories: f.categories.slice(), source: "obs", codes: f.codes }));
   }
+
+  /** The continuous fields for the session's `cellucid/user-fields` chunks (session/userfloats.js). */
+  continuousForSession() {
+    return [...this.data.values()].filter((f) => f.kind === "continuous").map((f) => ({ id: this.meta.get(f.key).id, key: f.key, values: f.values }));
+  }
 }

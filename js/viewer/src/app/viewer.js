@@ -14,7 +14,8 @@ import { colorCategorical, colorContinuous, getColormap, robustRange } from "../
 import { combineSelection, pointsInPolygon } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";
 import { clickModeFor } from "../select/modes.js";
-import { writeSessionBundle } from "../session/bundle.js";
+import { saveSessionBundle } from "../session/save.js";
+import { restoreSession } from "../session/restore.js";
 import { LoadError } from "../data/http.js";
 import { comparisonsForSession, runComparison } from "./compare.js";
 import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
@@ -661,7 +662,7 @@ export class Viewer {
         {
           id: this.highlightPageId,
           name: "Page 1",
-          groups: this.highlights.map((g) => ({ id: g.id, name: g.label, color: g.color, cells: g.cells })),
+          groups: this.highlights.map((g) => ({ id: g.id, name: g.label, color: g.color, cells: g.cells, visible: g.visible !== false })),
         },
       ],
       coreState: { colorBy, dim, camera, pointSize, opacity, background, hiddenCategories, range, colormap },
@@ -670,8 +671,13 @@ export class Viewer {
     };
   }
 
-  /** .cellucid-session bytes of the current highlights and view state. */
+  /** .cellucid-session bytes of the whole session (session/save.js: filters, palettes too). */
   sessionBundle() {
-    return writeSessionBundle(this.sessionState());
+    return saveSessionBundle(this);
+  }
+
+  /** Open a .cellucid-session (session/restore.js); resolves to {warnings}. */
+  openSession(bytes) {
+    return restoreSession(this, bytes);
   }
 }

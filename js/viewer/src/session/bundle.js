@@ -17,6 +17,8 @@
 //   analysis/comparisons          json    {version: 1, comparisons: [...]} (only when there are
 //                                          comparisons; python/cellucid/server/PROTOCOL.md)
 //   analysis/comparisons/cells/<id>/group|reference   binary  delta-varint cell lists
+//   extra chunks of the caller (session/save.js: cellucid/filters, cellucid/palettes,
+//   cellucid/user-fields and its float32 values), in the order given
 // JSON chunks larger than GZIP_THRESHOLD bytes use the gzip codec; every chunk meta carries
 // storedBytes and uncompressedBytes (equal for codec "none").
 
@@ -307,8 +309,9 @@ async function jsonChunk(id, label, value) {
 }
 
 function binaryChunk(id, label, stored, dependsOn) {
+  const meta = chunkMeta(id, label, "lazy", "binary", "none", stored.length, stored.length);
   return {
-    meta: { ...chunkMeta(id, label, "lazy", "binary", "none", stored.length, stored.length), dependsOn: [dependsOn] },
+    meta: dependsOn ? { ...meta, dependsOn: [dependsOn] } : meta,
     stored,
   };
 }
@@ -366,7 +369,7 @@ async function comparisonChunks(comparisons, cellCount) {
  *   datasetFingerprint: {sourceType: string, datasetId: string, cellCount?: number, varCount?: number},
  *   dataSource?: object|null,
  *   highlightPages?: Array<{id: string, name: string, groups: Array<{id: string, name: string,
- *     color: string, cells: Uint32Array}>}>,
+ *     color: string, cells: Uint32Array, visible?: boolean}>}>,
  *   userDefinedFields?: Array<{id: string, key: string, kind: "category", categories: string[],
  *     source: "obs"|"var", codes: Uint8Array|Uint16Array}>,
  *   coreState?: object,
@@ -374,7 +377,10 @@ async function comparisonChunks(comparisons, cellCount) {
  *     tieCorrect: boolean, statistic: string, group: {label: string, cells: Uint32Array},
  *     reference: "rest"|{label: string, cells: Uint32Array}, result: object}>,
  *   summary?: object|null,
- * }} session `createdAt` defaults to now (ISO 8601); `summary` defaults to counts of pages,
+ *   extraChunks?: Array<{id: string, label: string, kind: "json"|"binary", value?: unknown,
+ *     bytes?: Uint8Array, dependsOn?: string}>,
+ * }} session `extraChunks` are more chunks (json: `value`; binary: `bytes`), written after
+ *   the others; `createdAt` defaults to now (ISO 8601); `summary` defaults to counts of pages,
  *   groups, highlighted cells and user-defined fields. Group ids must be unique across pages
  *   and field ids unique; cells must be < `datasetFingerprint.cellCount` when that is given,
  *   and obs codes must have that length.
@@ -389,6 +395,7 @@ export async function writeSessionBundle(session) {
     userDefinedFields = [],
     coreState = {},
     comparisons = [],
+    extraChunks = [],
   } = session;
   if (datasetFingerprint === null || typeof datasetFingerprint !== "object") throw new Error("datasetFingerprint must be an object");
   const cellCount = Number.isInteger(datasetFingerprint.cellCount) ? datasetFingerprint.cellCount : null;
@@ -402,7 +409,8 @@ export async function writeSessionBundle(session) {
       requireId(group.id, "highlight group", groupIds);
       const chunk = cellListChunk(`highlights/cells/${group.id}`, `Highlighted cells: ${group.name}`, group.cells, "highlights/meta", cellCount, `highlight group ${group.id}`);
       cellChunks.push(chunk);
-      return { id: group.id, name: group.name, color: group.color, cellCount: chunk.count };
+      const meta = { id: group.id, name: group.name, color: group.color, cellCount: chunk.count };
+      return group.visible === false ? { ...meta, visible: false } : meta;
     }),
   }));
   const codeChunks = [];
@@ -423,6 +431,13 @@ export async function writeSessionBundle(session) {
     ...codeChunks,
     ...(await comparisonChunks(comparisons, cellCount)),
   ];
+  const taken = new Set(chunks.map((c) => c.meta.id));
+  for (const extra of extraChunks) {
+    requireId(extra.id, "chunk", taken);
+    if (extra.kind === "json") chunks.push(await jsonChunk(extra.id, extra.label, extra.value));
+    else if (extra.kind === "binary" && extra.bytes instanceof Uint8Array) chunks.push(binaryChunk(extra.id, extra.label, extra.bytes, extra.dependsOn));
+    else throw new Error(`chunk ${extra.id}: kind must be "json" (with value) or "binary" (with Uint8Array bytes)`);
+  }
   const summary =
     session.summary !== undefined
       ? session.summary

@@ -10,12 +10,13 @@ import { buildFilterSection } from "./filters.js";
 import { labelsToggle } from "./labels.js";
 import { groupsSection } from "./groups.js";
 import { selectionSection } from "./selecttools.js";
+import { sessionSection } from "./session.js";
 
 function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
 }
 
-export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset, exporter, onTool, onCompare }) {
+export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset, exporter, onTool, onCompare, stage = null }) {
   const ds = viewer.dataset;
   panel.replaceChildren();
 
@@ -207,6 +208,9 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
     viewer.on("comparepanel", (open) => openBtn.setAttribute("aria-expanded", String(open)));
     panel.append(section("Compare", h("div.row", {}, openBtn), h("p.hint.muted.small", { text: "Marker genes of the selection, a highlight group or categories, against the rest or another group." })));
   }
+
+  // ---- session (ui/session.js): save, open, drop a file on the viewer
+  panel.append(sessionSection(viewer, { section, stage }));
 
   // ---- export
   const exportMsg = h("div.small.muted", { "aria-live": "polite" });
