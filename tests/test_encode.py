@@ -761,3 +761,18 @@ def test_edge_index_dtype_beyond_uint32():
 def test_edge_working_set(dtype, per_edge):
     """SPEC §2.8: 44·E + 4·n bytes, 48·E + 4·n with uint16 indices."""
     assert edge_working_set(1000, 300, dtype) == per_edge * 1000 + 4 * 300
+
+
+@pytest.mark.parametrize("q", [0.51, 0.9, 0.95])
+def test_centroids_with_many_tied_distances_match_loop_reference(q):
+    """Points on a small integer grid: many members share a distance, so the quantile's
+    order statistics sit inside runs of equal values (the selection must still be exact)."""
+    r = rng(42)
+    codes = r.integers(-1, 4, 3000).astype(np.int64)
+    points = r.integers(0, 3, size=(3000, 2)).astype(np.float32)
+    categories = ["a", "b", "c", "d"]
+    got = compute_centroids(codes, categories, points, q, 10)
+    want = centroids_reference(codes, categories, points, q, 10)
+    assert [c["n_points"] for c in got] == [c["n_points"] for c in want]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g["position"], w["position"], rtol=0, atol=1e-9)

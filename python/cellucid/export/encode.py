@@ -356,114 +356,6 @@ def _group_sorted(codes: np.ndarray, dist: np.ndarray, k: int):
     return order, starts, counts
 
 
-#: histogram cells used to find each group's order statistics (groups x bins)
-_QUANTILE_BINS = 1 << 21
-
-
-def _group_quantiles(
-    codes: np.ndarray, dist: np.ndarray, counts: np.ndarray, quantile: float, min_points: int
-) -> np.ndarray:
-    """Per group, numpy's default (linear) ``quantile`` of its members' ``dist``, for the
-    groups with more than ``min_points`` members (NaN elsewhere: never used).
-
-    Each quantile comes from two exact order statistics, found without sorting: a histogram
-    of (group, distance bin) says which bin holds each wanted rank (binning is monotonic in
-    the distance, so lower bins hold smaller distances); only the members of those bins are
-    gathered and partitioned. Linear time in a few light passes, where sorting every
-    distance cost seconds at ten million cells and grouping by an argsort half a second.
-    """
-    k = counts.size
-    thr = np.full(k, np.nan)
-    groups = np.flatnonzero(counts > min_points)
-    if groups.size == 0:
-        return thr
-    bins = max(16, min(1 << 16, _QUANTILE_BINS // k))
-    top = float(dist.max()) if dist.size else 0.0
-    scale = (bins - 1) / top if top > 0 else 0.0
-    wide = np.int64 if k * bins >= 1 << 31 else np.int32
-    key = (dist * scale).astype(wide)  # 0 .. bins - 1 (distances are >= 0)
-    np.minimum(key, bins - 1, out=key)
-    key += codes.astype(wide) * wide(bins)
-    cum = np.cumsum(np.bincount(key, minlength=k * bins).reshape(k, bins), axis=1)
-    wanted: dict[int, list[tuple[int, int]]] = {}  # key -> [(group, rank)]
-    plan = []
-    for g in groups.tolist():
-        m = int(counts[g])
-        pos = quantile * (m - 1)
-        lo = int(np.floor(pos))
-        ranks = (lo, min(lo + 1, m - 1))
-        plan.append((g, pos, lo, ranks))
-        for r in ranks:
-            b = int(np.searchsorted(cum[g], r, side="right"))
-            wanted.setdefault(g * bins + b, []).append((g, r))
-    pick = np.zeros(k * bins, dtype=bool)
-    pick[list(wanted)] = True
-    rows = np.flatnonzero(pick[key])
-    sel_key, sel_dist = key[rows], dist[rows]
-    order = np.argsort(sel_key, kind="stable")
-    sel_key, sel_dist = sel_key[order], sel_dist[order]
-    value: dict[tuple[int, int], float] = {}
-    for kk, asks in wanted.items():
-        a, b = np.searchsorted(sel_key, [kk, kk + 1])
-        members = sel_dist[a:b]
-        g, bin_ = divmod(kk, bins)
-        before = int(cum[g, bin_ - 1]) if bin_ else 0
-        at = sorted({r - before for _g, r in asks})
-        part = np.partition(members, at)
-        for _g, r in asks:
-            value[(g, r)] = float(part[r - before])
-    for g, pos, lo, (r_lo, r_hi) in plan:
-        v_lo, v_hi = value[(g, r_lo)], value[(g, r_hi)]
-        thr[g] = v_lo + (pos - lo) * (v_hi - v_lo)
-    return thr
-
-
-def _chunked_group_sums(
-    codes: np.ndarray, points: np.ndarray, k: int, rows: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-category ``(sums, counts)`` (float64) of the rows with a category, one row chunk
-    at a time; only the rows ``rows`` (sorted indices) when given."""
-    d = points.shape[1]
-    sums = np.zeros((k, d), dtype=np.float64)
-    counts = np.zeros(k, dtype=np.int64)
-    if rows is not None:
-        codes, points = codes[rows], points[rows]
-    every = bool((codes >= 0).all())
-    for a in _row_chunks(codes.shape[0]):
-        cc = codes[a : a + CHUNK_ROWS]
-        x = points[a : a + CHUNK_ROWS]
-        if not every:
-            ok = cc >= 0
-            cc, x = cc[ok], x[ok]
-        counts += np.bincount(cc, minlength=k)
-        for j in range(d):
-            sums[:, j] += np.bincount(cc, weights=x[:, j], minlength=k)
-    return sums, counts
-
-
-def _means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None]
-
-
-def _distances(codes: np.ndarray, points: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Each row's Euclidean distance to its category's mean (float64; rows without a
-    category get the distance to category 0, never used)."""
-    n, d = points.shape
-    dist = np.empty(n, dtype=np.float64)
-    for a in _row_chunks(n):
-        idx = np.maximum(codes[a : a + CHUNK_ROWS], 0).astype(np.intp)
-        x = points[a : a + CHUNK_ROWS]
-        acc = np.zeros(idx.size, dtype=np.float64)
-        for j in range(d):  # column by column: no reductions along a short axis
-            diff = x[:, j].astype(np.float64)
-            diff -= np.take(means[:, j], idx)
-            diff *= diff
-            acc += diff
-        np.sqrt(acc, out=dist[a : a + CHUNK_ROWS])
-    return dist
-
-
 def compute_centroids(
     codes: np.ndarray,
     categories: list[str],
@@ -473,33 +365,24 @@ def compute_centroids(
 ) -> list[dict[str, Any]]:
     """Trimmed category centroids in one dimension's normalised coordinates (SPEC §2.6.8).
 
-    Vectorised over all categories of the field (no per-cell Python loop), in float64 over
-    row chunks of the float32 points: no float64 copy of the embedding.
+    Three fused passes over the cells for all categories of the field
+    (:func:`~cellucid.export.kernels.trimmed_group_means`), in float64 arithmetic on the
+    float32 points: no float64 copy of the embedding.
     """
     if quantile is None:
         return []
     k = len(categories)
-    valid = codes >= 0
-    if not valid.any():
+    if not (codes >= 0).any():
         return []
+    from .kernels import trimmed_group_means
+
+    codes = np.ascontiguousarray(codes, dtype=np.int32)  # one compiled kernel per point dtype
     points = np.asarray(points)
-    sums, counts = _chunked_group_sums(codes, points, k)
-    means = _means(sums, counts)
-    dist = _distances(codes, points, means)
-    every = bool(valid.all())
-    c = codes if every else codes[valid]
-    member_dist = dist if every else dist[valid]
-    thr = _group_quantiles(c, member_dist, counts, quantile, min_points)
-    # the kept members' sums: all members' minus the few trimmed ones' (a quantile of 0.95
-    # trims 5%), rather than another pass over every cell
-    # NaN thresholds (groups too small to trim) compare False: nothing trimmed there
-    trimmed = dist > np.take(thr, np.maximum(codes, 0).astype(np.intp))
-    if not every:
-        trimmed &= valid
-    trimmed = np.flatnonzero(trimmed)
-    cut_sums, cut_counts = _chunked_group_sums(codes, points, k, trimmed)
-    kept_counts = counts - cut_counts
-    kept_means = _means(sums - cut_sums, kept_counts)
+    if points.dtype not in (np.float32, np.float64):
+        points = points.astype(np.float64)
+    means, counts, kept_means, kept_counts = trimmed_group_means(
+        codes, np.ascontiguousarray(points), k, float(quantile), int(min_points)
+    )
     out: list[dict[str, Any]] = []
     for i, name in enumerate(categories):
         m = int(counts[i])
