@@ -157,3 +157,28 @@ def test_prepare_and_rank_genes_run_on_a_local_cluster(data, tmp_path, cluster):
     want = cellucid.rank_genes(data["sparse"], ("cluster", "a"), quiet=True)
     got = cellucid.rank_genes(lazy, ("cluster", "a"), quiet=True)
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_a_dask_latent_space_is_read_in_row_chunks_never_whole(data, tmp_path, monkeypatch):
+    """At atlas scale ``X_pca`` alone is gigabytes: prepare() reads a Dask latent space a row
+    chunk at a time for the outlier quantiles, and the export is the in-memory one."""
+    import dask.array as da
+
+    from cellucid.export import encode
+
+    a = data["sparse"]
+    lazy = _lazy(data["root"] / "sparse.h5ad")
+    lazy.obsm["X_pca"] = da.from_array(np.asarray(a.obsm["X_pca"]), chunks=(CHUNK, 6))
+    whole = encode.as_latent
+
+    def refuse_dask(latent, n):
+        assert not type(latent).__module__.startswith("dask"), "the latent was loaded whole"
+        return whole(latent, n)
+
+    monkeypatch.setattr(encode, "as_latent", refuse_dask)
+    reads: list[int] = []
+    real = encode.compute
+    monkeypatch.setattr(encode, "compute", lambda x: reads.append(x.shape[0]) or real(x))
+    out = cellucid.prepare(lazy, tmp_path / "out", quiet=True)
+    _same_export(out, data["sparse-export"])
+    assert reads and max(reads) <= max(CHUNK, 65536) and sum(reads) >= N

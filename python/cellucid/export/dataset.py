@@ -27,6 +27,7 @@ import pandas as pd
 from .._version import __version__
 from ..storage.anndata_io import LazyElement
 from ..storage.blocks import GeneBlock, GeneMatrix
+from ..storage.dask import is_dask_array
 from . import encode as enc
 from .binary import EXT_DTYPE_NAMES, le_buffer, le_bytes
 from .naming import (
@@ -275,7 +276,9 @@ class ExportDataset:
             self.latent = None
             self.latent_key = None
             return
-        if self.lazy and enc.is_stored_array(latent):  # stays on disk, read in row chunks
+        # a file's or a Dask latent space stays where it is, read in row chunks (a Dask one
+        # even in prepare(): at atlas scale it is gigabytes)
+        if (self.lazy or is_dask_array(latent)) and enc.is_stored_array(latent):
             self.latent = enc.check_latent_shape(latent, n)
         else:
             self.latent = enc.as_latent(latent, n)  # released once the outliers are computed

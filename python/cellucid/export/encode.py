@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..storage.dask import compute
 from .naming import safe_name
 
 #: Quantisation: largest code and missing marker per bit width (SPEC §2.6.6).
@@ -423,8 +424,8 @@ def compute_outlier_quantiles(
     stored = is_stored_array(latent)
     chunk_rows = _stored_chunk_rows(latent, chunk_rows) if stored else chunk_rows
 
-    def rows_of(a: int) -> np.ndarray:
-        block = np.asarray(latent[a : a + chunk_rows], dtype=np.float64)
+    def rows_of(a: int) -> np.ndarray:  # a Dask slice is computed on the active scheduler
+        block = np.asarray(compute(latent[a : a + chunk_rows]), dtype=np.float64)
         if stored:  # validated here, chunk by chunk, rather than read whole at start
             _require_finite(block, "latent_space")
         return block
@@ -464,23 +465,26 @@ def compute_outlier_quantiles(
 
 
 def is_stored_array(x: Any) -> bool:
-    """Whether ``x`` is an array left in a file or store (an h5py dataset, a zarr array):
-    it has a shape and a dtype and is sliced to be read, but is not in memory."""
+    """Whether ``x`` is an array left in a file or store (an h5py dataset, a zarr array) or
+    a Dask array: it has a shape and a dtype and is sliced to be read, but is not in memory."""
     return (
         not isinstance(x, np.ndarray)
         and not sp.issparse(x)
         and hasattr(x, "shape")
         and hasattr(x, "dtype")
         and hasattr(x, "__getitem__")
-        and type(x).__module__.split(".")[0] in ("h5py", "zarr")
+        and type(x).__module__.split(".")[0] in ("h5py", "zarr", "dask")
     )
 
 
 def _stored_chunk_rows(x: Any, rows: int) -> int:
     """Rows per read of a stored array: whole storage chunks, at least ``rows``."""
     chunks = getattr(x, "chunks", None)
-    if chunks and chunks[0] and rows % int(chunks[0]):
-        return max(int(chunks[0]), rows - rows % int(chunks[0]))
+    first = chunks[0] if chunks else None
+    if isinstance(first, tuple):  # Dask: the row chunks' sizes
+        first = max(first) if first else None
+    if first and rows % int(first):
+        return max(int(first), rows - rows % int(first))
     return rows
 
 
