@@ -11,14 +11,14 @@ import { keepVisible } from "../filters/mask.js";
 import { FilterJobs } from "../filters/client.js";
 import { categoricalPalette, hexToRgb } from "../color/palettes.js";
 import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
-import { combineSelection, pointsInPolygon } from "../select/lasso.js";
+import { combineSelection } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";
 import { clickModeFor } from "../select/modes.js";
 import { writeSessionBundle } from "../session/bundle.js";
 import { LoadError } from "../data/http.js";
 import { comparisonsForSession, runComparison } from "./compare.js";
 import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
-import { growSelection, invertSelection, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
+import { growSelection, invertSelection, lassoSelect, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
 import { UserFields } from "./userfields.js";
 
 /** Sorted unique Uint32Array of valid cell indices. */
@@ -62,6 +62,7 @@ export class Viewer {
     this.selectMode = "replace"; // the panel's mode for gestures without modifier keys
     this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
     this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
+    this.selectJobs = null; // select/client.js SelectJobs: lasso and category pick in a worker (main.js)
     this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
     this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";
@@ -218,7 +219,7 @@ export class Viewer {
   applyRadii() {
     this.visibility.update();
     this.radii = this.visibility.radii();
-    this.scene.setVisibleMask(this.visibility.mask, this.radii);
+    this.scene.setVisibleMask(this.visibility.mask, this.radii, this.visibility.count);
     this.updateLabels();
     this.emit("visibility", { count: this.visibility.count, n: this.nCells });
   }
@@ -361,12 +362,13 @@ export class Viewer {
     this.userSelect(new Uint32Array(0), "replace", "clear");
   }
 
-  /** Lasso polygon in canvas CSS pixels. mode: replace | add | subtract. */
+  /**
+   * Lasso polygon in canvas CSS pixels. mode: replace | add | subtract. Large datasets: in the
+   * select worker (returns a promise), else at once (app/selecttools.js lassoSelect).
+   */
   lasso(polygon, mode) {
-    if (polygon.length < 3) return;
-    const screen = this.scene.screenPositions();
-    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.selectableMask() });
-    this.userSelect(hits, mode, "lasso");
+    if (polygon.length < 3) return undefined;
+    return lassoSelect(this, polygon, mode);
   }
 
   /**
