@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from _browser import server_options, wait_until
 
 N = 200_000
@@ -97,7 +96,9 @@ def test_lod_subset_while_moving_full_detail_when_still(servers, pages):
 
     # release, and let the view settle: every visible cell again
     page.mouse.up()
-    page.evaluate(f"() => {{ window.__cellucid.scene.lod.settleMs = {SETTLE_MS}; window.__cellucid.scene.lod.moved(); }}")
+    page.evaluate(
+        f"() => {{ window.__cellucid.scene.lod.settleMs = {SETTLE_MS}; window.__cellucid.scene.lod.moved(); }}"
+    )
     wait_until(lambda: not _status(page)["active"], timeout=60, what="full detail when still")
     after = _status(page)
     assert after["drawn"] == visible and after["level"] == 0 and after["moving"] is False
