@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { buildLodOrder, chooseLevel, mortonKeys, sortByKey, stratify, visiblePrefix } from "../viewer/src/render/lodorder.js";
+import { buildLodOrder, chooseLevel, mortonKeys, sortByKey, stratify, stridePrefix, visiblePrefix } from "../viewer/src/render/lodorder.js";
 import { LodView, lodOptionsFromQuery } from "../viewer/src/render/lod.js";
 import { rng } from "./helpers.mjs";
 
@@ -186,4 +186,18 @@ test("lodOptionsFromQuery: budgets from the page's query, bad values named", () 
   assert.deepEqual(q("lod=off&lodbudget=5000&lodstill=20000&lodsettle=50"), { enabled: false, movingBudget: 5000, stillBudget: 20000, settleMs: 50 });
   assert.throws(() => q("lodbudget=lots"), /lodbudget=lots: expected a whole number/);
   assert.throws(() => q("lod=maybe"), /lod=on or lod=off/);
+});
+
+test("stridePrefix (before the order is built): every step-th visible cell, within the count", () => {
+  const out = new Uint32Array(10);
+  const mask = Uint8Array.from({ length: 20 }, (_, i) => (i % 4 === 3 ? 0 : 1)); // 15 visible
+  const k = stridePrefix(20, mask, 15, 5, out);
+  assert.equal(k, 5);
+  assert.deepEqual(Array.from(out.subarray(0, k)), [0, 4, 8, 12, 16]);
+  const view = new LodView({ movingBudget: 4, stillBudget: 4 });
+  view.state = "building";
+  const pos = new Float32Array(40);
+  const sub = view.subset({ positions: pos, size: 2, colors: new Uint8Array(80), mask, visible: 15 });
+  assert.ok(sub && sub.stride && sub.count <= 4);
+  for (const i of sub.cells) assert.equal(mask[i], 1);
 });

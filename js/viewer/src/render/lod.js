@@ -14,7 +14,7 @@
 // dropped, so stopping is instant) and the subset layer draws from its own small arrays.
 
 import { WorkerJobs } from "../analysis/workerjobs.js";
-import { buildLodOrder, chooseLevel, visiblePrefix } from "./lodorder.js";
+import { buildLodOrder, chooseLevel, stridePrefix, visiblePrefix } from "./lodorder.js";
 
 /** Points drawn while the camera moves (a laptop GPU draws 1M points well within a frame). */
 export const DEFAULT_MOVING_BUDGET = 1_000_000;
@@ -165,24 +165,28 @@ export class LodView {
    */
   subset({ positions, size, colors, mask, visible, maskKey = mask }) {
     const { level, count, budget } = chooseLevel({ visible, moving: this.moving, movingBudget: this.movingBudget, stillBudget: this.stillBudget });
-    const usable = this.enabled && this.order && this.orderFor === positions && level > 0;
+    // no order yet (building): a plain stride keeps the first frames of a huge dataset in budget
+    const ordered = !!this.order && this.orderFor === positions;
+    const usable = this.enabled && level > 0 && (ordered || this.state === "building");
     this.last = { level: usable ? level : 0, drawn: usable ? count : visible, visible, budget, active: !!usable };
     if (!usable) return null;
     const k = this.key;
     let cur = this.current;
-    if (!cur || k.order !== this.order || k.positions !== positions || k.maskKey !== maskKey || k.count !== count) {
+    const order = ordered ? this.order : null;
+    if (!cur || k.order !== order || k.positions !== positions || k.maskKey !== maskKey || k.count !== count) {
       const b = this.buf;
       b.cells = room(b.cells, Uint32Array, count);
       b.positions = room(b.positions, Float32Array, count * size);
-      const found = visiblePrefix(this.order, mask, count, b.cells);
+      const n = Math.floor(positions.length / size);
+      const found = order ? visiblePrefix(order, mask, count, b.cells) : stridePrefix(n, mask, visible, count, b.cells);
       const cells = b.cells.subarray(0, found);
       const pos = b.positions.subarray(0, found * size);
       for (let j = 0; j < found; j++) {
         const i = cells[j] * size;
         for (let c = 0; c < size; c++) pos[j * size + c] = positions[i + c];
       }
-      cur = { count: found, level, cells, positions: pos, colors: null };
-      this.key = { order: this.order, positions, maskKey, count, colors: null };
+      cur = { count: found, level, cells, positions: pos, colors: null, stride: !order };
+      this.key = { order, positions, maskKey, count, colors: null };
       this.last.drawn = found;
     }
     if (this.key.colors !== colors || !cur.colors) {

@@ -198,3 +198,24 @@ export function visiblePrefix(order, mask, count, out) {
   }
   return k;
 }
+
+/**
+ * Before the LOD order exists (it is being built): every `step`-th visible cell, about `count`
+ * of them, into `out`. A plain stride, not spatially stratified, but it keeps the first frames
+ * of a huge dataset within the budget. Returns how many were written.
+ *
+ * @param {number} n cells
+ * @param {Uint8Array|null} mask
+ * @param {number} visible visible cells
+ * @param {number} count
+ * @param {Uint32Array} out
+ */
+export function stridePrefix(n, mask, visible, count, out) {
+  const step = Math.max(1, Math.ceil(visible / Math.max(1, count)));
+  let k = 0;
+  for (let i = 0, seen = 0; i < n && k < count; i++) {
+    if (mask && !mask[i]) continue;
+    if (seen++ % step === 0) out[k++] = i;
+  }
+  return k;
+}

@@ -125,8 +125,15 @@ export async function measureSelection(viewer) {
     worst = Math.max(worst, performance.now() - last);
     return { ms: Math.round(ms), pageBlockedMs: Math.round(worst), cells: viewer.selection.length };
   };
-  const lasso = await blocked(() => viewer.lasso(poly, "replace"));
-  const category = await blocked(() => viewer.pickCategory(0, "replace"));
+  const saved = viewer.selectWorkerMin;
+  viewer.selectWorkerMin = 0; // the worker path at every size
+  let lasso, category;
+  try {
+    lasso = await blocked(() => viewer.lasso(poly, "replace"));
+    category = await blocked(() => viewer.pickCategory(0, "replace"));
+  } finally {
+    viewer.selectWorkerMin = saved;
+  }
   viewer.setSelection(new Uint32Array(0), "bench");
   const inWorker = !!(viewer.selectJobs && viewer.selectJobs.worker);
   return { lasso, category, inWorker };
