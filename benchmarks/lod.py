@@ -32,24 +32,15 @@ frame / LOD moving frame) is what carries over. Results go to
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import sys
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
+from _benchpage import bench_browser
 from _common import QUICK_NOTE, exit_status, write_results
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests"))
-from _chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (tests/_chromium.py)
-
-UI_DIR = REPO / "python" / "cellucid" / "static" / "viewer"
 FULL_SIZES = (1_000_000, 10_000_000, 20_000_000)
 QUICK_SIZES = (50_000,)
 LASSO_TARGET_MS = 300.0
@@ -57,11 +48,6 @@ LASSO_TARGET_MS = 300.0
 
 def log(msg: str) -> None:
     print(f"[lod-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def run_page(browser: Any, base: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +73,7 @@ def run_page(browser: Any, base: str, n: int, args: argparse.Namespace) -> dict[
             "() => ({...window.__cellucid.bench.lodBench, loadMs: window.__cellucid.bench.loadMs,"
             " generateMs: window.__cellucid.bench.generateMs})"
         )
-    except Exception as err:  # noqa: BLE001  (a timeout or a crashed page: reported per size)
+    except Exception as err:  # a timeout or a crashed page: reported per size
         out = {"n": n, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
     finally:
         page.close()
@@ -228,31 +214,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from playwright.sync_api import sync_playwright
-
     args = parse_args(argv)
-    if not (UI_DIR / "index.html").is_file():
-        sys.exit(f"the viewer is not built ({UI_DIR}); run `make js`")
-    handler = functools.partial(_Quiet, directory=str(UI_DIR))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
     result: dict[str, Any] = {"dim": args.dim, "budget": args.budget, "sizes": []}
     result["load_average"] = round(os.getloadavg()[0], 2)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[*CHROMIUM_ARGS, "--enable-precise-memory-info"],
-            )
-            try:
-                for n in args.cells:
-                    log(f"{n:,} points ({'with' if n <= args.full_max else 'without'} full frames)")
-                    result["sizes"].append(run_page(browser, base, n, args))
-            finally:
-                browser.close()
-    finally:
-        httpd.shutdown()
+    with bench_browser(("--enable-precise-memory-info",)) as (browser, base):
+        for n in args.cells:
+            log(f"{n:,} points ({'with' if n <= args.full_max else 'without'} full frames)")
+            result["sizes"].append(run_page(browser, base, n, args))
     estimate_full(result["sizes"])
     result["checks"] = checks(result, args)
     table(result)
