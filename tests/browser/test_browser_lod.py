@@ -108,7 +108,7 @@ def test_lod_subset_while_moving_full_detail_when_still(servers, pages):
     assert dict(layers)["points"] is True and "points-lod" not in dict(layers)
 
 
-def test_lasso_and_category_pick_in_the_select_worker(servers, pages):
+def test_filters_lasso_and_category_pick_in_workers(servers, pages):
     server = servers.get("export")
     handle = pages.open(f"{server.url}/?bench=60000&animate=0&lod=off", None, server)
     page = handle.page
@@ -121,6 +121,14 @@ def test_lasso_and_category_pick_in_the_select_worker(servers, pages):
         """async () => {
             const v = window.__cellucid;
             const f = await v.dataset.loadField("cluster");
+            // the filter on the page, then its mask made in the filters worker: same cells
+            await v.filterCategories("cluster", f.categories.slice(0, 12));
+            const onPage = Array.from(v.visibleMask());
+            v.clearFilters();
+            v.filterWorkerMin = 0;
+            const pending = v.filterCategories("cluster", f.categories.slice(0, 12));
+            const filterAsync = (await pending) === undefined && v.filterJobs.jobs.worker !== null;
+            const sameMask = Array.from(v.visibleMask()).every((m, i) => m === onPage[i]);
             await v.filterCategories("cluster", f.categories.slice(0, 16));
             const vp = v.scene.viewport();
             const poly = [[vp.width * 0.2, vp.height * 0.2], [vp.width * 0.8, vp.height * 0.3],
@@ -141,9 +149,13 @@ def test_lasso_and_category_pick_in_the_select_worker(servers, pages):
             const worker = await run(0);
             const hidden = worker.lassoCells.filter((i) => !v.isVisible(i)).length;
             return { page_, worker, hidden, inWorker: !!v.selectJobs.worker, ms: v.selectJobs.lastMs,
+                     filterAsync, sameMask, visible: v.visibleCount,
                      codes: worker.category.map((i) => f.codes[i]) };
         }"""
     )
+    assert result["filterAsync"], "the filter mask was made in the filters worker"
+    assert result["sameMask"], "the worker's filter mask differs from the page's"
+    assert 0 < result["visible"] < 60_000
     assert result["inWorker"] and result["ms"] is not None, "the jobs ran in the select worker"
     assert result["worker"]["async_"] and not result["page_"]["async_"]
     assert len(result["worker"]["lassoCells"]) > 1000

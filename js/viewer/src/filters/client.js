@@ -16,6 +16,11 @@ export class FilterJobs {
     return !this.jobs.createWorker;
   }
 
+  /** The mask of `filter` over `data` (filters/model.js filterMask), off the page's thread. */
+  async mask(filter, data) {
+    return (await this.run({ op: "mask", values: data, filter })).mask;
+  }
+
   /** Histogram of `values` (filters/histogram.js) off the page's thread. */
   histogram(values, { bins = 64, lo, hi } = {}) {
     return this.run({ op: "histogram", values, bins, lo, hi });
