@@ -18,10 +18,10 @@ running a task meanwhile.
 Software WebGL (SwiftShader, two shared cores) draws a frame of a million points in seconds
 and a frame at 10M in minutes, and a frame once started cannot be stopped. So:
 
-* above ``--full-max`` points (default 1M) full-detail frames are not drawn: their time is
-  estimated from the largest measured size, scaled by the point count (marked ``~``), and the
-  page draws at most ``--still-budget`` points even when still (``lodstill``), so that loading
-  never starts a full frame;
+* above ``--full-max`` points (default 1M) full-detail frames are not drawn (shown as ``-``;
+  no estimate: here a frame's time does not follow the number of points drawn, so scaling one
+  would mislead), and the page draws at most ``--still-budget`` points even when still
+  (``lodstill``), so that loading never starts a full frame;
 * each page has a timeout (``--timeout``); a size that runs out is reported as such.
 
 On a GPU the goal is 60 fps still and >= 30 fps moving at 10M; here the ratio (full moving
@@ -83,28 +83,12 @@ def run_page(browser: Any, base: str, n: int, args: argparse.Namespace) -> dict[
     return out
 
 
-def estimate_full(results: list[dict[str, Any]]) -> None:
-    """Full-detail frame times of the sizes not drawn in full: the largest measured size's,
-    scaled by the point count."""
-    measured = [r for r in results if r.get("full")]
-    if not measured:
-        return
-    ref = max(measured, key=lambda r: r["n"])
-    for r in results:
-        if r.get("full") is None and "lod" in r:
-            scale = r["n"] / ref["n"]
-            r["fullEstimate"] = {
-                "moving": round(ref["full"]["moving"] * scale, 1),
-                "still": round(ref["full"]["still"] * scale, 1),
-                "from": ref["n"],
-            }
-            r["ratio"] = round(r["fullEstimate"]["moving"] / r["lod"]["moving"], 1)
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
 
 
-def _ms(v: float | None, est: bool = False) -> str:
-    if v is None:
-        return "-"
-    return f"{'~' if est else ''}{v:,.0f}"
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
 
 
 def table(result: dict[str, Any]) -> None:
@@ -123,22 +107,21 @@ def table(result: dict[str, Any]) -> None:
         if "error" in r and "lod" not in r:
             print(f"{r['n']:>11,} {r['error'][:100]}")
             continue
-        lod, full, est = r["lod"], r.get("full"), r.get("fullEstimate")
-        src, is_est = (full, False) if full else (est or {}, True)
+        lod, src = r["lod"], r.get("full") or {}
         sel, mem = r["selection"], r["memory"]
         capped = r.get("stillBudget") not in (None, float("inf"), "Infinity")
         still_note = "*" if capped else ""
         print(
             f"{r['n']:>11,} {_ms(r['loadMs']):>8} {_ms(r['indexMs']):>8} {lod['level']:>5} "
-            f"{lod['drawn']:>9,} {_ms(lod['moving']):>10} {_ms(src.get('moving'), is_est):>11} "
-            f"{_ms(lod['still']) + still_note:>9} {_ms(src.get('still'), is_est):>10} "
-            f"{(r.get('ratio') or 0):>6.1f} {sel['lasso']['ms']:>8,} "
+            f"{lod['drawn']:>9,} {_ms(lod['moving']):>10} {_ms(src.get('moving')):>11} "
+            f"{_ms(lod['still']) + still_note:>9} {_ms(src.get('still')):>10} "
+            f"{_ratio(r.get('ratio')):>6} {sel['lasso']['ms']:>8,} "
             f"{sel['lasso']['pageBlockedMs']:>7,} {sel['category']['ms']:>7,} "
             f"{mem['typedArrayBytes'] / 2**20:>6.0f}/{mem['payloadBytes'] / 2**20:.0f} MB"
         )
     print(
-        "~ estimated from the largest size drawn in full, scaled by the point count; "
-        "* still frames drawn at the still budget (lodstill), not in full"
+        "- not drawn (above --full-max: a full frame would take minutes and cannot be "
+        "stopped); * still frames drawn at the still budget (lodstill), not in full"
     )
     print()
     for check in result["checks"]:
@@ -221,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.cells:
             log(f"{n:,} points ({'with' if n <= args.full_max else 'without'} full frames)")
             result["sizes"].append(run_page(browser, base, n, args))
-    estimate_full(result["sizes"])
     result["checks"] = checks(result, args)
     table(result)
     if args.quick:
