@@ -105,7 +105,7 @@ lint:
 	$(VENV)/bin/ruff check .
 
 # Every benchmark script in benchmarks/ (a new one is added here; it needs --quick).
-BENCHMARKS := run server column_cache compare widget selection scale
+BENCHMARKS := run server column_cache compare widget selection scale lod
 
 # Runs each of $(BENCHMARKS) with the arguments $(1), all of them even when one fails; fails
 # at the end when one exited non-zero or printed no table (tables go to stdout, progress to

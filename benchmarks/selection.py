@@ -29,24 +29,15 @@ a lot (the 1-minute load average is recorded).
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import sys
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
+from _benchpage import bench_browser
 from _common import QUICK_NOTE, exit_status, write_results
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests"))
-from _chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (tests/_chromium.py)
-
-UI_DIR = REPO / "python" / "cellucid" / "static" / "viewer"
 FULL_CELLS = 1_000_000
 QUICK_CELLS = 100_000
 STEPS = ("recolor", "categoryPick", "proximity", "knnGrow")
@@ -55,11 +46,6 @@ TARGET_MS = 100.0
 
 def log(msg: str) -> None:
     print(f"[select-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def run_page(browser: Any, base: str, args: argparse.Namespace, mode: str, repeat: int) -> dict:
@@ -144,30 +130,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from playwright.sync_api import sync_playwright
-
     args = parse_args(argv)
-    if not (UI_DIR / "index.html").is_file():
-        sys.exit(f"the viewer is not built ({UI_DIR}); run `make js`")
-    handler = functools.partial(_Quiet, directory=str(UI_DIR))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
     result: dict[str, Any] = {"cells": args.cells, "dim": args.dim}
     result["load_average"] = round(os.getloadavg()[0], 2)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                log(f"compute run: {args.cells:,} cells, {args.repeat} runs a step")
-                result["compute"] = run_page(browser, base, args, "compute", args.repeat)
-                if not args.no_frames:
-                    log(f"frames run: {args.frame_repeat} drawn runs a step (software WebGL)")
-                    result["frames"] = run_page(browser, base, args, "1", args.frame_repeat)
-            finally:
-                browser.close()
-    finally:
-        httpd.shutdown()
+    with bench_browser() as (browser, base):
+        log(f"compute run: {args.cells:,} cells, {args.repeat} runs a step")
+        result["compute"] = run_page(browser, base, args, "compute", args.repeat)
+        if not args.no_frames:
+            log(f"frames run: {args.frame_repeat} drawn runs a step (software WebGL)")
+            result["frames"] = run_page(browser, base, args, "1", args.frame_repeat)
     result["checks"] = checks(result)
     table(result)
     if args.quick:

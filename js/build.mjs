@@ -42,7 +42,8 @@ async function clean() {
 const WORKERS = {
   "compare-worker": path.join("viewer", "src", "analysis", "worker.js"), // compare groups
   "filters-worker": path.join("viewer", "src", "filters", "worker.js"), // histograms
-  "select-worker": path.join("viewer", "src", "select", "worker.js"), // kNN grow on the graph's rows
+  "select-worker": path.join("viewer", "src", "select", "worker.js"), // kNN grow, lasso, category pick
+  "lod-worker": path.join("viewer", "src", "render", "lodworker.js"), // level-of-detail order
 };
 
 async function workerSourcePlugin() {

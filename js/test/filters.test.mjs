@@ -276,3 +276,31 @@ test("filter jobs: histogram in a worker, inline without one, inline after a wor
   assert.deepEqual((await failing.histogram(values, { bins: 4 })).hist, expected);
   assert.throws(() => runJob({ op: "nope" }), /unknown filters job/);
 });
+
+test("filter masks in the filters worker's job equal the page's; FilterSet.setMask takes them", async () => {
+  const { runJob } = await import("../viewer/src/filters/jobs.js");
+  const { FilterSet, filterMask, onlyCategories, rangeFilter } = await import("../viewer/src/filters/model.js");
+  const { FilterJobs } = await import("../viewer/src/filters/client.js");
+  const codes = Uint8Array.from({ length: 1000 }, (_, i) => i % 5);
+  const values = Float32Array.from({ length: 1000 }, (_, i) => i / 1000);
+  const cat = onlyCategories("c", ["a", "b", "c", "d", "e"], ["b", "d"]);
+  const range = rangeFilter("v", "obs", 0.25, 0.5);
+  assert.deepEqual(runJob({ op: "mask", values: codes, filter: cat }).mask, filterMask(cat, codes));
+  const jobs = new FilterJobs(); // no worker: the same job on this thread
+  const mask = await jobs.mask(range, values);
+  assert.equal(mask.reduce((a, b) => a + b, 0), 251);
+  const set = new FilterSet(1000);
+  set.setMask(range, values, mask);
+  set.set(cat, codes);
+  const out = new Uint8Array(1000);
+  const count = set.apply(null, out);
+  let expected = 0;
+  for (let i = 0; i < 1000; i++) {
+    const keep = values[i] >= 0.25 && values[i] <= 0.5 && (i % 5 === 1 || i % 5 === 3) ? 1 : 0;
+    assert.equal(out[i], keep);
+    expected += keep;
+  }
+  assert.equal(count, expected);
+  assert.ok(expected > 50);
+  assert.throws(() => set.setMask(range, values, new Uint8Array(3)), /mask of 1000 cells/);
+});

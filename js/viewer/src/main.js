@@ -10,7 +10,7 @@
 import "./style.css";
 import { describeHealth, healthUrl, pageBase, probeHealth } from "./health.js";
 import { discover, openDataset } from "./app/dataset.js";
-import { fetchBytes, LoadError, Progress } from "./data/http.js";
+import { fetchBytes, fetchJson, LoadError, Progress } from "./data/http.js";
 import { Viewer } from "./app/viewer.js";
 import { buildPanel } from "./ui/panel.js";
 import { Screen, setConnection, freezeOverlay } from "./ui/screens.js";
@@ -20,11 +20,15 @@ import { proximityFromScreen } from "./app/selecttools.js";
 import { h, fmtInt } from "./ui/dom.js";
 import { makeExporter } from "./render/export.js";
 import { benchSelection, runBenchHud, syntheticDataset } from "./ui/bench.js";
+import { benchLod } from "./ui/benchlod.js";
 import { installBridge } from "./bridge/bridge.js";
 import { CommandChannel, commandsUrl, wantsChannel } from "./bridge/channel.js";
 import { installCommFetch } from "./data/commfetch.js";
 import { Comparer } from "./analysis/compare.js";
-import { createCompareWorker, createFiltersWorker, createSelectWorker } from "./analysis/workerhost.js";
+import { createCompareWorker, createFiltersWorker, createLodWorker, createSelectWorker } from "./analysis/workerhost.js";
+import { LodIndex, LodView, lodOptionsFromQuery } from "./render/lod.js";
+import { SelectJobs } from "./select/client.js";
+import { cacheStatusElement, watchCacheStatus } from "./ui/cachestatus.js";
 import { FilterJobs } from "./filters/client.js";
 import { buildComparePanel } from "./ui/compare.js";
 import { installTooltip } from "./ui/tooltip.js";
@@ -99,7 +103,7 @@ function mountUi(viewer, { datasets, currentId }) {
   connEls.push(ui.conn);
   connection(...lastConn);
   const defaultMode = () => viewer.selectMode;
-  installLasso(lassoLayer, (poly, mode) => viewer.lasso(poly, mode), { defaultMode });
+  installLasso(lassoLayer, (poly, mode) => Promise.resolve(viewer.lasso(poly, mode)).catch((err) => console.error("cellucid: lasso failed", err)), { defaultMode });
   installProximity(
     proximityLayer,
     (start, end, mode) => {
@@ -225,6 +229,9 @@ async function start(dataset, { datasets = [], currentId, bench = false, mode = 
   const viewer = new Viewer({ dataset, stage: { canvasHost } });
   viewer.filterJobs = new FilterJobs({ createWorker: createFiltersWorker });
   viewer.createSelectWorker = createSelectWorker;
+  viewer.selectJobs = new SelectJobs({ createWorker: createSelectWorker }); // lasso, category pick
+  // level of detail (render/lod.js): a subset while the camera moves; ?lod=off, ?lodbudget=N
+  viewer.scene.attachLod(new LodView(lodOptionsFromQuery(query)), new LodIndex({ createWorker: createLodWorker }));
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
   if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
   window.__cellucid = viewer;
@@ -331,7 +338,16 @@ async function boot() {
   const viewer = await start(ds, { datasets: found.datasets, currentId: entry.id, mode: found.mode, health: found.health });
   startChannel(viewer);
   if (found.mode === "server") pollHealth(viewer);
+  if (found.mode === "server" && found.health && found.health.type === "anndata") showCacheStatus(viewer, base);
   else window.addEventListener("pagehide", () => viewer.freeze("The page was hidden."));
+}
+
+/** "gene cache 42%" in the stage while the server builds its column cache (ui/cachestatus.js). */
+function showCacheStatus(viewer, base) {
+  const el = cacheStatusElement();
+  stageEl.append(el);
+  const watch = watchCacheStatus(el, () => fetchJson(base, "_cellucid/info"));
+  viewer.on("freeze", () => watch.stop());
 }
 
 async function bench(n) {
@@ -347,6 +363,9 @@ async function bench(n) {
   viewer.bench = stats;
   viewer.benchSelection = (opts) => benchSelection(viewer, opts);
   // ?selectbench=1 (with frames) or =compute (compute times only); &repeat=N (3)
+  viewer.benchLod = (opts) => benchLod(viewer, opts);
+  // ?lodbench=1: frames with and without the level of detail (&fullframes=0 skips full-detail frames)
+  if (query.get("lodbench")) stats.lodBench = await benchLod(viewer, { fullFrames: query.get("fullframes") !== "0", moving: Number(query.get("frames")) || 4 }).catch((err) => ({ error: String((err && err.stack) || err) }));
   const selectBench = query.get("selectbench");
   if (selectBench) stats.select = await benchSelection(viewer, { repeat: Number(query.get("repeat")) || 3, frames: selectBench !== "compute" });
 }

@@ -6,11 +6,13 @@
 //
 //   compare  analysis/worker.js  gene ranking for compare groups
 //   filters  filters/worker.js   histograms of the filter panel
-//   select   select/worker.js    kNN grow on the graph's adjacency rows
+//   select   select/worker.js    kNN grow on the graph's adjacency rows, lasso, category pick
+//   lod      render/lodworker.js the level-of-detail order of an embedding
 
 import COMPARE_SOURCE from "cellucid:compare-worker";
 import FILTERS_SOURCE from "cellucid:filters-worker";
 import SELECT_SOURCE from "cellucid:select-worker";
+import LOD_SOURCE from "cellucid:lod-worker";
 
 function startWorker(source, name) {
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
@@ -35,4 +37,9 @@ export function createFiltersWorker() {
 /** The selection worker (select/worker.js: kNN grow). @returns {Worker} */
 export function createSelectWorker() {
   return startWorker(SELECT_SOURCE, "cellucid-select");
+}
+
+/** The level-of-detail worker (render/lodworker.js). @returns {Worker} */
+export function createLodWorker() {
+  return startWorker(LOD_SOURCE, "cellucid-lod");
 }

@@ -6,11 +6,44 @@
 import { KnnGraph } from "./knngraph.js";
 import { cellsWithin } from "../select/proximity.js";
 import { cellsWithCode, complement } from "../select/sets.js";
+import { pointsInPolygon } from "../select/lasso.js";
+
+/** From this many cells on, lasso and category pick run in the select worker (select/client.js). */
+export const WORKER_MIN_CELLS = 500_000;
+
+/** The select worker's client when this viewer's scans should go there, else null. */
+function jobsFor(viewer) {
+  const min = viewer.selectWorkerMin ?? WORKER_MIN_CELLS;
+  return viewer.selectJobs && viewer.nCells >= min ? viewer.selectJobs : null;
+}
+
+/**
+ * Lasso: the visible cells inside `polygon` (canvas CSS pixels, [[x, y], ...]), one selection
+ * step. Large datasets: projected and tested in the select worker (the result arrives as a
+ * promise; the page keeps drawing meanwhile); else here, at once.
+ *
+ * @returns {Promise<void>|undefined}
+ */
+export function lassoSelect(viewer, polygon, mode) {
+  const scene = viewer.scene;
+  const flat = polygon.flat();
+  const jobs = jobsFor(viewer);
+  if (!jobs) {
+    const hits = pointsInPolygon(scene.screenPositions(), flat, { visible: viewer.selectableMask() });
+    viewer.userSelect(hits, mode, "lasso");
+    return undefined;
+  }
+  const vp = scene.viewport();
+  if (!vp || !scene.positions) return Promise.resolve();
+  const job = { positions: scene.positions, size: scene.size, matrix: vp.viewProjectionMatrix, width: vp.width, height: vp.height, polygon: flat, mask: viewer.selectableMask() };
+  return jobs.lasso(job).then((cells) => viewer.userSelect(cells, mode, "lasso"));
+}
 
 /**
  * Category pick: select the cells of `cell`'s category in the coloured (categorical) field.
  *
- * @returns {boolean} false (and a notice) when the field is not categorical or the cell has none
+ * @returns {boolean|Promise<boolean>} false (and a notice) when the field is not categorical or the
+ *   cell has none; a promise when the scan runs in the select worker (large datasets)
  */
 export function pickCategory(viewer, cell, mode = "replace") {
   const f = viewer.field;
@@ -23,8 +56,16 @@ export function pickCategory(viewer, cell, mode = "replace") {
     viewer.emit("notice", `Cell ${cell} has no ${f.key} category`);
     return false;
   }
-  viewer.userSelect(cellsWithCode(f.codes, code, viewer.selectableMask()), mode, "annotation");
-  return true;
+  const jobs = jobsFor(viewer);
+  if (!jobs) {
+    viewer.userSelect(cellsWithCode(f.codes, code, viewer.selectableMask()), mode, "annotation");
+    return true;
+  }
+  // large: the scan runs in the select worker; resolves to true once the selection is made
+  return jobs.category({ codes: f.codes, code, mask: viewer.selectableMask() }).then((cells) => {
+    viewer.userSelect(cells, mode, "annotation");
+    return true;
+  });
 }
 
 /** The kNN graph (app/knngraph.js: rows built in the select worker), loaded once. Rejects without one. */

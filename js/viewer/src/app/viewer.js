@@ -6,12 +6,12 @@ import { colorUniform, MISSING_RGBA } from "../render/colorize.js";
 import { defaultOpacity, defaultPointSize } from "../render/pointsize.js";
 import { centroidLabels } from "../render/labels.js";
 import { Visibility } from "../filters/visibility.js";
-import { describeFilter, filterId, onlyCategories, rangeFilter, toggleCategory } from "../filters/model.js";
+import { describeFilter, filterId, isNoop, onlyCategories, rangeFilter, toggleCategory } from "../filters/model.js";
 import { keepVisible } from "../filters/mask.js";
 import { FilterJobs } from "../filters/client.js";
 import { categoricalPalette, hexToRgb } from "../color/palettes.js";
 import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
-import { combineSelection, pointsInPolygon } from "../select/lasso.js";
+import { combineSelection } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";
 import { clickModeFor } from "../select/modes.js";
 import { saveSessionBundle } from "../session/save.js";
@@ -19,8 +19,11 @@ import { restoreSession } from "../session/restore.js";
 import { LoadError } from "../data/http.js";
 import { comparisonsForSession, runComparison } from "./compare.js";
 import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
-import { growSelection, invertSelection, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
+import { growSelection, invertSelection, lassoSelect, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
 import { UserFields } from "./userfields.js";
+
+/** From this many cells on, filter masks are made in the filters worker (Viewer.setFilter). */
+export const FILTER_WORKER_MIN = 2_000_000;
 
 /** Sorted unique Uint32Array of valid cell indices. */
 function normCells(cells, n) {
@@ -57,12 +60,14 @@ export class Viewer {
     this.visibility = new Visibility(this.nCells); // setVisibility layer AND filters (filters/)
     this.visible = this.visibility.base; // the setVisibility layer
     this.labelsOn = false; // category labels at the centroids
-    this.filterJobs = new FilterJobs(); // histograms; main.js gives it the bundled worker
+    this.filterJobs = new FilterJobs(); // histograms, large masks; main.js gives it the bundled worker
+    this.pendingFilters = new Map(); // filter id -> {filter} whose mask is being made in the worker
     this._selection = new Uint32Array(0);
     this.history = new SelectionHistory(this.nCells); // undo / redo of selection steps
     this.selectMode = "replace"; // the panel's mode for gestures without modifier keys
     this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
     this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
+    this.selectJobs = null; // select/client.js SelectJobs: lasso and category pick in a worker (main.js)
     this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
     this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";
@@ -211,15 +216,17 @@ export class Viewer {
   toggleCategory(which, solo = false) {
     const f = this.field;
     if (!f || f.kind !== "category") return;
-    const current = this.visibility.filters.get(filterId("obs", f.key));
-    this.setFilter(toggleCategory(current, f.key, f.categories, which, solo), f.codes);
+    const id = filterId("obs", f.key);
+    const pending = this.pendingFilters.get(id); // a change still in the filters worker counts
+    const current = pending ? pending.filter : this.visibility.filters.get(id);
+    return this.setFilter(toggleCategory(current, f.key, f.categories, which, solo), f.codes);
   }
 
   /** Recompute the visibility mask and hand it to the scene (drawing, picking, overlays). */
   applyRadii() {
     this.visibility.update();
     this.radii = this.visibility.radii();
-    this.scene.setVisibleMask(this.visibility.mask, this.radii);
+    this.scene.setVisibleMask(this.visibility.mask, this.radii, this.visibility.count);
     this.updateLabels();
     this.emit("visibility", { count: this.visibility.count, n: this.nCells });
   }
@@ -265,17 +272,38 @@ export class Viewer {
     return this.visibility.filters.list();
   }
 
-  /** Add or replace a filter; `data` = the field's codes (category) or values (range). */
+  /**
+   * Add or replace a filter; `data` = the field's codes (category) or values (range). From
+   * FILTER_WORKER_MIN cells on the mask is made in the filters worker: returns a promise, and
+   * the filter applies when it resolves (a newer change to the same filter wins).
+   */
   setFilter(filter, data) {
-    this.visibility.filters.set(filter, data);
-    this.filtersChanged();
+    const set = this.visibility.filters;
+    const min = this.filterWorkerMin ?? FILTER_WORKER_MIN;
+    this.pendingFilters.delete(filter.id);
+    if (this.nCells < min || !this.filterJobs.mask || isNoop(filter)) {
+      set.set(filter, data);
+      this.filtersChanged();
+      return undefined;
+    }
+    set.check(filter, data);
+    const token = { filter };
+    this.pendingFilters.set(filter.id, token);
+    return this.filterJobs.mask(filter, data).then((mask) => {
+      if (this.pendingFilters.get(filter.id) !== token) return; // removed or changed meanwhile
+      this.pendingFilters.delete(filter.id);
+      set.setMask(filter, data, mask);
+      this.filtersChanged();
+    });
   }
 
   removeFilter(id) {
+    this.pendingFilters.delete(id);
     if (this.visibility.filters.remove(id)) this.filtersChanged();
   }
 
   clearFilters() {
+    this.pendingFilters.clear();
     if (this.visibility.filters.clear()) this.filtersChanged();
   }
 
@@ -283,7 +311,7 @@ export class Viewer {
   async filterRange(key, lo, hi) {
     const data = await this.fieldData(key);
     if (data.kind !== "continuous") throw new Error(`${key} is categorical: filter it by categories`);
-    this.setFilter(rangeFilter(key, data.source, lo, hi), data.values);
+    return this.setFilter(rangeFilter(key, data.source, lo, hi), data.values);
   }
 
   /** "Only these": keep the cells of the named categories of an obs field. */
@@ -292,7 +320,7 @@ export class Viewer {
     if (data.kind !== "category") throw new Error(`${key} is continuous: filter it by a range`);
     const known = new Set(data.categories);
     for (const n of names) if (!known.has(String(n))) throw new Error(`${key} has no category ${JSON.stringify(n)}`);
-    this.setFilter(onlyCategories(key, data.categories, names), data.codes);
+    return this.setFilter(onlyCategories(key, data.categories, names), data.codes);
   }
 
   /** An obs field's or a gene's data (obs first, as setColorBy). */
@@ -362,12 +390,13 @@ export class Viewer {
     this.userSelect(new Uint32Array(0), "replace", "clear");
   }
 
-  /** Lasso polygon in canvas CSS pixels. mode: replace | add | subtract. */
+  /**
+   * Lasso polygon in canvas CSS pixels. mode: replace | add | subtract. Large datasets: in the
+   * select worker (returns a promise), else at once (app/selecttools.js lassoSelect).
+   */
   lasso(polygon, mode) {
-    if (polygon.length < 3) return;
-    const screen = this.scene.screenPositions();
-    const hits = pointsInPolygon(screen, polygon.flat(), { visible: this.selectableMask() });
-    this.userSelect(hits, mode, "lasso");
+    if (polygon.length < 3) return undefined;
+    return lassoSelect(this, polygon, mode);
   }
 
   /**

@@ -141,13 +141,22 @@ export class FilterSet {
    */
   set(filter, data) {
     if (isNoop(filter)) return this.remove(filter.id);
-    const expected = filter.kind === "category" ? "codes" : "values";
-    if (!data || data.length !== this.n) throw new Error(`filter ${filter.id}: ${expected} of ${this.n} cells needed`);
+    this.check(filter, data);
     const old = this.entries.get(filter.id);
     const mask = old && old.mask.length === this.n ? old.mask : new Uint8Array(this.n);
-    if (filter.kind === "category") categoryMask(data, filter.include, filter.includeMissing, mask);
-    else if (filter.kind === "range") rangeMask(data, filter.lo, filter.hi, mask);
-    else throw new Error(`unknown filter kind ${JSON.stringify(filter.kind)}`);
+    return this.setMask(filter, data, filterMask(filter, data, mask));
+  }
+
+  /** Throws unless `data` fits the filter and this set's n. */
+  check(filter, data) {
+    const expected = filter.kind === "category" ? "codes" : "values";
+    if (!data || data.length !== this.n) throw new Error(`filter ${filter.id}: ${expected} of ${this.n} cells needed`);
+  }
+
+  /** Add or replace a filter whose mask was computed elsewhere (the filters worker). */
+  setMask(filter, data, mask) {
+    if (isNoop(filter)) return this.remove(filter.id);
+    if (mask.length !== this.n) throw new Error(`filter ${filter.id}: a mask of ${this.n} cells needed`);
     this.entries.set(filter.id, { filter, data, mask });
     this.version++;
     return true;
@@ -173,4 +182,14 @@ export class FilterSet {
   apply(base, out) {
     return combineMasks(this.n, base, [...this.entries.values()].map((e) => e.mask), out);
   }
+}
+
+/**
+ * The mask of one filter over its field's data (codes for a category filter, values for a range
+ * filter), into `out` when given.
+ */
+export function filterMask(filter, data, out) {
+  if (filter.kind === "category") return categoryMask(data, filter.include, filter.includeMissing, out);
+  if (filter.kind === "range") return rangeMask(data, filter.lo, filter.hi, out);
+  throw new Error(`unknown filter kind ${JSON.stringify(filter.kind)}`);
 }

@@ -69,6 +69,8 @@ export class Scene {
     this.interactive = true;
     this.frozen = false;
     this.frames = 0;
+    this.lod = null; // render/lod.js LodView: this view's draw subset (attachLod)
+    this.lodIndex = null;
     this.createDeck();
   }
 
@@ -110,8 +112,7 @@ export class Scene {
       getCursor: ({ isDragging }) => (!this.interactive ? "crosshair" : isDragging ? "grabbing" : "default"),
       onViewStateChange: ({ viewState }) => {
         this.userMoved = true;
-        this.viewState = viewState;
-        this.deck.setProps({ viewState });
+        this.setViewState(viewState);
         this.hooks.onViewState && this.hooks.onViewState(viewState);
       },
       // Until the user moves the camera, keep the fitted view fitted: the first fit can run
@@ -120,7 +121,7 @@ export class Scene {
       onResize: () => {
         if (!this.userMoved && !this.frozen) this.fitView();
       },
-      onHover: (info) => this.hooks.onHover && this.hooks.onHover(info),
+      onHover: (info) => this.hooks.onHover && this.hooks.onHover(this.lodPick(info)),
       onAfterRender: () => {
         this.frames++;
         this.hooks.onFrame && this.hooks.onFrame();
@@ -150,6 +151,54 @@ export class Scene {
     return { target: [0, 0, 0], zoom, minZoom: zoom - 4, maxZoom: zoom + 14 };
   }
 
+  /** Move the camera (a user gesture or an animation): the level of detail follows the motion. */
+  setViewState(viewState) {
+    this.viewState = viewState;
+    const started = this.lod ? this.lod.moved() : false;
+    this.deck.setProps({ viewState });
+    if (started) this.update();
+  }
+
+  // ---- level of detail (render/lod.js): one hook here, the logic there
+  /** Draw a density-preserving subset while moving / above a budget; index = shared LodIndex. */
+  attachLod(view, index) {
+    this.lod = view;
+    this.lodIndex = index;
+    view.onChange = () => this.update();
+    if (this.positions) view.follow(index, this.positions, this.size);
+    this.update();
+  }
+
+  /** The subset to draw now (null: every point). */
+  lodSubset() {
+    if (!this.lod) return null;
+    return this.lod.subset({ positions: this.positions, size: this.size, colors: this.colors, mask: this.mask, visible: this.mask ? this.visibleCount() : this.n, maskKey: this.radii });
+  }
+
+  visibleCount() {
+    if (this.countFor !== this.radii) {
+      let c = 0;
+      const m = this.mask;
+      for (let i = 0; i < m.length; i++) c += m[i];
+      this.countFor = this.radii;
+      this.countCache = c;
+    }
+    return this.countCache;
+  }
+
+  /** A pick on the subset layer, as a pick of its cell on the points layer. */
+  lodPick(info) {
+    if (!info || !info.layer || info.layer.id !== "points-lod") return info;
+    const index = this.lod.cellOf(info.index);
+    return { ...info, index, layer: index >= 0 ? this.pointsLayerRef : null };
+  }
+
+  /** Every `step`-th overlay point while the subset is drawn (attribute stride, no copy). */
+  thinned(count, size) {
+    const t = this.lod ? this.lod.thin(count) : { length: count, step: 1 };
+    return { length: t.length, stride: t.step > 1 ? { stride: t.step * size * 4 } : {} };
+  }
+
   resetCamera() {
     this.fitView();
   }
@@ -171,6 +220,7 @@ export class Scene {
     this.n = raw.length / dim;
     this.gatherOverlays();
     if (this.edgeIndex) this.buildEdgeSegments();
+    if (this.lod) this.lod.follow(this.lodIndex, this.positions, this.size);
     if (dimChanged || !this.viewState) {
       this.userMoved = false;
       this.viewState = this.homeViewState();
@@ -213,9 +263,11 @@ export class Scene {
 
   // ---- visibility: the viewer's one mask hides points, overlays, edges, arrows and labels
   /** The visibility mask (Uint8Array n) and its radius factors (Float32Array n, a new reference). */
-  setVisibleMask(mask, radii) {
+  setVisibleMask(mask, radii, count = null) {
     this.mask = mask;
     this.radii = radii;
+    this.countFor = count === null ? null : radii; // visibleCount() counts when not given
+    this.countCache = count;
     this.gatherOverlays();
     if (this.edgeIndex) this.maskEdges();
     if (this.vectorInput) this.buildVectors();
@@ -363,35 +415,45 @@ export class Scene {
         }),
       );
     }
-    layers.push(
-      new ScatterplotLayer({
-        id: "points",
-        coordinateSystem: cs,
-        data: {
-          length: this.n,
-          attributes: {
-            getPosition: { value: this.positions, size: this.size },
-            getFillColor: { value: this.colors, size: 4, normalized: true },
-            getRadius: { value: this.radii, size: 1 },
-          },
+    const points = {
+      coordinateSystem: cs,
+      radiusUnits: "pixels",
+      radiusScale: this.pointSize,
+      billboard: true,
+      // 3D: hard-edged discs (fragments outside are discarded), so depth writes of
+      // antialiased rims cannot hide the points behind them.
+      antialiasing: this.dim !== 3,
+      opacity: this.opacity,
+      pickable: true,
+    };
+    const sub = this.lodSubset(); // level of detail: hide the full layer (its buffers stay)
+    this.pointsLayerRef = new ScatterplotLayer({
+      ...points,
+      id: "points",
+      visible: !sub,
+      pickable: !sub,
+      data: {
+        length: this.n,
+        attributes: {
+          getPosition: { value: this.positions, size: this.size },
+          getFillColor: { value: this.colors, size: 4, normalized: true },
+          getRadius: { value: this.radii, size: 1 },
         },
-        radiusUnits: "pixels",
-        radiusScale: this.pointSize,
-        billboard: true,
-        // 3D: hard-edged discs (fragments outside are discarded), so depth writes of
-        // antialiased rims cannot hide the points behind them.
-        antialiasing: this.dim !== 3,
-        opacity: this.opacity,
-        pickable: true,
-      }),
-    );
+      },
+    });
+    layers.push(this.pointsLayerRef);
+    if (sub) {
+      const attributes = { getPosition: { value: sub.positions, size: this.size }, getFillColor: { value: sub.colors, size: 4, normalized: true } };
+      layers.push(new ScatterplotLayer({ ...points, id: "points-lod", data: { length: sub.count, attributes }, getRadius: 1 }));
+    }
     for (const h of this.highlights) {
       if (!h.positions || !h.shown.length) continue;
+      const t = this.thinned(h.shown.length, this.size);
       layers.push(
         new ScatterplotLayer({
           id: `hl-${h.id}`,
           coordinateSystem: cs,
-          data: { length: h.shown.length, attributes: { getPosition: { value: h.positions, size: this.size } } },
+          data: { length: t.length, attributes: { getPosition: { value: h.positions, size: this.size, ...t.stride } } },
           radiusUnits: "pixels",
           getRadius: st.highlight.radius,
           getFillColor: [...h.rgb, st.highlight.alpha],
@@ -405,11 +467,12 @@ export class Scene {
       );
     }
     if (this.selectionPositions) {
+      const t = this.thinned(this.selectionShown.length, this.size);
       layers.push(
         new ScatterplotLayer({
           id: "selection",
           coordinateSystem: cs,
-          data: { length: this.selectionShown.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size } } },
+          data: { length: t.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size, ...t.stride } } },
           radiusUnits: "pixels",
           getRadius: st.selection.radius,
           filled: false,
@@ -471,7 +534,7 @@ export class Scene {
 
   /** deck's pick of the points layer at canvas CSS pixels (x, y), or null. */
   pickAt(x, y) {
-    return this.deck ? this.deck.pickObject({ x, y, radius: 3, layerIds: ["points"] }) : null;
+    return this.deck ? this.lodPick(this.deck.pickObject({ x, y, radius: 3, layerIds: ["points", "points-lod"] })) : null;
   }
 
   /** The cell drawn at canvas CSS pixels (x, y), or null. */

@@ -3,7 +3,8 @@
 // &measure=filters also times a filter change against a plain recolour (ui/benchfilters.js)
 // once the page has drawn for a second, with the camera still (&rounds=R, default 7, median);
 // bench.filters holds the result.
-// shown in the page and exposed on window.__cellucid.bench for tests. `benchSelection` times
+// shown in the page and exposed on window.__cellucid.bench for tests (bench.lod: the level of
+// detail now; &lodbench=1: frame times with and without it, ui/benchlod.js). `benchSelection` times
 // the selection tools (category pick, kNN grow, proximity) against a plain recolour
 // (?bench=N&animate=0&selectbench=1, or window.__cellucid.benchSelection()).
 
@@ -59,6 +60,7 @@ export function syntheticDataset(n, dim) {
     },
     loadEdges: async () => knn.edges(),
     loadVectors: async () => null,
+    loadedFields: () => [data.score, data.cluster],
   };
 }
 
@@ -225,7 +227,10 @@ export function runBenchHud(viewer, stage, { startedAt, animate = true, measure 
     if (firstAt !== null && t - firstAt > 1000) stats.fps = Math.round((times.length / (Math.min(WINDOW_MS, t - firstAt) / 1000)) * 10) / 10;
     const f = stats.filters;
     const filters = f ? ` · filter ${f.range.totalMs} ms vs recolour ${f.recolor.totalMs} ms (×${f.ratio})` : "";
-    hud.textContent = `${stats.n.toLocaleString("en-US")} points · ${stats.dim}D · load ${stats.loadMs ?? "…"} ms · ${stats.fps ?? "…"} fps${filters}`;
+    const lod = viewer.scene.lod ? viewer.scene.lod.status() : null;
+    stats.lod = lod;
+    const lodText = lod && lod.active ? ` · LOD level ${lod.level} (${lod.drawn.toLocaleString("en-US")} drawn)` : lod && lod.state === "building" ? " · LOD index building…" : "";
+    hud.textContent = `${stats.n.toLocaleString("en-US")} points · ${stats.dim}D · load ${stats.loadMs ?? "…"} ms · ${stats.fps ?? "…"} fps${lodText}${filters}`;
   };
   /** Time a filter change against a recolour (the camera stops meanwhile). */
   stats.measureFilters = async (opts) => {
@@ -252,8 +257,7 @@ export function runBenchHud(viewer, stage, { startedAt, animate = true, measure 
       const vs = { ...scene.viewState };
       if (viewer.dim === 3) vs.rotationOrbit = (vs.rotationOrbit || 0) + 0.5;
       else vs.target = [Math.sin(performance.now() / 1500) * 0.05, 0, 0];
-      scene.viewState = vs;
-      scene.deck && scene.deck.setProps({ viewState: vs });
+      if (scene.deck) scene.setViewState(vs); // a moving camera: the level of detail follows
       requestAnimationFrame(step);
     };
     requestAnimationFrame(step);

@@ -32,7 +32,7 @@ function frameAfter(viewer) {
 async function timed(viewer, change) {
   const done = frameAfter(viewer);
   const t0 = performance.now();
-  change();
+  await change(); // a promise when the mask is made in the filters worker (large datasets)
   const cpu = performance.now() - t0;
   viewer.scene.deck && viewer.scene.deck.redraw("bench");
   const t1 = await done;

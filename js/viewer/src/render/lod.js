@@ -1,0 +1,268 @@
+// Level of detail: while the camera moves (or above a point budget) a view draws a density-
+// preserving subset of the visible cells instead of all of them, and everything again once the
+// camera is still.
+//
+//   LodIndex  the LOD order of an embedding (render/lodorder.js), built in the LOD worker
+//             (render/lodworker.js) and shared by every view of that embedding.
+//   LodView   one view's draw subset: which level its budget and camera allow, the subset's
+//             cells, positions and colours (gathered, at most `budget` cells), and the map from a
+//             pick on the subset back to its cell. A split-view panel keeps one LodView each.
+//
+// Memory: the order is 4 bytes a cell (one Uint32Array, shared); a view's subset holds at most
+// its budget of cells (4 + 4·size + 4 bytes each: 1M cells in 2D = 16 MB), whatever n is. No
+// positions are duplicated per layer: the full points layer keeps its buffers (hidden, not
+// dropped, so stopping is instant) and the subset layer draws from its own small arrays.
+
+import { WorkerJobs } from "../analysis/workerjobs.js";
+import { buildLodOrder, chooseLevel, stridePrefix, visiblePrefix } from "./lodorder.js";
+
+/** Points drawn while the camera moves (a laptop GPU draws 1M points well within a frame). */
+export const DEFAULT_MOVING_BUDGET = 1_000_000;
+/** Time without camera change after which a view is still again (full detail). */
+export const SETTLE_MS = 250;
+/** Overlays (selection rings, highlight marks) draw at most this share of the budget while moving. */
+const OVERLAY_SHARE = 0.25;
+
+/** LOD orders of embeddings (by positions array), built off the page's thread. */
+export class LodIndex {
+  /** @param {{createWorker?: (() => Worker) | null}} [opts] without one, built on this thread */
+  constructor({ createWorker = null } = {}) {
+    const runLocal = ({ positions, size }) => {
+      const t0 = performance.now();
+      const order = buildLodOrder(positions, size);
+      return { order, ms: performance.now() - t0 };
+    };
+    this.jobs = new WorkerJobs({ createWorker, runLocal, name: "LOD" });
+    this.cache = new WeakMap(); // positions -> Promise<Uint32Array>
+    this.buildMs = null;
+  }
+
+  /** The LOD order of `positions` (stride `size`, 2 or 3), built once. */
+  order(positions, size) {
+    let p = this.cache.get(positions);
+    if (!p) {
+      // structured clone: the worker gets a copy of the positions for the build and drops it
+      p = this.jobs.run({ positions, size }).then(({ order, ms }) => {
+        this.buildMs = ms;
+        return order;
+      });
+      this.cache.set(positions, p);
+      p.catch(() => this.cache.delete(positions));
+    }
+    return p;
+  }
+
+  terminate() {
+    this.jobs.terminate();
+  }
+}
+
+/** A typed array of at least `n` elements: `buf` when it is big enough, else a new one. */
+function room(buf, Type, n) {
+  return buf && buf.length >= n ? buf : new Type(Math.max(n, 1));
+}
+
+/** One view's level of detail: its budgets, its camera's motion, and its draw subset. */
+export class LodView {
+  /**
+   * @param {object} [opts]
+   * @param {number} [opts.movingBudget] points drawn while the camera moves
+   * @param {number} [opts.stillBudget] points drawn when still (Infinity: all)
+   * @param {number} [opts.settleMs] quiet time after the last camera change before full detail
+   * @param {boolean} [opts.enabled]
+   * @param {() => void} [opts.onChange] the view must be drawn again (settled, index ready)
+   */
+  constructor({ movingBudget = DEFAULT_MOVING_BUDGET, stillBudget = Infinity, settleMs = SETTLE_MS, enabled = true, onChange = null } = {}) {
+    this.movingBudget = movingBudget;
+    this.stillBudget = stillBudget;
+    this.settleMs = settleMs;
+    this.enabled = enabled;
+    this.onChange = onChange;
+    this.moving = false;
+    this.timer = null;
+    this.order = null;
+    this.orderFor = null; // the positions array the order belongs to
+    this.state = "none"; // none | building | ready | error
+    this.current = null; // the last subset (reused while its inputs are the same)
+    this.key = {};
+    this.last = { level: 0, drawn: 0, visible: 0, budget: Infinity, active: false };
+    this.buf = { cells: null, positions: null, colors: null };
+    this.moves = 0;
+  }
+
+  setBudgets({ movingBudget, stillBudget, enabled }) {
+    if (movingBudget !== undefined) this.movingBudget = movingBudget;
+    if (stillBudget !== undefined) this.stillBudget = stillBudget;
+    if (enabled !== undefined) this.enabled = enabled;
+    this.current = null;
+    this.changed();
+  }
+
+  /** The order of `positions` is ready (from LodIndex, or set directly). */
+  setOrder(order, positions) {
+    this.order = order;
+    this.orderFor = positions;
+    this.state = "ready";
+    this.current = null;
+  }
+
+  /** Ask `index` for the order of new positions; the view draws in full until it is ready. */
+  follow(index, positions, size) {
+    if (this.orderFor === positions && this.order) return;
+    this.order = null;
+    this.orderFor = positions;
+    this.current = null;
+    if (!positions || size < 2) return;
+    this.state = "building";
+    index.order(positions, size).then(
+      (order) => {
+        if (this.orderFor !== positions) return; // another embedding meanwhile
+        this.setOrder(order, positions);
+        this.changed();
+      },
+      (err) => {
+        if (this.orderFor !== positions) return;
+        this.state = "error";
+        this.error = String((err && err.message) || err);
+        console.error("cellucid: LOD index failed; drawing every point", err);
+      },
+    );
+  }
+
+  /** The camera changed: moving until `settleMs` pass without another change. */
+  moved() {
+    this.moves++;
+    const wasMoving = this.moving;
+    this.moving = true;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.moving = false;
+      this.timer = null;
+      this.changed();
+    }, this.settleMs);
+    return !wasMoving;
+  }
+
+  /** Still now (no timer): for benchmarks and tests. */
+  settle() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.moving) return;
+    this.moving = false;
+    this.changed();
+  }
+
+  changed() {
+    if (this.onChange) this.onChange();
+  }
+
+  /**
+   * The subset to draw instead of every point, or null for full detail.
+   *
+   * @param {{positions: Float32Array, size: number, colors: Uint8Array, mask: Uint8Array|null,
+   *   visible: number, maskKey?: any}} scene  maskKey changes whenever the mask's content does
+   * @returns {null | {count: number, level: number, cells: Uint32Array, positions: Float32Array, colors: Uint8Array}}
+   */
+  subset({ positions, size, colors, mask, visible, maskKey = mask }) {
+    const { level, count, budget } = chooseLevel({ visible, moving: this.moving, movingBudget: this.movingBudget, stillBudget: this.stillBudget });
+    // no order yet (building): a plain stride keeps the first frames of a huge dataset in budget
+    const ordered = !!this.order && this.orderFor === positions;
+    const usable = this.enabled && level > 0 && (ordered || this.state === "building");
+    this.last = { level: usable ? level : 0, drawn: usable ? count : visible, visible, budget, active: !!usable };
+    if (!usable) return null;
+    const k = this.key;
+    let cur = this.current;
+    const order = ordered ? this.order : null;
+    if (!cur || k.order !== order || k.positions !== positions || k.maskKey !== maskKey || k.count !== count) {
+      const b = this.buf;
+      b.cells = room(b.cells, Uint32Array, count);
+      b.positions = room(b.positions, Float32Array, count * size);
+      const n = Math.floor(positions.length / size);
+      const found = order ? visiblePrefix(order, mask, count, b.cells) : stridePrefix(n, mask, visible, count, b.cells);
+      const cells = b.cells.subarray(0, found);
+      const pos = b.positions.subarray(0, found * size);
+      for (let j = 0; j < found; j++) {
+        const i = cells[j] * size;
+        for (let c = 0; c < size; c++) pos[j * size + c] = positions[i + c];
+      }
+      cur = { count: found, level, cells, positions: pos, colors: null, stride: !order };
+      this.key = { order, positions, maskKey, count, colors: null };
+      this.last.drawn = found;
+    }
+    if (this.key.colors !== colors || !cur.colors) {
+      const b = this.buf;
+      b.colors = room(b.colors, Uint8Array, cur.count * 4);
+      const out = b.colors.subarray(0, cur.count * 4); // a new view: deck uploads it again
+      const cells = cur.cells;
+      for (let j = 0; j < cur.count; j++) {
+        const i = cells[j] * 4;
+        out[j * 4] = colors[i];
+        out[j * 4 + 1] = colors[i + 1];
+        out[j * 4 + 2] = colors[i + 2];
+        out[j * 4 + 3] = colors[i + 3];
+      }
+      cur = { ...cur, colors: out };
+      this.key.colors = colors;
+    }
+    this.current = cur;
+    return cur;
+  }
+
+  /** The cell of the subset's j-th point (a pick on the subset layer). */
+  cellOf(j) {
+    const cur = this.current;
+    return cur && j >= 0 && j < cur.count ? cur.cells[j] : -1;
+  }
+
+  /**
+   * Overlay thinning while the subset is drawn: draw every `step`-th of `count` overlay points
+   * (at most OVERLAY_SHARE of the budget); {length, step} with step 1 = all.
+   */
+  thin(count) {
+    if (!this.last.active) return { length: count, step: 1 };
+    const cap = Math.max(1, Math.floor(this.last.budget * OVERLAY_SHARE));
+    if (count <= cap) return { length: count, step: 1 };
+    const step = Math.ceil(count / cap);
+    return { length: Math.ceil(count / step), step };
+  }
+
+  /** Typed-array bytes this view and its order hold. */
+  bytes() {
+    const b = this.buf;
+    let total = this.order ? this.order.byteLength : 0;
+    for (const a of [b.cells, b.positions, b.colors]) if (a) total += a.byteLength;
+    return total;
+  }
+
+  /** What is drawn now: for the bench HUD, tests and status displays. */
+  status() {
+    return { state: this.state, enabled: this.enabled, moving: this.moving, movingBudget: this.movingBudget, stillBudget: this.stillBudget, moves: this.moves, ...this.last, bytes: this.bytes() };
+  }
+}
+
+/**
+ * LodView options from the page's query: `lod=off` (never a subset), `lodbudget=N` (points while
+ * moving), `lodstill=N` (points when still; default all), `lodsettle=MS`. Bad values throw with
+ * the parameter's name, so a typo is not silently ignored.
+ *
+ * @param {URLSearchParams} query
+ */
+export function lodOptionsFromQuery(query) {
+  const opts = {};
+  const lod = query.get("lod");
+  if (lod !== null) {
+    if (!["on", "off", "1", "0"].includes(lod)) throw new Error(`lod=${lod}: use lod=on or lod=off`);
+    opts.enabled = lod === "on" || lod === "1";
+  }
+  const count = (name, key, min) => {
+    const raw = query.get(name);
+    if (raw === null) return;
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min) throw new Error(`${name}=${raw}: expected a whole number ≥ ${min}`);
+    opts[key] = v;
+  };
+  count("lodbudget", "movingBudget", 1);
+  count("lodstill", "stillBudget", 1);
+  count("lodsettle", "settleMs", 0);
+  return opts;
+}
