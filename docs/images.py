@@ -128,10 +128,9 @@ def render(out: Path) -> list[Path]:
             page.evaluate("() => window.__cellucid.setDimension(2)")
             page.evaluate("() => window.__cellucid.setColorBy('cell_type')")
 
-            def section_shot(name: str, title: str) -> None:
+            def scroll_to(title: str) -> None:
                 heading = page.locator("h2", has_text=title)
                 page.locator("section.sec", has=heading).first.scroll_into_view_if_needed()
-                shot(name)
 
             # filters: a range on a number and "only these" categories
             lo, hi = np.percentile(adata.obs["n_counts"], [20, 100]).tolist()
@@ -140,21 +139,25 @@ def render(out: Path) -> list[Path]:
                 "() => window.__cellucid.filterCategories('cell_type', ['T cell', 'B cell', 'NK cell'])"
             )
             page.wait_for_function("() => window.__cellucid.filters.length === 2", timeout=READY_MS)
-            section_shot("viewer-filters", "Filters")
+            scroll_to("Filters")
+            shot("viewer-filters")
             page.evaluate("() => window.__cellucid.clearFilters()")
             # selection tools: the panel's modes and steps, with a selection made
             page.evaluate(
                 "(cells) => window.__cellucid.setSelection(new Uint32Array(cells))", b_cells[:200]
             )
-            section_shot("viewer-selection-tools", "Selection")
+            scroll_to("Selection")
+            shot("viewer-selection-tools")
             # named groups from categories, then Annotate into a new field
             page.evaluate(
                 "async () => { const v = window.__cellucid; v.clearSelection();"
                 " await v.groupFromCategory('B cell'); await v.groupFromCategory('NK cell');"
                 " v.annotate('my_annotation'); }"
             )
-            section_shot("viewer-groups", "Groups")
-            section_shot("viewer-session", "Session")
+            scroll_to("Groups")
+            shot("viewer-groups")
+            scroll_to("Session")
+            shot("viewer-session")
             browser.close()
     finally:
         server.stop()
