@@ -30,6 +30,8 @@ import { buildComparePanel } from "./ui/compare.js";
 import { installTooltip } from "./ui/tooltip.js";
 import { installVisibleCount } from "./ui/filters.js";
 import { ObsNameLoader } from "./data/obsnames.js";
+import { EmbeddingCatalog } from "./app/embeddings.js";
+import { installPanelHeaders } from "./ui/panels.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -108,6 +110,7 @@ function mountUi(viewer, { datasets, currentId }) {
   setTool("navigate");
 
   installTooltip(viewer, { tooltip, stage: stageEl, canvasHost });
+  installPanelHeaders(viewer, stageEl, { onError: (m) => ui.genes.setStatus(m) });
   installVisibleCount(viewer, panelEl);
 
   window.addEventListener("keydown", (e) => {
@@ -224,6 +227,10 @@ async function start(dataset, { datasets = [], currentId, bench = false, mode = 
   viewer.createSelectWorker = createSelectWorker;
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
   if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
+  // AnnData mode: every obsm embedding (an export folder answers 404: its own points only)
+  if (mode === "server" && !(health && health.type === "exported")) {
+    viewer.embeddings = await EmbeddingCatalog.load(pageBase(pageHref), dataset).catch((err) => (console.error("cellucid: no embedding list", err), null));
+  }
   window.__cellucid = viewer;
   app.hidden = false;
   await viewer.start();
