@@ -221,3 +221,57 @@ def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, cl
     page.get_by_role("button", name="One view").click()
     page.wait_for_function("() => window.__cellucid.scene.split === null")
     assert page.locator(".panel-head").count() == 0
+
+
+def test_a_script_splits_and_switches_a_plain_tab(clusters, pages):
+    """``viewer.split([...])`` and ``viewer.set_embedding`` from Python reach a page in a plain
+    browser tab over the command channel (no notebook)."""
+    import warnings
+
+    import cellucid
+
+    adata = clusters.adata.copy()
+    xy = np.asarray(adata.obsm["X_umap"])
+    adata.obsm["X_tsne"] = np.column_stack([-xy[:, 1], xy[:, 0]])
+    viewer = cellucid.show_anndata(adata, port=0)
+    try:
+        assert viewer.embeddings == {"X_umap": [1, 2], "X_pca": [1, 2, 3], "X_tsne": [1, 2]}
+        with pytest.raises(ValueError, match="X_tsne"):  # the message lists the usable keys
+            viewer.set_embedding("X_nope")
+        with pytest.raises(ValueError, match="cannot be shown in 3D"):
+            viewer.set_embedding("X_tsne", 3)
+        with pytest.raises(ValueError, match="unknown field 'nope'"):
+            viewer.split(["cluster", "nope"])
+        with pytest.raises(ValueError, match="1 to 4 panels"):
+            viewer.split(["cluster"] * 5)
+        handle = pages.open(viewer.viewer_url, viewer._channel, viewer._server)
+        handle.page.goto(handle.url)
+        viewer.wait_for_ready(READY)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a page is attached: nothing is queued
+            viewer.split(["cluster", "GeneY", {"field": "cluster", "embedding": "X_tsne"}])
+        handle.page.wait_for_function(
+            "() => window.__cellucid.scene.split && window.__cellucid.scene.split.extra.length === 2",
+            timeout=15_000,
+        )
+        described = handle.page.evaluate("() => window.__cellucid.panels.describe()")
+        assert [(p["field"], p["embedding"]) for p in described] == [
+            ("cluster", None),
+            ("GeneY", None),
+            ("cluster", "X_tsne"),
+        ]
+        wait_until(lambda: len(viewer.panels) == 3, 10, "the panels event in Python")
+        assert viewer.panels[2] == {"field": "cluster", "dimension": 2, "embedding": "X_tsne"}
+        # the third panel draws X_tsne; the first two share one array (one GPU buffer)
+        same = handle.page.evaluate(
+            "() => { const s = window.__cellucid.scene; return [s.split.extra[0].positions"
+            " === s.positions, s.split.extra[1].positions === s.positions]; }"
+        )
+        assert same == [True, False]
+        viewer.split(None)
+        handle.page.wait_for_function("() => window.__cellucid.scene.split === null")
+        viewer.embedding = "X_tsne"
+        handle.page.wait_for_function("() => window.__cellucid.embedding === 'X_tsne'")
+        wait_until(lambda: viewer.embedding == "X_tsne", 10, "the embedding event in Python")
+    finally:
+        viewer.close()
