@@ -32,6 +32,7 @@ import { installVisibleCount } from "./ui/filters.js";
 import { ObsNameLoader } from "./data/obsnames.js";
 import { EmbeddingCatalog } from "./app/embeddings.js";
 import { installPanelHeaders } from "./ui/panels.js";
+import { benchSplit } from "./ui/benchsplit.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -337,6 +338,9 @@ async function bench(n) {
   // ?selectbench=1 (with frames) or =compute (compute times only); &repeat=N (3)
   const selectBench = query.get("selectbench");
   if (selectBench) stats.select = await benchSelection(viewer, { repeat: Number(query.get("repeat")) || 3, frames: selectBench !== "compute" });
+  // ?splitbench=R: a camera move with two panels against one (ui/benchsplit.js)
+  const splitBench = query.get("splitbench");
+  if (splitBench) stats.split = await benchSplit(viewer, { rounds: Math.max(1, Number(splitBench) || 5) });
 }
 
 function fail(err) {
