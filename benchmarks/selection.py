@@ -69,31 +69,25 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def run_page(browser: Any, base: str, args: argparse.Namespace, mode: str, repeat: int) -> dict:
-    page = browser.new_page(viewport={"width": 900, "height": 640})
-    try:
-        query = f"bench={args.cells}&dim={args.dim}&animate=0&selectbench={mode}&repeat={repeat}"
-        page.goto(f"{base}/?{query}")
-        page.wait_for_function(
-            "() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.select",
-            timeout=args.timeout * 1000,
-            polling=1000,
-        )
-        return page.evaluate("() => window.__cellucid.bench.select")
-    finally:
-        page.close()
+    query = f"selectbench={mode}&repeat={repeat}"
+    return run_bench(browser, base, args, query, "select")
 
 
 def run_split(browser: Any, base: str, args: argparse.Namespace) -> dict:
+    return run_bench(browser, base, args, f"splitbench={args.split_rounds}", "split")
+
+
+def run_bench(browser: Any, base: str, args: argparse.Namespace, query: str, key: str) -> dict:
+    """Open the bench page with ``query`` and wait for ``window.__cellucid.bench[key]``."""
     page = browser.new_page(viewport={"width": 900, "height": 640})
     try:
-        query = f"bench={args.cells}&dim={args.dim}&animate=0&splitbench={args.split_rounds}"
-        page.goto(f"{base}/?{query}")
+        page.goto(f"{base}/?bench={args.cells}&dim={args.dim}&animate=0&{query}")
         page.wait_for_function(
-            "() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.split",
+            f"() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.{key}",
             timeout=args.timeout * 1000,
             polling=1000,
         )
-        return page.evaluate("() => window.__cellucid.bench.split")
+        return page.evaluate(f"() => window.__cellucid.bench.{key}")
     finally:
         page.close()
 
