@@ -54,6 +54,10 @@ def open_page(pages, server, *, credentials: bool = True) -> Any:
     return handle
 
 
+def console_errors(handle) -> list[str]:
+    return [line for line in handle.console if line.startswith(("[error]", "[pageerror]"))]
+
+
 def js(handle, code: str, arg: Any = None) -> Any:
     return handle.page.evaluate(code, arg)
 
@@ -120,6 +124,7 @@ def test_the_picker_switches_embedding_keeping_fields_filters_and_selection(
     np.testing.assert_array_equal(drawn3, embedding_bytes(two_embeddings, "spatial", 3))
     # the event reached Python's channel
     assert tab.wait_event("embedding", lambda e: e.get("key") == "spatial")
+    assert not console_errors(tab)  # the label layers of every switch drew without an error
 
 
 def test_an_export_folder_has_no_picker(open_viewer):
@@ -143,7 +148,8 @@ def halves(px: np.ndarray, rects: list[dict[str, int]]) -> list[np.ndarray]:
 def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, clusters):
     tab = open_page(pages, two_embeddings)
     page = tab.page
-    js(tab, "() => window.__cellucid.split(['cluster', 'GeneY'])")
+    js(tab, "() => window.__cellucid.setLabels(true)")  # labels in the categorical panel
+    js(tab, "() => window.__cellucid.split(['GeneY', 'cluster'])")
     page.wait_for_function("() => window.__cellucid.scene.split", timeout=15_000)
     info = js(tab, PANEL_SHOT)
     rects = info["rects"]
@@ -151,6 +157,8 @@ def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, cl
     assert len(rects) == 2 and (rects[0]["x"], rects[0]["y"]) == (0, 0)
     assert rects[1]["x"] >= rects[0]["width"] or rects[1]["y"] >= rects[0]["height"]
     assert page.locator(".panel-head").count() == 2
+    labels = js(tab, "() => window.__cellucid.scene.split.extra[0].labels.map((l) => l.text)")
+    assert sorted(labels) == ["alpha", "beta", "delta", "gamma", "lone"]
     # pixels differ per panel: categorical colours left, a gene's colour bar right
     shot = tab.stable_shot()
     left, right = halves(shot, rects)
@@ -221,6 +229,7 @@ def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, cl
     page.get_by_role("button", name="One view").click()
     page.wait_for_function("() => window.__cellucid.scene.split === null")
     assert page.locator(".panel-head").count() == 0
+    assert not console_errors(tab)
 
 
 def test_a_script_splits_and_switches_a_plain_tab(clusters, pages):

@@ -435,13 +435,13 @@ export class Scene {
         }),
       );
     }
-    if (this.labels) layers.push(this.labelLayer(st));
+    if (this.labels) layers.push(this.labelLayer(st.label));
     if (this.split) {
       for (const p of this.split.extra) {
         if (!p.colors) continue;
         const prefix = layerPrefix(p.id);
         layers.push(...this.cellLayers(p, st, prefix, shared));
-        if (p.labels) layers.push(this.labelLayer(st, p.labels, `${prefix}labels`));
+        if (p.labels) layers.push(this.labelLayer(st.label, p.labels, `${prefix}labels`));
       }
     }
     return layers;
