@@ -141,6 +141,45 @@ PANEL_SHOT = """() => {
 }"""
 
 
+def assert_drawn_at_cells(tab, shot: np.ndarray, rect: dict[str, int], index: int) -> None:
+    """Every drawn pixel of panel ``index`` (below its header, inside its frame) lies within a
+    point's radius of a cell as the panel's camera projects it, and most cells are drawn."""
+    from _browser import drawn_mask
+
+    code = (
+        "(i) => { const s = window.__cellucid.scene; const p = i ? s.split.extra[i - 1] : s;"
+        " return Array.from(s.project(p.positions, p.size, i)); }"
+    )
+    xy = np.asarray(js(tab, code, index)).reshape(-1, 2)
+    h, w = shot.shape[:2]
+    near = np.zeros((h, w), bool)
+    r = 8
+    for x, y in np.round(xy).astype(int):
+        near[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1] = True
+    drawn = drawn_mask(shot)
+    area = np.zeros((h, w), bool)
+    area[
+        rect["y"] + 70 : rect["y"] + rect["height"] - 3,
+        rect["x"] + 3 : rect["x"] + rect["width"] - 3,
+    ] = True
+    stray = drawn & area & ~near
+    assert stray.sum() <= 0.01 * max(1, (drawn & area).sum()), (
+        f"panel {index}: pixels away from its cells"
+    )
+    inside = [
+        (rect["x"] + 3 <= x < rect["x"] + rect["width"] - 3)
+        and (rect["y"] + 70 <= y < rect["y"] + rect["height"] - 3)
+        for x, y in xy
+    ]
+    hit = [
+        drawn[int(y), int(x)]
+        or drawn[max(int(y) - 1, 0) : int(y) + 2, max(int(x) - 1, 0) : int(x) + 2].any()
+        for (x, y), ok in zip(xy, inside, strict=True)
+        if ok
+    ]
+    assert hit and np.mean(hit) > 0.9, f"panel {index}: cells not drawn where projected"
+
+
 def halves(px: np.ndarray, rects: list[dict[str, int]]) -> list[np.ndarray]:
     return [px[r["y"] : r["y"] + r["height"], r["x"] : r["x"] + r["width"]] for r in rects]
 
@@ -148,7 +187,6 @@ def halves(px: np.ndarray, rects: list[dict[str, int]]) -> list[np.ndarray]:
 def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, clusters):
     tab = open_page(pages, two_embeddings)
     page = tab.page
-    js(tab, "() => window.__cellucid.setLabels(true)")  # labels in the categorical panel
     js(tab, "() => window.__cellucid.split(['GeneY', 'cluster'])")
     page.wait_for_function("() => window.__cellucid.scene.split", timeout=15_000)
     info = js(tab, PANEL_SHOT)
@@ -157,13 +195,17 @@ def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, cl
     assert len(rects) == 2 and (rects[0]["x"], rects[0]["y"]) == (0, 0)
     assert rects[1]["x"] >= rects[0]["width"] or rects[1]["y"] >= rects[0]["height"]
     assert page.locator(".panel-head").count() == 2
-    labels = js(tab, "() => window.__cellucid.scene.split.extra[0].labels.map((l) => l.text)")
-    assert sorted(labels) == ["alpha", "beta", "delta", "gamma", "lone"]
     # pixels differ per panel: categorical colours left, a gene's colour bar right
     shot = tab.stable_shot()
     left, right = halves(shot, rects)
     w = min(left.shape[1], right.shape[1])
     assert changed_fraction(left[:, :w], right[:, :w]) > 0.002
+    # each panel draws its cells where its camera puts them (the shared buffers are read right)
+    for i, rect in enumerate(rects):
+        assert_drawn_at_cells(tab, shot, rect, i)
+    js(tab, "() => window.__cellucid.setLabels(true)")  # labels in the categorical panel
+    labels = js(tab, "() => window.__cellucid.scene.split.extra[0].labels.map((l) => l.text)")
+    assert sorted(labels) == ["alpha", "beta", "delta", "gamma", "lone"]
     # the GPU holds ONE copy of the positions (both panels show X_umap 2D) and one of the radii
     pool = js(
         tab,

@@ -459,10 +459,12 @@ export class Scene {
       return null;
     }
     const used = new Set([this.radii]);
-    const radius = { buffer: this.buffers.get(device, this.radii), type: "float32", size: 1 };
+    // explicit strides: without a typed array deck would take the attribute's default element
+    // size (8 bytes for the fp64-capable positions)
+    const radius = { buffer: this.buffers.get(device, this.radii), type: "float32", size: 1, stride: 4, offset: 0 };
     const position = (p) => {
       used.add(p.positions);
-      return { buffer: this.buffers.get(device, p.positions), type: "float32", size: p.size };
+      return { buffer: this.buffers.get(device, p.positions), type: "float32", size: p.size, stride: p.size * 4, offset: 0 };
     };
     const out = { radius, positions: new Map() };
     for (const p of this.split.panels()) if (p.positions) out.positions.set(p, position(p));
