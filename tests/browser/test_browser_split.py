@@ -237,6 +237,23 @@ def test_split_view_panels_share_selection_and_cameras(two_embeddings, pages, cl
     assert rings == len(delta) and js(
         tab, "() => window.__cellucid.scene.selectionShown.length"
     ) == len(delta)
+    # a proximity disc dragged in the second panel: that panel's embedding decides
+    page.keyboard.press("n")
+    page.keyboard.press("p")
+    gamma = clusters.members["gamma"]
+    g_centre = pts[gamma].mean(axis=0)
+    g_radius = np.linalg.norm(pts[gamma] - g_centre, axis=1).max() + 6
+    page.mouse.move(*(g_centre + origin))
+    page.mouse.down()
+    page.mouse.move(*(g_centre + origin + [g_radius, 0]), steps=4)
+    page.mouse.up()
+    wait_until(
+        lambda: (
+            set(js(tab, "() => Array.from(window.__cellucid.selection)")) == set(gamma.tolist())
+        ),
+        10,
+        "the proximity selection of gamma",
+    )
     page.keyboard.press("n")
 
     # linked cameras: a wheel over the second panel zooms both; unlinked, only that one

@@ -103,8 +103,8 @@ function mountUi(viewer, { datasets, currentId }) {
   installProximity(
     proximityLayer,
     (start, end, mode) => {
-      const { center, radius } = proximityFromScreen(viewer, start, end);
-      viewer.selectWithin(center, radius, mode);
+      const { center, radius, panel } = proximityFromScreen(viewer, start, end);
+      viewer.selectWithin(center, radius, mode, panel);
     },
     { defaultMode },
   );

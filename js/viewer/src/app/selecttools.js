@@ -49,9 +49,17 @@ export async function growSelection(viewer, hops = 1) {
   viewer.userSelect(await graph.grow(viewer.selection, hops, viewer.selectableMask()), "replace", "knn");
 }
 
-/** Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball). */
-export function selectWithin(viewer, center, radius, mode = "replace") {
-  const { positions, size } = viewer.scene;
+/** The scene's panel `index` of the split view (its positions and size); 0 = the scene itself. */
+function panelOf(scene, index) {
+  return index && scene.split ? scene.split.panels()[index] || scene : scene;
+}
+
+/**
+ * Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball);
+ * `panel`: the split view's panel whose embedding `center` is in.
+ */
+export function selectWithin(viewer, center, radius, mode = "replace", panel = 0) {
+  const { positions, size } = panelOf(viewer.scene, panel);
   viewer.userSelect(cellsWithin(positions, size, center, radius, viewer.selectableMask()), mode, "proximity");
 }
 
@@ -79,17 +87,20 @@ export function stepHistory(viewer, direction) {
  */
 export function proximityFromScreen(viewer, start, end) {
   const scene = viewer.scene;
-  const vp = scene.viewport();
+  const panel = scene.split ? Math.max(0, scene.split.at(start[0], start[1])) : 0; // where it starts
+  const p = panelOf(scene, panel);
+  const vp = scene.viewport(panel);
   if (!vp) throw new Error("the view is not ready");
-  const size = scene.size;
-  let anchor = scene.viewState && scene.viewState.target ? scene.viewState.target : [0, 0, 0];
+  const size = p.size;
+  let anchor = p.viewState && p.viewState.target ? p.viewState.target : [0, 0, 0];
   if (size === 3) {
     const hit = scene.pickCell(start[0], start[1]);
-    if (hit !== null) anchor = Array.from(scene.positions.subarray(hit * 3, hit * 3 + 3));
+    if (hit !== null) anchor = Array.from(p.positions.subarray(hit * 3, hit * 3 + 3));
   }
+  const local = (q) => [q[0] - (vp.x || 0), q[1] - (vp.y || 0)]; // the panel's own pixels
   const depth = vp.project([anchor[0], anchor[1], anchor[2] || 0])[2];
-  const center = vp.unproject([start[0], start[1], depth]).slice(0, size);
-  const edge = vp.unproject([end[0], end[1], depth]).slice(0, size);
+  const center = vp.unproject([...local(start), depth]).slice(0, size);
+  const edge = vp.unproject([...local(end), depth]).slice(0, size);
   const radius = Math.hypot(...edge.map((v, i) => v - center[i]));
-  return { center, radius };
+  return { center, radius, panel };
 }

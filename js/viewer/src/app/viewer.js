@@ -379,8 +379,8 @@ export class Viewer {
   }
 
   /** Proximity: the cells within `radius` of `center` (drawn embedding coordinates). */
-  selectWithin(center, radius, mode = this.selectMode) {
-    selectWithin(this, center, radius, mode);
+  selectWithin(center, radius, mode = this.selectMode, panel = 0) {
+    selectWithin(this, center, radius, mode, panel);
   }
 
   invertSelection() {
