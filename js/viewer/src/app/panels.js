@@ -39,6 +39,7 @@ export class Panels {
     this.model = new PanelModel();
     this.data = new Map(); // extra panel id → {field (data or null), positions, colors, labels}
     this.busy = Promise.resolve();
+    this.colormap = viewer.colormap; // the colormap the panels were coloured with
     viewer.on("field", () => this.recolorShared());
     viewer.on("style", (style) => style === null && this.recolorShared());
   }
@@ -193,10 +194,12 @@ export class Panels {
   recolorShared() {
     if (!this.split) return;
     const key = this.viewer.field ? this.viewer.field.key : null;
+    const colormapChanged = this.colormap !== this.viewer.colormap;
+    this.colormap = this.viewer.colormap;
     let changed = false;
     for (const p of this.model.panels.slice(1)) {
       const d = this.data.get(p.id);
-      if (d.field && (d.field.key === key || d.field.kind === "continuous")) {
+      if (d.field && (d.field.key === key || (colormapChanged && d.field.kind === "continuous"))) {
         this.recolor(p.id);
         changed = true;
       }
