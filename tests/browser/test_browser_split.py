@@ -343,3 +343,196 @@ def test_a_script_splits_and_switches_a_plain_tab(clusters, pages):
         wait_until(lambda: viewer.embedding == "X_tsne", 10, "the embedding event in Python")
     finally:
         viewer.close()
+
+
+# ---- split view and level of detail together ------------------------------------------------
+
+LOD_BUDGET = 100  # points a panel draws while its camera moves (481 cells, 361 visible)
+LOD_SETTLE_MS = 400
+
+LOD_PANELS = """() => {
+  const s = window.__cellucid.scene;
+  const layers = Object.fromEntries(s.deck.props.layers.map((l) => [l.id, l]));
+  return s.split.panels().map((p, i) => {
+    const prefix = i ? `panel${p.id}:` : "";
+    const lod = layers[`${prefix}points-lod`];
+    const sel = layers[`${prefix}selection`];
+    const cells = lod && p.lod.current ? Array.from(p.lod.current.cells) : [];
+    let hidden = 0, misplaced = 0;
+    if (lod) {
+      const pos = lod.props.data.attributes.getPosition.value;
+      cells.forEach((c, j) => {
+        hidden += s.mask[c] ? 0 : 1;
+        for (let k = 0; k < p.size; k++) if (pos[j * p.size + k] !== p.positions[c * p.size + k]) misplaced++;
+      });
+    }
+    return {status: p.lod.status(), full: layers[`${prefix}points`].props.visible,
+            lod: lod ? lod.props.data.length : null, cells, hidden, misplaced,
+            selection: sel ? sel.props.data.length : null,
+            selectionStride: sel ? (sel.props.data.attributes.getPosition.stride || 0) : null};
+  });
+}"""
+
+
+def test_split_view_with_level_of_detail_and_a_worker_lasso(two_embeddings, pages, clusters):
+    """Every panel draws its own LOD subset while the (linked) cameras move and every visible
+    cell when still; a panel of another embedding has its own LOD order, one of the same
+    embedding shares panel 0's; picks on a subset layer give the cell; a lasso in the second
+    panel runs in the select worker and selects by that panel's geometry."""
+    channel = pages.channel(two_embeddings)
+    query = viewer_query(
+        viewer_id=channel.viewer_id, token=channel.token, jupyter=False, anndata=True
+    )
+    url = f"{two_embeddings.url}/{query}&lodbudget={LOD_BUDGET}&lodsettle={LOD_SETTLE_MS}"
+    tab = pages.open(url, channel, two_embeddings)
+    page = tab.page
+    page.goto(tab.url)
+    page.wait_for_function(
+        "() => window.__cellucid && window.__cellucid.field && window.__cellucid.embeddings",
+        timeout=READY * 1000,
+    )
+    js(
+        tab,
+        "() => window.__cellucid.split(['cluster', {field: 'cluster', embedding: 'X_tsne'}, 'GeneY'])",
+    )
+    page.wait_for_function(
+        "() => { const s = window.__cellucid.scene; return s.split && s.split.extra.length === 2"
+        " && s.split.panels().every((p) => p.lod && p.lod.state === 'ready'); }",
+        timeout=30_000,
+    )
+    orders = js(
+        tab,
+        "() => { const [a, b, c] = window.__cellucid.scene.split.panels(); return {"
+        " own: b.lod.order !== a.lod.order && b.lod.orderFor === b.positions,"
+        " shared: c.lod.order === a.lod.order && c.positions === a.positions}; }",
+    )
+    assert orders == {"own": True, "shared": True}, "one LOD order per embedding"
+
+    gamma, alpha, beta = (clusters.members[k] for k in ("gamma", "alpha", "beta"))
+    js(
+        tab,
+        "() => window.__cellucid.filterCategories('cluster', ['alpha', 'beta', 'delta', 'lone'])",
+    )
+    js(tab, "(c) => window.__cellucid.setSelection(c)", beta.tolist())
+    visible = clusters.n - len(gamma)
+    still = js(tab, LOD_PANELS)
+    for p in still:
+        assert p["status"]["active"] is False and p["full"] is True and p["lod"] is None
+        assert p["selection"] == len(beta) and p["selectionStride"] == 0
+
+    # a drag in the first panel; a software frame is slow, so no panel settles until told to
+    js(
+        tab,
+        "() => window.__cellucid.scene.split.panels().forEach((p) => { p.lod.settleMs = 1e7; })",
+    )
+    rects = js(tab, "() => window.__cellucid.scene.split.rects")
+    origin = np.asarray(tab.plot_origin())
+    r0 = rects[0]
+    x = origin[0] + r0["x"] + r0["width"] / 2
+    y = origin[1] + r0["y"] + r0["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 7):
+        page.mouse.move(x + 6 * i, y + 2 * i)
+    wait_until(
+        lambda: all(p["status"]["active"] for p in js(tab, LOD_PANELS)),
+        60,
+        "every (linked) panel drawing its LOD subset",
+    )
+    drawn = "() => !window.__cellucid.scene.deck.needsRedraw({clearRedrawFlags: false})"
+    wait_until(lambda: js(tab, drawn), 60, "the moved cameras drawn")
+    moving = js(tab, LOD_PANELS)
+    for i, p in enumerate(moving):
+        st = p["status"]
+        assert st["moving"] and st["visible"] == visible and 0 < st["drawn"] <= LOD_BUDGET, i
+        assert p["full"] is False and p["lod"] == st["drawn"] == len(p["cells"]), i
+        assert p["hidden"] == 0, f"panel {i}: a hidden cell in its subset"
+        assert p["misplaced"] == 0, f"panel {i}: subset positions are not its embedding's"
+        # selection rings thinned to the overlay share of the budget (every step-th ring)
+        assert p["selection"] <= LOD_BUDGET // 4 < len(beta), i
+        step = -(-len(beta) // p["selection"])
+        assert p["selectionStride"] == step * 2 * 4, i
+    # panels sharing an LOD order (same embedding) draw the same subset
+    assert moving[0]["cells"] == moving[2]["cells"]
+
+    # a pick on the second panel's subset layer is its cell on that panel's points layer
+    pick = js(
+        tab,
+        """() => {
+            const s = window.__cellucid.scene, p = s.split.extra[0];
+            const xy = s.project(p.positions, p.size, 1);
+            const cells = Array.from(p.lod.current.cells);
+            const lone = cells.find((c) => cells.every((d) => d === c
+                || Math.hypot(xy[2 * c] - xy[2 * d], xy[2 * c + 1] - xy[2 * d + 1]) > 12));
+            const info = s.pickAt(xy[2 * lone], xy[2 * lone + 1]);
+            return {lone, cell: info ? info.index : null, layer: info && info.layer ? info.layer.id : null,
+                    id: p.id};
+        }""",
+    )
+    assert pick["cell"] == pick["lone"] and pick["layer"] == f"panel{pick['id']}:points"
+
+    page.mouse.up()
+    js(
+        tab,
+        f"() => window.__cellucid.scene.split.panels().forEach((p) => {{ p.lod.settleMs = {LOD_SETTLE_MS};"
+        " p.lod.moved(); })",
+    )
+    wait_until(
+        lambda: not any(p["status"]["active"] for p in js(tab, LOD_PANELS)),
+        60,
+        "full detail in every panel when still",
+    )
+    for i, p in enumerate(js(tab, LOD_PANELS)):
+        assert p["full"] is True and p["lod"] is None and p["status"]["drawn"] == visible, i
+        assert p["selection"] == len(beta) and p["selectionStride"] == 0, i
+
+    # a lasso around alpha as the second panel (X_tsne, turned by 90°: bottom-right) draws it,
+    # in the select worker
+    js(
+        tab,
+        "() => { const v = window.__cellucid; v.selectWorkerMin = 0; v.selectJobs.lastMs = null;"
+        " v.setSelection(new Uint32Array(0), 'test'); v.resetCamera(); }",
+    )
+    wait_until(lambda: js(tab, drawn), 60, "the fitted cameras drawn")
+    project = (
+        "() => { const s = window.__cellucid.scene; const p = s.split.extra[0];"
+        " return Array.from(s.project(p.positions, p.size, 1)); }"
+    )
+    pts = np.asarray(js(tab, project)).reshape(-1, 2)
+    centre = pts[alpha].mean(axis=0)
+    radius = np.linalg.norm(pts[alpha] - centre, axis=1).max() + 6
+    r1 = rects[1]
+    assert r1["x"] <= centre[0] < r1["x"] + r1["width"]
+    assert r1["y"] <= centre[1] < r1["y"] + r1["height"]
+    ring = np.asarray(circle(centre, radius))
+    assert (ring[:, 0] > r1["x"]).all() and (ring[:, 0] < r1["x"] + r1["width"]).all()
+    assert (ring[:, 1] > r1["y"] + 70).all() and (ring[:, 1] < r1["y"] + r1["height"]).all()
+    # the same circle over the first panel's geometry (X_umap, same camera) holds other cells
+    xy0 = np.asarray(js(tab, "() => Array.from(window.__cellucid.scene.screenPositions())"))
+    xy0 = xy0.reshape(-1, 2) - [r0["x"], r0["y"]] + [r1["x"], r1["y"]]
+    under0 = set(np.flatnonzero(np.linalg.norm(xy0 - centre, axis=1) < radius).tolist())
+    assert under0 != set(alpha.tolist())
+    page.keyboard.press("l")
+    drag(page, circle(centre + origin, radius))
+    wait_until(
+        lambda: (
+            js(tab, "() => window.__cellucid.selectJobs.lastMs") is not None
+            and len(js(tab, "() => window.__cellucid.selection")) > 0
+        ),
+        30,
+        "the lasso's selection from the select worker",
+    )
+    selected = js(tab, "() => Array.from(window.__cellucid.selection)")
+    assert set(selected) == set(alpha.tolist())
+    assert js(tab, "() => !!window.__cellucid.selectJobs.worker") is True
+    # the page's own path selects the same cells from the same polygon
+    poly = [list(p) for p in circle(centre, radius)]
+    on_page = js(
+        tab,
+        "async (poly) => { const v = window.__cellucid; v.selectWorkerMin = Infinity;"
+        " v.setSelection(new Uint32Array(0), 'test'); const r = v.lasso(poly, 'replace');"
+        " await r; return {async_: r instanceof Promise, cells: Array.from(v.selection)}; }",
+        poly,
+    )
+    assert on_page == {"async_": False, "cells": sorted(selected)}
+    assert not console_errors(tab)
