@@ -22,6 +22,12 @@ reported apart). Two runs:
   frame of 1M points takes tens of seconds on two cores, so what matters is each tool's shown
   time as a ratio to the recolour's (the drawing of the points dominates both).
 
+A third run, **split**: the frame time of a camera move with two panels of the split view
+(the second a copy of the first view) against one panel (``?splitbench=R``,
+``js/viewer/src/ui/benchsplit.js``), as a ratio, and whether the two panels draw from one GPU
+copy of the positions. With software WebGL each panel's points are drawn on the CPU, so the
+ratio is near 2 here; what it guards is that a panel adds a draw, not a copy of the data.
+
 Results go to ``benchmarks/results/<stamp>-select-<N>.json``; timings on a shared machine vary
 a lot (the 1-minute load average is recorded).
 """
@@ -49,16 +55,25 @@ def log(msg: str) -> None:
 
 
 def run_page(browser: Any, base: str, args: argparse.Namespace, mode: str, repeat: int) -> dict:
+    query = f"selectbench={mode}&repeat={repeat}"
+    return run_bench(browser, base, args, query, "select")
+
+
+def run_split(browser: Any, base: str, args: argparse.Namespace) -> dict:
+    return run_bench(browser, base, args, f"splitbench={args.split_rounds}", "split")
+
+
+def run_bench(browser: Any, base: str, args: argparse.Namespace, query: str, key: str) -> dict:
+    """Open the bench page with ``query`` and wait for ``window.__cellucid.bench[key]``."""
     page = browser.new_page(viewport={"width": 900, "height": 640})
     try:
-        query = f"bench={args.cells}&dim={args.dim}&animate=0&selectbench={mode}&repeat={repeat}"
-        page.goto(f"{base}/?{query}")
+        page.goto(f"{base}/?bench={args.cells}&dim={args.dim}&animate=0&{query}")
         page.wait_for_function(
-            "() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.select",
+            f"() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.{key}",
             timeout=args.timeout * 1000,
             polling=1000,
         )
-        return page.evaluate("() => window.__cellucid.bench.select")
+        return page.evaluate(f"() => window.__cellucid.bench.{key}")
     finally:
         page.close()
 
@@ -85,6 +100,16 @@ def table(result: dict[str, Any]) -> None:
             f = frames[step]
             line += f" {f['frameMs']:>10.0f} {f['shownMs']:>10.0f} {f.get('ratio', 1.0):>12.2f}"
         print(line)
+    split = result.get("split")
+    if split:
+        print()
+        print(
+            f"{'split view':<14} {'cells':>9} {'1 panel ms':>11} {'2 panels ms':>12} {'ratio':>6}"
+        )
+        print(
+            f"{'camera move':<14} {split['n']:>9,} {split['oneMs']:>11.0f} "
+            f"{split['twoMs']:>12.0f} {split['ratio']:>6.2f}"
+        )
     print()
     for check in result["checks"]:
         print(f"{check['verdict']:<4}  {check['check']:<58} {check['value']}")
@@ -111,6 +136,18 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
             "verdict": "PASS" if compute["categoryPick"]["cells"] and 0 < disc < grown else "FAIL",
         }
     )
+    split = result.get("split")
+    if split:
+        one_copy = split["positionBytes"] + split["n"] * 4  # the positions and the radii, once
+        out.append(
+            {
+                "check": "2 panels draw from one GPU copy of the positions",
+                "value": f"{split['sharedBytes']:,} B shared (positions + radii: {one_copy:,} B)",
+                "verdict": "PASS"
+                if split["sharedPositions"] and split["sharedBytes"] == one_copy
+                else "FAIL",
+            }
+        )
     return out
 
 
@@ -122,6 +159,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=5, help="compute runs per step (median)")
     ap.add_argument("--frame-repeat", type=int, default=1, help="drawn runs per step (median)")
     ap.add_argument("--no-frames", action="store_true", help="only the compute run")
+    ap.add_argument("--split-rounds", type=int, default=3, help="camera moves per split setup")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per page")
     args = ap.parse_args(argv)
     if args.cells is None:
@@ -139,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_frames:
             log(f"frames run: {args.frame_repeat} drawn runs a step (software WebGL)")
             result["frames"] = run_page(browser, base, args, "1", args.frame_repeat)
+            log(f"split run: 1 panel vs 2, {args.split_rounds} camera moves each")
+            result["split"] = run_split(browser, base, args)
     result["checks"] = checks(result)
     table(result)
     if args.quick:

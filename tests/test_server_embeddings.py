@@ -81,3 +81,20 @@ def test_export_folders_have_no_switch(tmp_path):
         r = srv.get("/_cellucid/embeddings")
         assert r.status == 404 and "only the embeddings of its export" in r.json()["message"]
         assert srv.get("/_cellucid/embedding?key=X_tsne&dim=2").status == 404
+
+
+def test_the_comm_transport_answers_the_same_bytes():
+    """The widget's comm transport (no reachable port) serves the embedding switch too."""
+    from cellucid.comm_transport import CommFiles
+
+    with serving(AnnDataAdapter(rich_adata())) as srv:
+        files = CommFiles(srv.config)
+        listing = files.answer("GET", "_cellucid/embeddings", {}, b"")
+        assert listing.status == 200
+        assert listing.body == srv.get("/_cellucid/embeddings").body
+        reply = files.answer("GET", "_cellucid/embedding?key=X_tsne&dim=2", {}, b"")
+        assert reply.status == 200 and reply.headers["content-type"] == "application/octet-stream"
+        assert reply.body == srv.get("/_cellucid/embedding?key=X_tsne&dim=2").body
+        assert files.answer("GET", "_cellucid/embedding?key=nope&dim=2", {}, b"").status == 404
+        assert files.answer("GET", "_cellucid/embedding?key=X_tsne", {}, b"").status == 400
+        assert files.answer("POST", "_cellucid/embeddings", {}, b"").status == 405

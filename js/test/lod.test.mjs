@@ -180,6 +180,26 @@ test("LodView: the subset while moving keeps colours, hides hidden cells, maps p
   );
 });
 
+test("LodView.sibling: a split-view panel's view with the same budgets and its own motion; detach stops it", () => {
+  const first = new LodView({ movingBudget: 300, stillBudget: 5000, settleMs: 5, enabled: true });
+  const panel = first.sibling();
+  assert.deepEqual([panel.movingBudget, panel.stillBudget, panel.settleMs, panel.enabled], [300, 5000, 5, true]);
+  assert.equal(new LodView({ enabled: false }).sibling().enabled, false);
+  let redraws = 0;
+  panel.onChange = () => redraws++;
+  assert.equal(panel.moved(), true, "its camera started moving");
+  assert.equal(first.moving, false, "the first panel's view is still");
+  panel.detach(); // the panel was removed: no settle timer fires into the scene
+  assert.equal(panel.moving, false);
+  assert.equal(panel.onChange, null);
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      assert.equal(redraws, 0);
+      resolve();
+    }, 30),
+  );
+});
+
 test("lodOptionsFromQuery: budgets from the page's query, bad values named", () => {
   const q = (s) => lodOptionsFromQuery(new URLSearchParams(s));
   assert.deepEqual(q(""), {});

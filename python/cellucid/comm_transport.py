@@ -29,12 +29,14 @@ from .server.app import (
     resolve_data_path,
 )
 from .server.bundles import BundleUpload
-from .server.compare import answer_whole
+from .server.compare import CompareRequestError, answer_whole
 from .server.default_session import DefaultSessionError
 from .server.default_session import answer as default_session_answer
+from .server.embeddings import embeddings_of
 from .server.obs_names import ObsNamesError
 from .server.obs_names import answer as obs_names_answer
 from .server.registry import error_body
+from .sources.embeddings import EmbeddingError
 
 __all__ = ["CommFiles", "Reply", "viewer_page"]
 
@@ -163,11 +165,34 @@ class CommFiles:
                 return Reply(204, {"cache-control": "no-store"}, b"")
             headers = {"content-type": "application/octet-stream", "cache-control": "no-store"}
             return Reply(200, headers, b"" if method == "HEAD" else found)
+        if route in ("_cellucid/embeddings", "_cellucid/embedding"):
+            if method not in ("GET", "HEAD"):
+                return Reply.error(405, f"{method} is not allowed on /{route}")
+            return self._embeddings(route, query)
         if route.startswith("_cellucid/"):
             return Reply.error(404, f"unknown endpoint /{route}")
         if method not in ("GET", "HEAD"):
             return Reply.error(405, f"{method} is not allowed on data files")
         return self._data_file(route, headers.get("range"), head=method == "HEAD")
+
+    def _embeddings(self, route: str, query: dict[str, str]) -> Reply:
+        """The embedding switch's routes, as server/embeddings.py answers them."""
+        try:
+            found = embeddings_of(self.config, query.get("dataset"))
+        except CompareRequestError as exc:
+            return Reply.error(exc.status, exc.message)
+        if route == "_cellucid/embeddings":
+            return Reply.json(found.listing())
+        key, dim_text = query.get("key"), query.get("dim", "")
+        if not key or not dim_text.isdigit():
+            return Reply.error(400, "key=<obsm key> and dim=<1|2|3> are required")
+        try:
+            data = found.points(key, int(dim_text))
+        except EmbeddingError as exc:
+            return Reply.error(404, str(exc))
+        return Reply(
+            200, {"content-type": "application/octet-stream", "cache-control": "no-cache"}, data
+        )
 
     def _bundle(self, query: dict[str, str], body: bytes) -> Reply:
         upload = BundleUpload(

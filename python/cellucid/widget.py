@@ -57,6 +57,7 @@ from .server.channel import HookCallback, ViewerChannel, ViewerState
 from .server.runner import DEFAULT_PORT, AnnDataServer, CellucidServer, _BaseServer
 from .sources.fields import DatasetFields, read_fields
 from .widget_pages import PageCommands
+from .widget_views import VIEW_EVENTS, ViewCommands
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +85,7 @@ _ANNDATA_NOTE = (
 )
 
 
-class CellucidWidget(PageCommands, anywidget.AnyWidget):
+class CellucidWidget(PageCommands, ViewCommands, anywidget.AnyWidget):
     """The cellucid viewer as a notebook widget.
 
     Parameters
@@ -818,6 +819,8 @@ class CellucidWidget(PageCommands, anywidget.AnyWidget):
             updates["groups"] = groups_by_name(payload)
         elif event_type == "user_fields":
             self._user_fields.update({f["key"]: f["kind"] for f in payload["fields"]})
+        elif event_type in VIEW_EVENTS:  # embedding switch, split view (widget_views.py)
+            self._record_view_event(event_type, payload)
         elif event_type == "view":
             if isinstance(payload.get("color_by"), str):
                 updates["color_by"] = payload["color_by"]

@@ -36,6 +36,9 @@ import { installVisibleCount } from "./ui/filters.js";
 import { ObsNameLoader } from "./data/obsnames.js";
 import { findDefaultSession } from "./session/defaults.js";
 import { openSessionBytes } from "./ui/session.js";
+import { EmbeddingCatalog } from "./app/embeddings.js";
+import { installPanelHeaders } from "./ui/panels.js";
+import { benchSplit } from "./ui/benchsplit.js";
 
 const POLL_MS = 3000;
 /** Over the comm, the kernel answers only when no cell runs: wait for it (10 minutes). */
@@ -107,14 +110,15 @@ function mountUi(viewer, { datasets, currentId }) {
   installProximity(
     proximityLayer,
     (start, end, mode) => {
-      const { center, radius } = proximityFromScreen(viewer, start, end);
-      viewer.selectWithin(center, radius, mode);
+      const { center, radius, panel } = proximityFromScreen(viewer, start, end);
+      viewer.selectWithin(center, radius, mode, panel);
     },
     { defaultMode },
   );
   setTool("navigate");
 
   installTooltip(viewer, { tooltip, stage: stageEl, canvasHost });
+  installPanelHeaders(viewer, stageEl, { onError: (m) => ui.genes.setStatus(m) });
   installVisibleCount(viewer, panelEl);
 
   window.addEventListener("keydown", (e) => {
@@ -234,6 +238,10 @@ async function start(dataset, { datasets = [], currentId, bench = false, mode = 
   viewer.scene.attachLod(new LodView(lodOptionsFromQuery(query)), new LodIndex({ createWorker: createLodWorker }));
   if (!bench) viewer.comparer = comparerFor(dataset, mode);
   if (!bench) viewer.obsNames = obsNamesFor(viewer, mode, health);
+  // AnnData mode: every obsm embedding (an export folder answers 404: its own points only)
+  if (mode === "server" && !(health && health.type === "exported")) {
+    viewer.embeddings = await EmbeddingCatalog.load(pageBase(pageHref), dataset).catch((err) => (console.error("cellucid: no embedding list", err), null));
+  }
   window.__cellucid = viewer;
   app.hidden = false;
   await viewer.start();
@@ -368,6 +376,9 @@ async function bench(n) {
   if (query.get("lodbench")) stats.lodBench = await benchLod(viewer, { fullFrames: query.get("fullframes") !== "0", moving: Number(query.get("frames")) || 4 }).catch((err) => ({ error: String((err && err.stack) || err) }));
   const selectBench = query.get("selectbench");
   if (selectBench) stats.select = await benchSelection(viewer, { repeat: Number(query.get("repeat")) || 3, frames: selectBench !== "compute" });
+  // ?splitbench=R: a camera move with two panels against one (ui/benchsplit.js)
+  const splitBench = query.get("splitbench");
+  if (splitBench) stats.split = await benchSplit(viewer, { rounds: Math.max(1, Number(splitBench) || 5) });
 }
 
 function fail(err) {

@@ -6,7 +6,7 @@
 import { KnnGraph } from "./knngraph.js";
 import { cellsWithin } from "../select/proximity.js";
 import { cellsWithCode, complement } from "../select/sets.js";
-import { pointsInPolygon } from "../select/lasso.js";
+import { lassoCells } from "../select/regionjob.js";
 
 /** From this many cells on, lasso and category pick run in the select worker (select/client.js). */
 export const WORKER_MIN_CELLS = 500_000;
@@ -17,25 +17,38 @@ function jobsFor(viewer) {
   return viewer.selectJobs && viewer.nCells >= min ? viewer.selectJobs : null;
 }
 
+/** The scene's panel `index` of the split view (its positions and size); 0 = the scene itself. */
+function panelOf(scene, index) {
+  return index && scene.split ? scene.split.panels()[index] || scene : scene;
+}
+
+/** Index of the split view's panel under canvas CSS pixel `[x, y]` (0 in a single view or outside). */
+function panelIndexAt(scene, [x, y]) {
+  return scene.split ? Math.max(0, scene.split.at(x, y)) : 0;
+}
+
 /**
  * Lasso: the visible cells inside `polygon` (canvas CSS pixels, [[x, y], ...]), one selection
- * step. Large datasets: projected and tested in the select worker (the result arrives as a
- * promise; the page keeps drawing meanwhile); else here, at once.
+ * step, in the panel of the split view where the polygon starts (its embedding and camera).
+ * Large datasets: projected and tested in the select worker (the result arrives as a promise;
+ * the page keeps drawing meanwhile); else here, at once, with the same code (select/regionjob.js).
  *
  * @returns {Promise<void>|undefined}
  */
 export function lassoSelect(viewer, polygon, mode) {
   const scene = viewer.scene;
-  const flat = polygon.flat();
+  const index = panelIndexAt(scene, polygon[0]);
+  const { positions, size } = panelOf(scene, index);
+  const vp = scene.viewport(index);
   const jobs = jobsFor(viewer);
+  if (!vp || !positions) return jobs ? Promise.resolve() : undefined;
+  // the panel's own pixels: the projection puts its viewport's corner at (0, 0)
+  const flat = polygon.flatMap(([x, y]) => [x - (vp.x || 0), y - (vp.y || 0)]);
+  const job = { positions, size, matrix: vp.viewProjectionMatrix, width: vp.width, height: vp.height, polygon: flat, mask: viewer.selectableMask() };
   if (!jobs) {
-    const hits = pointsInPolygon(scene.screenPositions(), flat, { visible: viewer.selectableMask() });
-    viewer.userSelect(hits, mode, "lasso");
+    viewer.userSelect(lassoCells(job.positions, job.size, job.matrix, job.width, job.height, job.polygon, job.mask), mode, "lasso");
     return undefined;
   }
-  const vp = scene.viewport();
-  if (!vp || !scene.positions) return Promise.resolve();
-  const job = { positions: scene.positions, size: scene.size, matrix: vp.viewProjectionMatrix, width: vp.width, height: vp.height, polygon: flat, mask: viewer.selectableMask() };
   return jobs.lasso(job).then((cells) => viewer.userSelect(cells, mode, "lasso"));
 }
 
@@ -90,9 +103,12 @@ export async function growSelection(viewer, hops = 1) {
   viewer.userSelect(await graph.grow(viewer.selection, hops, viewer.selectableMask()), "replace", "knn");
 }
 
-/** Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball). */
-export function selectWithin(viewer, center, radius, mode = "replace") {
-  const { positions, size } = viewer.scene;
+/**
+ * Proximity: the cells within `radius` of `center` in the drawn embedding (a disc or a ball);
+ * `panel`: the split view's panel whose embedding `center` is in.
+ */
+export function selectWithin(viewer, center, radius, mode = "replace", panel = 0) {
+  const { positions, size } = panelOf(viewer.scene, panel);
   viewer.userSelect(cellsWithin(positions, size, center, radius, viewer.selectableMask()), mode, "proximity");
 }
 
@@ -120,17 +136,20 @@ export function stepHistory(viewer, direction) {
  */
 export function proximityFromScreen(viewer, start, end) {
   const scene = viewer.scene;
-  const vp = scene.viewport();
+  const panel = panelIndexAt(scene, start); // where it starts
+  const p = panelOf(scene, panel);
+  const vp = scene.viewport(panel);
   if (!vp) throw new Error("the view is not ready");
-  const size = scene.size;
-  let anchor = scene.viewState && scene.viewState.target ? scene.viewState.target : [0, 0, 0];
+  const size = p.size;
+  let anchor = p.viewState && p.viewState.target ? p.viewState.target : [0, 0, 0];
   if (size === 3) {
     const hit = scene.pickCell(start[0], start[1]);
-    if (hit !== null) anchor = Array.from(scene.positions.subarray(hit * 3, hit * 3 + 3));
+    if (hit !== null) anchor = Array.from(p.positions.subarray(hit * 3, hit * 3 + 3));
   }
+  const local = (q) => [q[0] - (vp.x || 0), q[1] - (vp.y || 0)]; // the panel's own pixels
   const depth = vp.project([anchor[0], anchor[1], anchor[2] || 0])[2];
-  const center = vp.unproject([start[0], start[1], depth]).slice(0, size);
-  const edge = vp.unproject([end[0], end[1], depth]).slice(0, size);
+  const center = vp.unproject([...local(start), depth]).slice(0, size);
+  const edge = vp.unproject([...local(end), depth]).slice(0, size);
   const radius = Math.hypot(...edge.map((v, i) => v - center[i]));
-  return { center, radius };
+  return { center, radius, panel };
 }

@@ -2,7 +2,8 @@
 // and the glue between data, scene and panel. Per-cell state lives in typed arrays.
 
 import { Scene } from "../render/scene.js";
-import { colorUniform, MISSING_RGBA } from "../render/colorize.js";
+import { isPointsLayer } from "../render/views.js";
+import { colorUniform } from "../render/colorize.js";
 import { defaultOpacity, defaultPointSize } from "../render/pointsize.js";
 import { centroidLabels } from "../render/labels.js";
 import { Visibility } from "../filters/visibility.js";
@@ -10,7 +11,7 @@ import { describeFilter, filterId, isNoop, onlyCategories, rangeFilter, toggleCa
 import { keepVisible } from "../filters/mask.js";
 import { FilterJobs } from "../filters/client.js";
 import { categoricalPalette, hexToRgb } from "../color/palettes.js";
-import { colorCategorical, colorContinuous, getColormap, robustRange } from "../color/colormaps.js";
+import { getColormap, valueStats } from "../color/colormaps.js";
 import { combineSelection } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";
 import { clickModeFor } from "../select/modes.js";
@@ -21,6 +22,8 @@ import { comparisonsForSession, runComparison } from "./compare.js";
 import { addGroup, annotate, drawGroups, groupFromCategory, groupsChanged, updateGroup } from "./groups.js";
 import { growSelection, invertSelection, lassoSelect, pickCategory, selectWithin, stepHistory } from "./selecttools.js";
 import { UserFields } from "./userfields.js";
+import { currentPoints, loadPositions, switchEmbedding } from "./embeddings.js";
+import { fieldColors, Panels } from "./panels.js";
 
 /** From this many cells on, filter masks are made in the filters worker (Viewer.setFilter). */
 export const FILTER_WORKER_MIN = 2_000_000;
@@ -34,19 +37,6 @@ function normCells(cells, n) {
     if (k === 0 || a[i] !== a[k - 1]) a[k++] = a[i];
   }
   return a.slice(0, k);
-}
-
-/**
- * Colour-bar statistics of continuous values: robustRange (min, max, p1, p99, lo/hi = the 1–99 %
- * range) plus the count of missing values, `full` (the data range) and `robust`. Genes: `robust`
- * is the 1st–99th percentile of the expressing (non-zero) cells and is the default range;
- * obs fields open on the full range. `defaultRange` names the one used first.
- */
-function valueStats(values, gene = false) {
-  const r = robustRange(values, { nonZero: gene });
-  const full = r.nFinite ? [r.min, r.max > r.min ? r.max : r.min + 1] : [r.lo, r.hi];
-  const robust = [r.lo, r.hi];
-  return { ...r, full, robust, expressing: gene, defaultRange: gene ? "robust" : "full", missing: values.length - r.nFinite };
 }
 
 export class Viewer {
@@ -89,6 +79,8 @@ export class Viewer {
     this.activeComparison = null; // the one the compare panel shows (and figure export draws)
     this.compareRun = null; // {cmp, controller} while one runs
     this.obsNames = null; // data/obsnames.js ObsNameLoader, set by main.js (server mode)
+    this.embeddings = null; // app/embeddings.js EmbeddingCatalog (AnnData mode), set by main.js
+    this.embedding = null; // obsm key shown (null: the dataset's own points_{d}d.bin)
     this.scene =
       scene ||
       new Scene(stage.canvasHost, {
@@ -99,6 +91,7 @@ export class Viewer {
         onError: (err) => console.error("cellucid render error", err),
       });
     this.scene.setStyle({ pointSize: this.pointSize, opacity: this.opacity, dark: this.dark });
+    this.panels = new Panels(this); // split view (app/panels.js); panel 0 is this viewer's own state
   }
 
   // ------------------------------------------------------------------ events
@@ -183,16 +176,8 @@ export class Viewer {
   }
 
   recolor() {
-    const f = this.field;
-    if (!f) return this.scene.setColors(colorUniform(this.nCells));
     // A new buffer each time: deck uploads an attribute when its array reference changes.
-    const opts = { missing: MISSING_RGBA };
-    if (f.kind === "category") {
-      this.scene.setColors(colorCategorical(f.codes, f.missing, this.palettes.get(f.key), undefined, opts));
-    } else {
-      const [lo, hi] = this.ranges.get(f.key);
-      this.scene.setColors(colorContinuous(f.values, lo, hi, getColormap(this.colormap), undefined, opts));
-    }
+    this.scene.setColors(fieldColors(this, this.field));
   }
 
   setRange(range) {
@@ -354,9 +339,12 @@ export class Viewer {
 
   updateLabels() {
     const f = this.field;
-    const points = this.dataset.points.get(this.dim);
+    const points = currentPoints(this);
     const show = this.labelsOn && f && f.kind === "category" && points;
-    this.scene.setLabels(show ? centroidLabels(f, this.dim, points, this.visibility.mask) : null);
+    // The manifest's centroids belong to the exported embedding: another one gets its own means.
+    const field = this.embedding === null ? f : { ...f, centroids: null };
+    this.scene.setLabels(show ? centroidLabels(field, this.dim, points, this.visibility.mask) : null);
+    this.panels.refreshLabels();
   }
 
   // ------------------------------------------------------------------ selection
@@ -421,8 +409,8 @@ export class Viewer {
   }
 
   /** Proximity: the cells within `radius` of `center` (drawn embedding coordinates). */
-  selectWithin(center, radius, mode = this.selectMode) {
-    selectWithin(this, center, radius, mode);
+  selectWithin(center, radius, mode = this.selectMode, panel = 0) {
+    selectWithin(this, center, radius, mode, panel);
   }
 
   invertSelection() {
@@ -522,7 +510,7 @@ export class Viewer {
     if (d === this.dim && this.scene.dim === d) return;
     this.emit("loading", { key: `${d}D embedding`, loading: true });
     try {
-      const pts = await this.dataset.loadPoints(d);
+      const pts = await loadPositions(this, this.embedding, d);
       this.dim = d;
       this.scene.setPositions(d, pts);
       this.updateLabels();
@@ -531,6 +519,20 @@ export class Viewer {
       this.emit("loading", { key: `${d}D embedding`, loading: false });
     }
     this.emit("dimension", d);
+  }
+
+  // ------------------------------------------------------------------ split view (app/panels.js)
+  /**
+   * Panels of the split view: [spec, ...] (a field name or {field, dimension, embedding}; the
+   * first is this view's own), or null for one view. Resolves to the panels' description.
+   */
+  split(specs) {
+    return this.panels.split(specs);
+  }
+
+  /** Show another obsm embedding (AnnData mode; null = the dataset's own), in `dim` or the current dimension. */
+  setEmbedding(key, dim = null) {
+    return switchEmbedding(this, key, dim);
   }
 
   setStyle(style) {
@@ -565,6 +567,12 @@ export class Viewer {
     this.vectorField = id;
     if (!id) return this.scene.setShowVectors(false);
     const d = this.dim;
+    if (this.embedding !== null) {
+      // vector fields are stored for the exported embedding only
+      this.scene.setShowVectors(false);
+      this.emit("notice", `Vector field ${id} belongs to the exported embedding, not ${this.embedding}`);
+      return;
+    }
     const f = this.dataset.vectorFields.find((v) => v.id === id);
     if (!f || !f.available_dimensions.includes(d)) {
       this.scene.setVectors(null);
@@ -583,7 +591,7 @@ export class Viewer {
 
   // ------------------------------------------------------------------ pointer
   handleHover(info) {
-    const cell = info && info.layer && info.layer.id === "points" && info.index >= 0 ? info.index : null;
+    const cell = info && info.layer && isPointsLayer(info.layer) && info.index >= 0 ? info.index : null;
     this.emit("pointer", { cell, x: info ? info.x : 0, y: info ? info.y : 0 });
     if (cell === this.hoverCell) return;
     this.hoverCell = cell;
@@ -591,7 +599,7 @@ export class Viewer {
   }
 
   handleClick(info, ev) {
-    const cell = info && info.layer && info.layer.id === "points" && info.index >= 0 ? info.index : null;
+    const cell = info && info.layer && isPointsLayer(info.layer) && info.index >= 0 ? info.index : null;
     if (cell === null) return;
     const src = (ev && ev.srcEvent) || {};
     const shift = !!src.shiftKey;
@@ -606,7 +614,7 @@ export class Viewer {
 
   cellPosition(i) {
     const d = this.dim;
-    const p = this.dataset.points.get(d);
+    const p = currentPoints(this);
     return { x: p[i * d], y: d > 1 ? p[i * d + 1] : 0, z: d > 2 ? p[i * d + 2] : 0 };
   }
 
@@ -658,6 +666,8 @@ export class Viewer {
       nCells: this.nCells,
       dimensions: this.dimensions.slice(),
       dim: this.dim,
+      embedding: this.embedding,
+      panels: this.panels.describe(),
       colorBy: this.field ? { key: this.field.key, kind: this.field.kind, source: this.field.source } : null,
       range: this.field && this.field.kind === "continuous" ? this.ranges.get(this.field.key) : null,
       colormap: this.colormap,

@@ -257,6 +257,8 @@ export function installBridge(viewer, options = {}) {
   // ours: highlight groups and user-defined fields, after every change (user or command)
   subscribe("highlights", (groups) => send("groups", groupsPayload(groups, viewer.nCells, encodeCellsForEvent)));
   subscribe("fields", (fields) => send("user_fields", userFieldsPayload(fields)));
+  subscribe("embedding", (e) => send("embedding", { key: e.key, dimension: e.dim }));
+  subscribe("panels", (panels) => send("panels", { panels: panels.map((p) => ({ field: p.field, dimension: p.dim, embedding: p.embedding })), linked: viewer.panels.linked }));
 
   // ---- commands in ---------------------------------------------------------------------
 
@@ -325,6 +327,11 @@ export function installBridge(viewer, options = {}) {
         return viewer.setSelection(command.cells, "python");
       case "setDimension":
         return viewer.setDimension(command.dimension);
+      case "setEmbedding":
+        return viewer.setEmbedding(command.key, command.dimension);
+      case "split":
+        if (command.linked !== undefined) viewer.panels.setLinked(command.linked);
+        return viewer.split(command.panels);
       case "resetCamera":
         return viewer.resetCamera();
       case "requestSessionBundle":

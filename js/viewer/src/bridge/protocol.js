@@ -30,11 +30,17 @@ export const COMMAND_KEYS = Object.freeze({
   requestSessionBundle: ["requestId"],
   // ours (PROTOCOL.md 0.2.0): a user-defined field from Python; values are binary (a typed array)
   addField: ["name", "kind", "categories", "values"],
+  // ours (PROTOCOL.md 0.2.0): show another obsm embedding (AnnData mode)
+  setEmbedding: ["key"],
+  // ours (PROTOCOL.md 0.2.0): split view, 1-4 panels (or null: one view)
+  split: ["panels"],
 });
 
 /** Keys a command may carry besides those of COMMAND_KEYS (PROTOCOL.md 0.2.0). */
 export const OPTIONAL_COMMAND_KEYS = Object.freeze({
   highlight: ["name"],
+  setEmbedding: ["dimension"],
+  split: ["linked"],
 });
 
 /** Events the viewer sends and their exact payload keys (SPEC §4.3). */
@@ -61,6 +67,10 @@ export const EVENT_KEYS = Object.freeze({
   groups: ["groups"],
   // ours (PROTOCOL.md 0.2.0): the user-defined fields (names, kinds, categories) after any change
   user_fields: ["fields"],
+  // ours (PROTOCOL.md 0.2.0): the main panel's embedding after a switch (null: the dataset's own)
+  embedding: ["key", "dimension"],
+  // ours (PROTOCOL.md 0.2.0): the split view's panels after any change
+  panels: ["panels", "linked"],
 });
 
 const COLOR_RE = /^#[0-9A-Fa-f]{6}$/;
@@ -251,6 +261,20 @@ export function checkCommand(data, { nCells, decode }) {
         if (![1, 2, 3].includes(data.dimension)) throw bad(`setDimension.dimension must be 1, 2 or 3, not ${JSON.stringify(data.dimension)}`);
         command.dimension = data.dimension;
         break;
+      case "setEmbedding":
+        command.key = data.key === null ? null : requireString(data, "key");
+        if (data.dimension !== undefined && data.dimension !== null) {
+          if (![1, 2, 3].includes(data.dimension)) throw bad(`setEmbedding.dimension must be 1, 2 or 3, not ${JSON.stringify(data.dimension)}`);
+          command.dimension = data.dimension;
+        } else command.dimension = null;
+        break;
+      case "split":
+        command.panels = parseSplitPanels(data.panels);
+        if (data.linked !== undefined && data.linked !== null) {
+          if (typeof data.linked !== "boolean") throw bad("split.linked must be true or false");
+          command.linked = data.linked;
+        }
+        break;
       case "ping":
       case "debug_snapshot":
       case "requestSessionBundle":
@@ -263,6 +287,34 @@ export function checkCommand(data, { nCells, decode }) {
   } catch (err) {
     return { ok: false, reason: err.message };
   }
+}
+
+/** Panels a split command may ask for. */
+export const MAX_SPLIT_PANELS = 4;
+
+/**
+ * split.panels → null (one view) or a list of 1-4 specs: a field name, or {field?, dimension?,
+ * embedding?} (field: an obs key or gene id; dimension 1-3; embedding an obsm key or null for
+ * the dataset's own points). The viewer checks the names against the dataset.
+ */
+export function parseSplitPanels(panels) {
+  if (panels === null) return null;
+  if (!Array.isArray(panels) || panels.length < 1 || panels.length > MAX_SPLIT_PANELS) {
+    throw bad(`split.panels must be null or a list of 1 to ${MAX_SPLIT_PANELS} panels`);
+  }
+  return panels.map((p, i) => {
+    if (typeof p === "string" && p) return p;
+    if (!isPlainObject(p)) throw bad(`split.panels[${i}] must be a field name or {field, dimension, embedding}`);
+    const unknown = Object.keys(p).filter((k) => !["field", "dimension", "embedding"].includes(k));
+    if (unknown.length) throw bad(`split.panels[${i}] does not take ${unknown.join(", ")}`);
+    if (p.field !== undefined && p.field !== null && (typeof p.field !== "string" || !p.field)) throw bad(`split.panels[${i}].field must be a non-empty string`);
+    if (p.dimension !== undefined && p.dimension !== null && ![1, 2, 3].includes(p.dimension)) throw bad(`split.panels[${i}].dimension must be 1, 2 or 3`);
+    if (p.embedding !== undefined && p.embedding !== null && (typeof p.embedding !== "string" || !p.embedding)) throw bad(`split.panels[${i}].embedding must be an obsm key or null`);
+    const out = {};
+    for (const k of ["field", "dimension", "embedding"]) if (p[k] !== undefined) out[k] = p[k];
+    if (out.dimension === null) delete out.dimension;
+    return out;
+  });
 }
 
 /** The longest user-defined field or group name accepted. */

@@ -382,3 +382,16 @@ export function robustRange(values, opts = {}) {
   }
   return { min, max, p1, p99, lo, hi, nFinite };
 }
+
+/**
+ * Colour-bar statistics of continuous values: robustRange (min, max, p1, p99, lo/hi = the 1–99 %
+ * range) plus the count of missing values, `full` (the data range) and `robust`. Genes: `robust`
+ * is the 1st–99th percentile of the expressing (non-zero) cells and is the default range;
+ * obs fields open on the full range. `defaultRange` names the one used first.
+ */
+export function valueStats(values, gene = false) {
+  const r = robustRange(values, { nonZero: gene });
+  const full = r.nFinite ? [r.min, r.max > r.min ? r.max : r.min + 1] : [r.lo, r.hi];
+  const robust = [r.lo, r.hi];
+  return { ...r, full, robust, expressing: gene, defaultRange: gene ? "robust" : "full", missing: values.length - r.nFinite };
+}

@@ -47,6 +47,37 @@ function legendModel(viewer) {
 
 const fmt = (v) => String(Number(v.toPrecision(4)));
 
+/**
+ * Split view: [{rect, title, positions, size, colors, index}] of every panel (panel 0 = the
+ * scene itself); a single view → one panel covering the canvas, without a title.
+ */
+export function figurePanels(viewer, scene) {
+  const w = scene.host.clientWidth;
+  const hgt = scene.host.clientHeight;
+  if (!scene.split) return [{ rect: { x: 0, y: 0, width: w, height: hgt }, title: null, positions: scene.positions, size: scene.size, colors: scene.colors, index: 0 }];
+  const described = viewer.panels.describe();
+  return scene.split.panels().map((p, i) => {
+    const d = described[i] || {};
+    const title = `${d.field ?? "—"}${d.embedding ? ` · ${d.embedding}` : ""} · ${p.dim}D`;
+    return { rect: scene.split.rects[i], title, positions: p.positions, size: p.size, colors: p.colors, index: i };
+  });
+}
+
+/** Panel frames and titles of a split view on a 2D canvas context (CSS pixel units). */
+function drawPanelFrames(ctx, panels, dark) {
+  if (panels.length < 2) return;
+  ctx.save();
+  ctx.strokeStyle = dark ? "#3a4150" : "#c9ced8";
+  ctx.lineWidth = 1;
+  ctx.fillStyle = dark ? "#e6e8ee" : "#1d2330";
+  ctx.font = "600 12px system-ui, sans-serif";
+  for (const { rect, title } of panels) {
+    ctx.strokeRect(rect.x + 0.5, rect.y + 0.5, rect.width - 1, rect.height - 1);
+    ctx.fillText(title, rect.x + 8, rect.y + 16);
+  }
+  ctx.restore();
+}
+
 /** The dot plot of the comparison the open compare panel shows, laid out; else null. */
 function shownDotplot(viewer) {
   if (!viewer.comparePanelOpen) return null;
@@ -85,6 +116,10 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     ctx.fillRect(0, 0, out.width, out.height);
     ctx.drawImage(canvas, 0, 0, cssW * scale, cssH * scale);
     deck.setProps({ useDevicePixels: Math.min(window.devicePixelRatio || 1, 2) });
+    ctx.save();
+    ctx.scale(scale, scale);
+    drawPanelFrames(ctx, figurePanels(viewer, scene), viewer.dark);
+    ctx.restore();
     if (legend) {
       ctx.save();
       ctx.scale(scale, scale);
@@ -130,10 +165,12 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     const scene = getScene();
     const n = viewer.nCells;
     const mask = viewer.visibleMask();
+    const panels = figurePanels(viewer, scene);
     const visible = viewer.visibleCount;
     const limit = viewer.svgLimit;
-    if (visible > limit) {
-      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} visible cells; ${visible.toLocaleString("en-US")} are visible. Hide some (legend, filters or selection) or export a PNG.`);
+    if (visible * panels.length > limit) {
+      const what = panels.length > 1 ? ` in ${panels.length} panels` : "";
+      throw new Error(`SVG export is limited to ${limit.toLocaleString("en-US")} visible cells; ${(visible * panels.length).toLocaleString("en-US")} are visible${what}. Hide some (legend, filters or selection) or export a PNG.`);
     }
     const edges = scene.showEdges && scene.edges ? scene.edges.shown : 0;
     if (edges > limit) {
@@ -141,8 +178,6 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     }
     const w = scene.host.clientWidth;
     const hgt = scene.host.clientHeight;
-    const screen = scene.screenPositions();
-    const colors = scene.colors;
     const r = scene.pointSize;
     const legend = legendModel(viewer);
     const dots = shownDotplot(viewer);
@@ -151,17 +186,24 @@ export function makeExporter(viewer, getScene = () => viewer.scene) {
     parts.push(`<rect width="${size.width}" height="${size.height}" fill="${viewer.dark ? "#121419" : "#ffffff"}"/>`);
     const overlays = overlaySvg(scene, { width: w, height: hgt });
     parts.push(overlays.under);
-    parts.push(`<g class="cells" fill-opacity="${viewer.opacity}">`);
-    for (let i = 0; i < n; i++) {
-      if (!mask[i]) continue;
-      const x = screen[2 * i], y = screen[2 * i + 1];
-      if (x < -r || y < -r || x > w + r || y > hgt + r) continue;
-      parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="rgb(${colors[i * 4]},${colors[i * 4 + 1]},${colors[i * 4 + 2]})"/>`);
-    }
-    parts.push("</g>");
-    parts.push(overlays.over);
-    const ink = viewer.dark ? "#e6e8ee" : "#1d2330";
     const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    const ink = viewer.dark ? "#e6e8ee" : "#1d2330";
+    for (const panel of panels) {
+      const { rect, colors } = panel;
+      const screen = scene.project(panel.positions, panel.size, panel.index);
+      const split = panels.length > 1;
+      if (split) parts.push(`<g class="panel" data-panel="${panel.index}"><clipPath id="panel-clip-${panel.index}"><rect x="${rect.x}" y="${rect.y}" width="${rect.width}" height="${rect.height}"/></clipPath>`);
+      parts.push(`<g class="cells" fill-opacity="${viewer.opacity}"${split ? ` clip-path="url(#panel-clip-${panel.index})"` : ""}>`);
+      for (let i = 0; i < n; i++) {
+        if (!mask[i]) continue;
+        const x = screen[2 * i], y = screen[2 * i + 1];
+        if (x < rect.x - r || y < rect.y - r || x > rect.x + rect.width + r || y > rect.y + rect.height + r) continue;
+        parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="rgb(${colors[i * 4]},${colors[i * 4 + 1]},${colors[i * 4 + 2]})"/>`);
+      }
+      parts.push("</g>");
+      if (split) parts.push(`<rect x="${rect.x + 0.5}" y="${rect.y + 0.5}" width="${rect.width - 1}" height="${rect.height - 1}" fill="none" stroke="${viewer.dark ? "#3a4150" : "#c9ced8"}"/><text x="${rect.x + 8}" y="${rect.y + 16}" font-family="sans-serif" font-size="12" font-weight="600" fill="${ink}">${esc(panel.title)}</text></g>`);
+    }
+    parts.push(overlays.over);
     if (legend) {
       parts.push(`<g transform="translate(${w + 10},16)" font-family="sans-serif" font-size="12" fill="${ink}"><text y="12" font-weight="600" font-size="13">${esc(legend.title)}</text>`);
       if (legend.items) {

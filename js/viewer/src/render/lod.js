@@ -156,6 +156,19 @@ export class LodView {
     if (this.onChange) this.onChange();
   }
 
+  /** A new view with this one's budgets and settle time (another panel of the split view). */
+  sibling() {
+    return new LodView({ movingBudget: this.movingBudget, stillBudget: this.stillBudget, settleMs: this.settleMs, enabled: this.enabled });
+  }
+
+  /** The view is gone (a removed panel): no timer, no more redraw requests. */
+  detach() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.moving = false;
+    this.onChange = null;
+  }
+
   /**
    * The subset to draw instead of every point, or null for full detail.
    *

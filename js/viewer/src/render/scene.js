@@ -9,6 +9,8 @@ import { LineLayer, ScatterplotLayer, TextLayer } from "@deck.gl/layers";
 import { projectToScreen } from "../select/lasso.js";
 import { edgeVisibility, keepVisible } from "../filters/mask.js";
 import { overlayStyle } from "./overlaystyle.js";
+import { homeView } from "../app/panelmodel.js";
+import { BufferPool, gather, isLodLayer, layerPanel, layerPrefix, SplitView, viewId } from "./views.js";
 
 const ORTHO = new OrthographicView({ id: "ortho", flipY: false });
 const ORBIT = new OrbitView({ id: "orbit", orbitAxis: "Y", fovy: 40 });
@@ -23,16 +25,6 @@ export function layout1d(x) {
     h ^= h >>> 16;
     out[2 * i] = x[i];
     out[2 * i + 1] = ((h >>> 8) / 16777216 - 0.5) * 0.2;
-  }
-  return out;
-}
-
-/** Positions of `cells` (stride size), gathered into a new Float32Array. */
-function gather(positions, size, cells) {
-  const out = new Float32Array(cells.length * size);
-  for (let j = 0; j < cells.length; j++) {
-    const i = cells[j];
-    for (let c = 0; c < size; c++) out[j * size + c] = positions[i * size + c];
   }
   return out;
 }
@@ -71,6 +63,8 @@ export class Scene {
     this.frames = 0;
     this.lod = null; // render/lod.js LodView: this view's draw subset (attachLod)
     this.lodIndex = null;
+    this.split = null; // render/views.js SplitView while several panels are shown
+    this.buffers = new BufferPool(); // GPU buffers shared by the panels (split view)
     this.createDeck();
   }
 
@@ -102,15 +96,17 @@ export class Scene {
       canvas: this.canvas,
       width: "100%",
       height: "100%",
-      views: this.dim === 3 ? ORBIT : ORTHO,
-      viewState: this.viewState,
-      controller: this.controllerProps(),
+      views: this.deckViews(),
+      viewState: this.deckViewState(),
+      controller: this.split ? null : this.controllerProps(),
+      layerFilter: (ctx) => !this.split || this.split.filter(ctx),
       layers: [],
       pickingRadius: 3,
       useDevicePixels: Math.min(window.devicePixelRatio || 1, 2),
       parameters: { clearColor: this.clearColor() },
       getCursor: ({ isDragging }) => (!this.interactive ? "crosshair" : isDragging ? "grabbing" : "default"),
-      onViewStateChange: ({ viewState }) => {
+      onViewStateChange: ({ viewState, viewId }) => {
+        if (this.split) return this.split.onViewState(viewId, viewState);
         this.userMoved = true;
         this.setViewState(viewState);
         this.hooks.onViewState && this.hooks.onViewState(viewState);
@@ -119,11 +115,15 @@ export class Scene {
       // before the page layout settles (hidden host → fallback size), and resetCamera must
       // come back to exactly the view the page opened with.
       onResize: () => {
-        if (!this.userMoved && !this.frozen) this.fitView();
+        if (this.frozen) return;
+        if (this.split) this.split.resize();
+        else if (!this.userMoved) this.fitView();
       },
+      onDeviceInitialized: () => this.split && this.update(),
       onHover: (info) => this.hooks.onHover && this.hooks.onHover(this.lodPick(info)),
       onAfterRender: () => {
         this.frames++;
+        this.buffers.sweep(this.frames);
         this.hooks.onFrame && this.hooks.onFrame();
       },
       onError: (err) => this.hooks.onError && this.hooks.onError(err),
@@ -135,24 +135,75 @@ export class Scene {
     return this.dark ? [0.07, 0.08, 0.1, 1] : [1, 1, 1, 1];
   }
 
-  controllerProps() {
+  controllerProps(dim = this.dim) {
     const nav = this.interactive;
-    return { dragPan: nav, dragRotate: nav && this.dim === 3, doubleClickZoom: false, keyboard: false, inertia: false, scrollZoom: { smooth: false, speed: 0.01 } };
+    return { dragPan: nav, dragRotate: nav && dim === 3, doubleClickZoom: false, keyboard: false, inertia: false, scrollZoom: { smooth: false, speed: 0.01 } };
   }
 
   /** Fit [-1,1]^d (the normalised embedding) to the canvas. */
   homeViewState() {
-    const w = this.host.clientWidth || 800;
-    const h = this.host.clientHeight || 600;
-    const span = this.dim === 1 ? 2.15 : 2.3;
-    const px = this.dim === 1 ? w : Math.min(w, h);
-    const zoom = Math.log2(px / span);
-    if (this.dim === 3) return { target: [0, 0, 0], rotationX: 15, rotationOrbit: 30, zoom: zoom - 0.35, minZoom: zoom - 4, maxZoom: zoom + 12 };
-    return { target: [0, 0, 0], zoom, minZoom: zoom - 4, maxZoom: zoom + 14 };
+    return homeView(this.host.clientWidth, this.host.clientHeight, this.dim);
   }
 
-  /** Move the camera (a user gesture or an animation): the level of detail follows the motion. */
+  // ---- views: one (single view) or one per panel (split view, render/views.js)
+  deckViews() {
+    if (this.split) return this.split.views();
+    return this.dim === 3 ? ORBIT : ORTHO;
+  }
+
+  deckViewState() {
+    return this.split ? this.split.viewStates() : this.viewState;
+  }
+
+  /** Hand deck the current views, cameras and controllers. */
+  applyViews() {
+    if (!this.deck) return;
+    this.deck.setProps({ views: this.deckViews(), viewState: this.deckViewState(), controller: this.split ? null : this.controllerProps() });
+  }
+
+  /**
+   * Extra panels of the split view: [{id, dim, positions (stored, stride dim), colors}] or null
+   * (back to one view). Cameras of panels that exist already are kept; new ones are fitted.
+   */
+  setPanels(panels, { linked = true } = {}) {
+    if (!panels || !panels.length) {
+      if (this.split) {
+        for (const p of this.split.extra) if (p.lod) p.lod.detach();
+        this.split = null;
+        this.fitView();
+        this.applyViews();
+      }
+    } else {
+      const fresh = !this.split;
+      if (fresh) this.split = new SplitView(this);
+      const old = new Map(this.split.extra.map((p) => [p.id, p]));
+      this.split.extra = panels.map((spec) => {
+        const prev = old.get(spec.id);
+        old.delete(spec.id);
+        const moved = prev && prev.dim === spec.dim && prev.userMoved;
+        const positions = spec.dim === 1 ? (prev && prev.raw === spec.positions ? prev.positions : layout1d(spec.positions)) : spec.positions;
+        const panel = { ...spec, raw: spec.positions, positions, size: spec.dim === 1 ? 2 : spec.dim, labels: spec.labels && spec.labels.length ? spec.labels : null, viewState: moved ? prev.viewState : spec.viewState || null, userMoved: !!moved || !!spec.viewState };
+        panel.lod = this.panelLod(panel, prev && prev.lod);
+        return panel;
+      });
+      for (const gone of old.values()) if (gone.lod) gone.lod.detach();
+      this.split.linked = linked;
+      this.split.layout();
+      this.split.panels().forEach((p, i) => {
+        if (!p.viewState || (!p.userMoved && (i > 0 || fresh))) this.split.fit(i);
+      });
+      this.split.gather();
+      this.applyViews();
+    }
+    this.update();
+  }
+
+  /**
+   * Move the camera (a user gesture or an animation): the level of detail follows the motion.
+   * In a split view this is panel 0's camera (linked panels follow, render/views.js).
+   */
   setViewState(viewState) {
+    if (this.split) return this.split.onViewState(viewId(0), viewState);
     this.viewState = viewState;
     const started = this.lod ? this.lod.moved() : false;
     this.deck.setProps({ viewState });
@@ -160,19 +211,39 @@ export class Scene {
   }
 
   // ---- level of detail (render/lod.js): one hook here, the logic there
+  // Every panel of the split view has its own LodView (its camera moves on its own when the
+  // cameras are not linked) with panel 0's budgets, following the LOD order of its own
+  // positions: the one LodIndex keeps one order per positions array, so panels showing the same
+  // embedding share one order and a panel with another embedding (or dimension) gets its own.
   /** Draw a density-preserving subset while moving / above a budget; index = shared LodIndex. */
   attachLod(view, index) {
     this.lod = view;
     this.lodIndex = index;
     view.onChange = () => this.update();
     if (this.positions) view.follow(index, this.positions, this.size);
+    if (this.split) for (const p of this.split.extra) p.lod = this.panelLod(p, null);
     this.update();
   }
 
-  /** The subset to draw now (null: every point). */
-  lodSubset() {
+  /** The LodView of an extra panel of the split view (`prev`: the one it had), or null without LOD. */
+  panelLod(panel, prev) {
     if (!this.lod) return null;
-    return this.lod.subset({ positions: this.positions, size: this.size, colors: this.colors, mask: this.mask, visible: this.mask ? this.visibleCount() : this.n, maskKey: this.radii });
+    const lod = prev || this.lod.sibling();
+    lod.onChange = () => this.update();
+    if (panel.positions) lod.follow(this.lodIndex, panel.positions, panel.size);
+    return lod;
+  }
+
+  /** Panel 0 (the scene) or the extra panel with this id. */
+  panelById(id) {
+    if (id === 0) return this;
+    return (this.split && this.split.extra.find((p) => p.id === id)) || null;
+  }
+
+  /** The subset `panel` (default: the scene, panel 0) draws now (null: every point). */
+  lodSubset(panel = this) {
+    if (!panel.lod || !panel.positions || !panel.colors) return null;
+    return panel.lod.subset({ positions: panel.positions, size: panel.size, colors: panel.colors, mask: this.mask, visible: this.mask ? this.visibleCount() : this.n, maskKey: this.radii });
   }
 
   visibleCount() {
@@ -186,17 +257,18 @@ export class Scene {
     return this.countCache;
   }
 
-  /** A pick on the subset layer, as a pick of its cell on the points layer. */
+  /** A pick on a panel's subset layer, as a pick of its cell on that panel's points layer. */
   lodPick(info) {
-    if (!info || !info.layer || info.layer.id !== "points-lod") return info;
-    const index = this.lod.cellOf(info.index);
-    return { ...info, index, layer: index >= 0 ? this.pointsLayerRef : null };
+    if (!info || !info.layer || !isLodLayer(info.layer)) return info;
+    const panel = this.panelById(layerPanel(info.layer.id));
+    const index = panel && panel.lod ? panel.lod.cellOf(info.index) : -1;
+    return { ...info, index, layer: index >= 0 ? panel.pointsLayerRef : null };
   }
 
-  /** Every `step`-th overlay point while the subset is drawn (attribute stride, no copy). */
-  thinned(count, size) {
-    const t = this.lod ? this.lod.thin(count) : { length: count, step: 1 };
-    return { length: t.length, stride: t.step > 1 ? { stride: t.step * size * 4 } : {} };
+  /** Every `step`-th overlay point of `panel` while its subset is drawn (attribute stride, no copy). */
+  thinned(panel, count) {
+    const t = panel.lod ? panel.lod.thin(count) : { length: count, step: 1 };
+    return { length: t.length, stride: t.step > 1 ? { stride: t.step * panel.size * 4 } : {} };
   }
 
   resetCamera() {
@@ -206,6 +278,12 @@ export class Scene {
   /** Back to the fitted view (homeViewState for the current canvas size). */
   fitView() {
     this.userMoved = false;
+    if (this.split) {
+      this.split.fitAll();
+      this.deck.setProps({ viewState: this.split.viewStates() });
+      this.hooks.onViewState && this.hooks.onViewState(this.viewState);
+      return;
+    }
     this.viewState = this.homeViewState();
     this.deck.setProps({ viewState: this.viewState });
     this.hooks.onViewState && this.hooks.onViewState(this.viewState);
@@ -224,7 +302,8 @@ export class Scene {
     if (dimChanged || !this.viewState) {
       this.userMoved = false;
       this.viewState = this.homeViewState();
-      this.deck.setProps({ views: dim === 3 ? ORBIT : ORTHO, viewState: this.viewState, controller: this.controllerProps() });
+      if (this.split) this.split.fit(0);
+      this.applyViews();
     }
     this.update();
   }
@@ -246,7 +325,7 @@ export class Scene {
 
   setInteractive(on) {
     this.interactive = on;
-    this.deck.setProps({ controller: this.controllerProps() });
+    this.applyViews();
   }
 
   setSelection(cells) {
@@ -284,11 +363,20 @@ export class Scene {
       h.shown = p ? keepVisible(h.cells, this.mask) : null;
       h.positions = p ? gather(p, this.size, h.shown) : null;
     }
+    if (this.split) this.split.gather();
   }
 
   /** Category labels: [{text, position: [x, y, z]}] or null (off). */
   setLabels(labels) {
     this.labels = labels && labels.length ? labels : null;
+    this.update();
+  }
+
+  /** Labels of an extra panel of the split view. */
+  setPanelLabels(id, labels) {
+    const p = this.split && this.split.extra.find((q) => q.id === id);
+    if (!p) return;
+    p.labels = labels && labels.length ? labels : null;
     this.update();
   }
 
@@ -391,7 +479,6 @@ export class Scene {
 
   layers() {
     if (!this.positions || !this.colors || !this.radii) return [];
-    const cs = COORDINATE_SYSTEM.CARTESIAN;
     const layers = [];
     const onTop = this.dim === 3 ? { depthCompare: "always" } : {};
     const st = overlayStyle(this);
@@ -399,7 +486,7 @@ export class Scene {
       layers.push(
         new LineLayer({
           id: "edges",
-          coordinateSystem: cs,
+          coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
           data: {
             length: this.edges.length,
             attributes: {
@@ -415,6 +502,67 @@ export class Scene {
         }),
       );
     }
+    const shared = this.sharedBuffers();
+    layers.push(...this.cellLayers(this, st, "", shared));
+    if (this.showVectors && this.vectors) {
+      layers.push(
+        new LineLayer({
+          id: "vectors",
+          coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
+          data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
+          getColor: st.vector.color,
+          getWidth: st.vector.width,
+          widthUnits: "pixels",
+          parameters: onTop,
+        }),
+      );
+    }
+    if (this.labels) layers.push(this.labelLayer(st.label));
+    if (this.split) {
+      for (const p of this.split.extra) {
+        if (!p.colors) continue;
+        const prefix = layerPrefix(p.id);
+        layers.push(...this.cellLayers(p, st, prefix, shared));
+        if (p.labels) layers.push(this.labelLayer(st.label, p.labels, `${prefix}labels`));
+      }
+    }
+    return layers;
+  }
+
+  /**
+   * Split view: the attribute sources of the points layers, {position(panel), radius} as shared
+   * GPU buffers (one per embedding array, one for the radii); null in a single view (or before
+   * the device exists), where the layer uploads its typed arrays itself.
+   */
+  sharedBuffers() {
+    const device = this.deck && this.deck.device;
+    if (!this.split || !device) {
+      this.buffers.keepOnly(new Set(), this.frames);
+      return null;
+    }
+    const used = new Set([this.radii]);
+    // explicit strides: without a typed array deck would take the attribute's default element
+    // size (8 bytes for the fp64-capable positions)
+    const radius = { buffer: this.buffers.get(device, this.radii), type: "float32", size: 1, stride: 4, offset: 0 };
+    const position = (p) => {
+      used.add(p.positions);
+      return { buffer: this.buffers.get(device, p.positions), type: "float32", size: p.size, stride: p.size * 4, offset: 0 };
+    };
+    const out = { radius, positions: new Map() };
+    for (const p of this.split.panels()) if (p.positions) out.positions.set(p, position(p));
+    this.buffers.keepOnly(used, this.frames);
+    return out;
+  }
+
+  /**
+   * The layers of one panel's cells: points, highlight marks, selection rings. `panel` is the
+   * scene (panel 0) or an extra panel of the split view (same fields); `prefix` names its layers.
+   */
+  cellLayers(panel, st, prefix, shared) {
+    const cs = COORDINATE_SYSTEM.CARTESIAN;
+    const onTop = panel.dim === 3 ? { depthCompare: "always" } : {};
+    const layers = [];
+    const position = shared ? shared.positions.get(panel) : { value: panel.positions, size: panel.size };
     const points = {
       coordinateSystem: cs,
       radiusUnits: "pixels",
@@ -422,38 +570,38 @@ export class Scene {
       billboard: true,
       // 3D: hard-edged discs (fragments outside are discarded), so depth writes of
       // antialiased rims cannot hide the points behind them.
-      antialiasing: this.dim !== 3,
+      antialiasing: panel.dim !== 3,
       opacity: this.opacity,
       pickable: true,
     };
-    const sub = this.lodSubset(); // level of detail: hide the full layer (its buffers stay)
-    this.pointsLayerRef = new ScatterplotLayer({
+    const sub = this.lodSubset(panel); // level of detail: hide the full layer (its buffers stay)
+    panel.pointsLayerRef = new ScatterplotLayer({
       ...points,
-      id: "points",
+      id: `${prefix}points`,
       visible: !sub,
       pickable: !sub,
       data: {
         length: this.n,
         attributes: {
-          getPosition: { value: this.positions, size: this.size },
-          getFillColor: { value: this.colors, size: 4, normalized: true },
-          getRadius: { value: this.radii, size: 1 },
+          getPosition: position,
+          getFillColor: { value: panel.colors, size: 4, normalized: true },
+          getRadius: shared ? shared.radius : { value: this.radii, size: 1 },
         },
       },
     });
-    layers.push(this.pointsLayerRef);
+    layers.push(panel.pointsLayerRef);
     if (sub) {
-      const attributes = { getPosition: { value: sub.positions, size: this.size }, getFillColor: { value: sub.colors, size: 4, normalized: true } };
-      layers.push(new ScatterplotLayer({ ...points, id: "points-lod", data: { length: sub.count, attributes }, getRadius: 1 }));
+      const attributes = { getPosition: { value: sub.positions, size: panel.size }, getFillColor: { value: sub.colors, size: 4, normalized: true } };
+      layers.push(new ScatterplotLayer({ ...points, id: `${prefix}points-lod`, data: { length: sub.count, attributes }, getRadius: 1 }));
     }
-    for (const h of this.highlights) {
+    for (const h of panel.highlights) {
       if (!h.positions || !h.shown.length) continue;
-      const t = this.thinned(h.shown.length, this.size);
+      const t = this.thinned(panel, h.shown.length);
       layers.push(
         new ScatterplotLayer({
-          id: `hl-${h.id}`,
+          id: `${prefix}hl-${h.id}`,
           coordinateSystem: cs,
-          data: { length: t.length, attributes: { getPosition: { value: h.positions, size: this.size, ...t.stride } } },
+          data: { length: t.length, attributes: { getPosition: { value: h.positions, size: panel.size, ...t.stride } } },
           radiusUnits: "pixels",
           getRadius: st.highlight.radius,
           getFillColor: [...h.rgb, st.highlight.alpha],
@@ -466,13 +614,13 @@ export class Scene {
         }),
       );
     }
-    if (this.selectionPositions) {
-      const t = this.thinned(this.selectionShown.length, this.size);
+    if (panel.selectionPositions) {
+      const t = this.thinned(panel, panel.selectionShown.length);
       layers.push(
         new ScatterplotLayer({
-          id: "selection",
+          id: `${prefix}selection`,
           coordinateSystem: cs,
-          data: { length: t.length, attributes: { getPosition: { value: this.selectionPositions, size: this.size, ...t.stride } } },
+          data: { length: t.length, attributes: { getPosition: { value: panel.selectionPositions, size: panel.size, ...t.stride } } },
           radiusUnits: "pixels",
           getRadius: st.selection.radius,
           filled: false,
@@ -485,29 +633,15 @@ export class Scene {
         }),
       );
     }
-    if (this.showVectors && this.vectors) {
-      layers.push(
-        new LineLayer({
-          id: "vectors",
-          coordinateSystem: cs,
-          data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
-          getColor: st.vector.color,
-          getWidth: st.vector.width,
-          widthUnits: "pixels",
-          parameters: onTop,
-        }),
-      );
-    }
-    if (this.labels) layers.push(this.labelLayer(st.label));
     return layers;
   }
 
   /** Category labels: dark text with a light halo on light backgrounds, and the reverse. */
-  labelLayer(st) {
+  labelLayer(st, labels = this.labels, id = "labels") {
     return new TextLayer({
-      id: "labels",
+      id,
       coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
-      data: this.labels,
+      data: labels,
       getPosition: (d) => d.position,
       getText: (d) => d.text,
       getSize: st.size,
@@ -532,9 +666,14 @@ export class Scene {
     this.deck.setProps({ layers: this.layers() });
   }
 
-  /** deck's pick of the points layer at canvas CSS pixels (x, y), or null. */
+  /**
+   * deck's pick of a points layer at canvas CSS pixels (x, y), or null; a pick on a level-of-detail
+   * subset layer comes back as a pick of its cell on the panel's points layer (lodPick).
+   */
   pickAt(x, y) {
-    return this.deck ? this.lodPick(this.deck.pickObject({ x, y, radius: 3, layerIds: ["points", "points-lod"] })) : null;
+    if (!this.deck) return null;
+    const layerIds = this.split ? this.split.pointLayerIds() : ["points", "points-lod"];
+    return this.lodPick(this.deck.pickObject({ x, y, radius: 3, layerIds }));
   }
 
   /** The cell drawn at canvas CSS pixels (x, y), or null. */
@@ -543,22 +682,38 @@ export class Scene {
     return info && info.index >= 0 ? info.index : null;
   }
 
-  viewport() {
+  /** The viewport of panel `index` of the split view (0 = the scene's own; the only one otherwise). */
+  viewport(index = 0) {
     const vps = this.deck && this.deck.getViewports();
-    return vps && vps[0];
+    if (!vps) return undefined;
+    if (!this.split) return vps[0];
+    const id = `panel-${this.split.panelId(index)}`;
+    return vps.find((v) => v.id === id);
   }
 
-  /** CSS-pixel screen positions (x0,y0,x1,y1,…) of every cell in the current view. */
-  screenPositions() {
+  /**
+   * CSS-pixel canvas positions (x0,y0,x1,y1,…) of every cell in the current view; in a split
+   * view, as drawn in the panel under canvas point `at` ([x, y]; panel 0 without one).
+   */
+  screenPositions(at = null) {
     if (!this.positions) return new Float32Array(0);
-    return this.project(this.positions, this.size);
+    const i = this.split && at ? Math.max(0, this.split.at(at[0], at[1])) : 0;
+    const p = i === 0 ? this : this.split.extra[i - 1];
+    return this.project(p.positions, p.size, i);
   }
 
-  /** CSS-pixel screen positions of world positions (stride 1-3) in the current view. */
-  project(positions, size) {
-    const vp = this.viewport();
+  /** CSS-pixel canvas positions of world positions (stride 1-3) in panel `index`'s view. */
+  project(positions, size, index = 0) {
+    const vp = this.viewport(index);
     if (!vp) return new Float32Array(0);
-    return projectToScreen(positions, size, vp.viewProjectionMatrix, vp.width, vp.height);
+    const out = projectToScreen(positions, size, vp.viewProjectionMatrix, vp.width, vp.height);
+    if (vp.x || vp.y) {
+      for (let k = 0; k < out.length; k += 2) {
+        out[k] += vp.x;
+        out[k + 1] += vp.y;
+      }
+    }
+    return out;
   }
 
   /** Draw now and return the canvas (valid until the next task). */
@@ -585,6 +740,7 @@ export class Scene {
       /* already gone */
     }
     this.deck = null;
+    this.buffers.reset();
     const ext = gl && gl.getExtension("WEBGL_lose_context");
     if (ext) ext.loseContext();
     return url;
@@ -598,8 +754,9 @@ export class Scene {
       /* lost */
     }
     this.deck = null;
+    this.buffers.reset();
     this.frozen = false;
     this.createDeck();
-    this.deck.setProps({ views: this.dim === 3 ? ORBIT : ORTHO, viewState: this.viewState });
+    this.applyViews();
   }
 }

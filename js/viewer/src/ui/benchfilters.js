@@ -7,7 +7,7 @@
 
 import { onlyCategories, rangeFilter } from "../filters/model.js";
 
-const median = (xs) => {
+export const median = (xs) => {
   const s = Float64Array.from(xs).sort();
   return s.length ? Math.round(s[s.length >> 1] * 10) / 10 : null;
 };
@@ -16,7 +16,7 @@ const median = (xs) => {
  * The end of the next frame. deck's onAfterRender fires once the draw calls are issued; reading
  * one pixel back makes the GL finish them (with a software renderer most of the time is there).
  */
-function frameAfter(viewer) {
+export function frameAfter(viewer) {
   return new Promise((resolve) => {
     const off = viewer.on("frame", () => {
       off();

@@ -11,6 +11,8 @@ import { labelsToggle } from "./labels.js";
 import { groupsSection } from "./groups.js";
 import { selectionSection } from "./selecttools.js";
 import { sessionSection } from "./session.js";
+import { embeddingPicker } from "./embeddings.js";
+import { splitControls } from "./panels.js";
 
 function section(title, ...children) {
   return h("section.sec", {}, h("h2", { text: title }), ...children);
@@ -136,9 +138,14 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
       }),
     ),
   );
-  const markDim = () => dimBtns.querySelectorAll("button").forEach((b) => b.classList.toggle("on", Number(b.dataset.dim) === viewer.dim));
+  const markDim = () =>
+    dimBtns.querySelectorAll("button").forEach((b) => {
+      b.classList.toggle("on", Number(b.dataset.dim) === viewer.dim);
+      b.disabled = !viewer.dimensions.includes(Number(b.dataset.dim)); // the embedding's dimensions
+    });
   markDim();
   viewer.on("dimension", markDim);
+  viewer.on("embedding", markDim);
   const slider = (label, min, max, step, value, fn) => {
     const out = h("output", { text: String(value) });
     const input = h("input", { type: "range", min, max, step, value, "aria-label": label, on: { input: (e) => ((out.textContent = e.target.value), fn(parseFloat(e.target.value))) } });
@@ -157,7 +164,9 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   }
   const viewSec = section(
     "View",
+    embeddingPicker(viewer, { onError: (m) => genes.setStatus(m) }),
     h("div.row", {}, dimBtns, h("button.btn", { type: "button", text: "Reset camera", title: "Reset camera (R)", on: { click: () => viewer.resetCamera() } })),
+    splitControls(viewer, { onError: (m) => genes.setStatus(m) }),
     slider("Point size", 0.5, 12, 0.1, viewer.pointSize, (v) => viewer.setStyle({ pointSize: v })),
     slider("Opacity", 0.05, 1, 0.05, viewer.opacity, (v) => viewer.setStyle({ opacity: v })),
     h("div.row", {}, h("span", { text: "Background" }), bg),
