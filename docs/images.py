@@ -158,6 +158,17 @@ def render(out: Path) -> list[Path]:
             shot("viewer-groups")
             scroll_to("Session")
             shot("viewer-session")
+            # split view: cell types on the UMAP next to a marker gene on the PCA's first axes
+            page.evaluate("() => { window.__cellucid.clearHighlights(); }")
+            page.evaluate(
+                "() => window.__cellucid.split(['cell_type', {field: 'MS4A1', embedding: 'X_pca'}])"
+            )
+            page.wait_for_function(
+                "() => window.__cellucid.panels && window.__cellucid.panels.describe().length === 2",
+                timeout=READY_MS,
+            )
+            scroll_to("View")
+            shot("viewer-split")
             browser.close()
     finally:
         server.stop()
