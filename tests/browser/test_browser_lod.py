@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -187,11 +188,21 @@ def _csr_h5ad(path: Path, n_cells: int, n_genes: int, density: float) -> Path:
 
 def test_gene_cache_progress_line_appears_and_goes_away(pages, tmp_path, monkeypatch):
     import cellucid
+    from cellucid.sources.anndata import AnnDataAdapter
     from cellucid.storage import column_cache
 
     monkeypatch.setenv("CELLUCID_CACHE_DIR", str(tmp_path / "cache"))
     # the real build, in many small chunks: seconds instead of a blink (24 bytes a value)
     monkeypatch.setattr(column_cache, "DEFAULT_MEMORY_BUDGET", 24 * 400)
+    # and held until the page shows the line: on a busy machine the page may load after a
+    # build that started with the server has already finished
+    gate = threading.Event()
+    start_build = AnnDataAdapter._start_column_cache
+
+    def gated(self) -> None:
+        threading.Thread(target=lambda: gate.wait(60) and start_build(self), daemon=True).start()
+
+    monkeypatch.setattr(AnnDataAdapter, "_start_column_cache", gated)
     path = _csr_h5ad(tmp_path / "cache.h5ad", 20_000, 300, 0.05)
     server = cellucid.AnnDataServer(path, backed="r", **server_options())
     server.start_background()
@@ -208,6 +219,7 @@ def test_gene_cache_progress_line_appears_and_goes_away(pages, tmp_path, monkeyp
             )
             if line is not None and not line[0]:
                 seen.append(line[1])
+                gate.set()
             if seen and line is not None and line[0]:
                 break
             time.sleep(0.1)

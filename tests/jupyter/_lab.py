@@ -79,7 +79,15 @@ class JupyterServer:
     (where notebooks go), ``home`` (the isolated config/runtime/settings dirs), ``log_path``.
     """
 
-    def __init__(self, app: str, process: subprocess.Popen, port: int, token: str, home: Path):
+    def __init__(
+        self,
+        app: str,
+        process: subprocess.Popen,
+        port: int,
+        token: str,
+        home: Path,
+        prefix: str = "/",
+    ):
         self.app = app
         self.process = process
         self.port = port
@@ -88,7 +96,8 @@ class JupyterServer:
         self.root_dir = home / "root"
         self.runtime_dir = home / "runtime"
         self.log_path = home / "server.log"
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.prefix = prefix  # the server's base_url path, as JupyterHub gives "/user/<name>/"
+        self.base_url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
         self._stopped = False
 
     def url(self, path: str, **query: str) -> str:
@@ -191,10 +200,13 @@ def isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_server(app: str, home: Path, timeout: float = STARTUP_TIMEOUT) -> JupyterServer:
+def start_server(
+    app: str, home: Path, timeout: float = STARTUP_TIMEOUT, prefix: str = "/"
+) -> JupyterServer:
     """Start ``jupyter lab`` (``app="lab"``) or ``jupyter notebook`` (``app="notebook"``) in
     ``home`` and return once ``GET /api/status`` answers (AssertionError with the server's
-    log after ``timeout`` s). The server runs in a new session (process group)."""
+    log after ``timeout`` s). The server runs in a new session (process group). ``prefix``
+    is its base URL path: ``"/user/alice/"`` serves it as JupyterHub serves a user's server."""
     assert app in ("lab", "notebook"), app
     env = isolated_env(home)
     labconfig = home / "config" / "labconfig"
@@ -217,6 +229,7 @@ def start_server(app: str, home: Path, timeout: float = STARTUP_TIMEOUT) -> Jupy
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={home / 'root'}",
+        f"--ServerApp.base_url={prefix}",
     ]
     with (home / "server.log").open("wb") as log:
         process = subprocess.Popen(
@@ -228,7 +241,7 @@ def start_server(app: str, home: Path, timeout: float = STARTUP_TIMEOUT) -> Jupy
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = JupyterServer(app, process, port, token, home)
+    server = JupyterServer(app, process, port, token, home, prefix)
 
     def answers() -> bool:
         if not server.alive():

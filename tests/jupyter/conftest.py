@@ -61,6 +61,17 @@ def nb7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServ
 
 
 @pytest.fixture(scope="session")
+def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """``jupyter lab`` under ``/user/alice/``, as JupyterHub runs a user's server behind its
+    proxy (the single-user server sees the same prefix); started on first use only."""
+    server = start_server("lab", tmp_path_factory.mktemp("jupyter-hub"), prefix="/user/alice/")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def lab_browser(playwright: Any) -> Iterator[Any]:
     """Debian's Chromium (headless, SwiftShader) through the session's Playwright
     (tests/conftest.py), which the browser suite shares."""
@@ -85,6 +96,14 @@ def open_notebook(
     open ``/lab/workspaces/<fresh>/tree/<name>`` in a new browser context and return once
     the kernel is connected and idle."""
     yield from _opener(lab_server, lab_browser, request)
+
+
+@pytest.fixture
+def open_hub_notebook(
+    hub_server: JupyterServer, lab_browser: Any, request: pytest.FixtureRequest
+) -> Iterator[NotebookOpener]:
+    """As ``open_notebook``, in the JupyterLab under ``/user/alice/`` (``hub_server``)."""
+    yield from _opener(hub_server, lab_browser, request)
 
 
 @pytest.fixture

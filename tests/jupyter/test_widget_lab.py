@@ -332,6 +332,27 @@ def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
     eventually(nb, "v.transport_in_use", "http")
 
 
+def test_a_jupyterhub_prefix_reaches_the_viewer_through_the_server_proxy(open_hub_notebook):
+    """The environment matrix's JupyterHub row: the user's server lives under /user/<name>/,
+    so the iframe must go through <prefix>proxy/<port>/ (jupyter-server-proxy), not a port."""
+    nb = open_hub_notebook(
+        [
+            SETUP,
+            "from IPython.display import display\n"
+            "v = cellucid.CellucidWidget(data.adata, height=300, port=0)\n"
+            "display(v)\nready = v.wait_for_ready(120)",
+        ]
+    )
+    nb.run_cell(0, timeout=120)
+    nb.run_cell(1, timeout=180)
+    assert nb.kernel_eval("ready") == {"n_cells": CLUSTERS.n, "dimensions": 2}
+    viewer = ViewerFrame(nb, 1)
+    port = nb.kernel_eval("v.port")
+    assert f"/user/alice/proxy/{port}/" in viewer.frame.url, viewer.frame.url
+    assert viewer.frame.evaluate("() => window.__cellucid.nCells") == CLUSTERS.n
+    eventually(nb, "v.transport_in_use", "http")
+
+
 def test_session_bundle_and_debug_connection_in_one_cell(open_notebook):
     alpha = CLUSTERS.members["alpha"].tolist()
     nb = open_notebook(

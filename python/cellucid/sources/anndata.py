@@ -230,11 +230,16 @@ class AnnDataAdapter:
 
     def status(self) -> dict[str, Any]:
         """The column cache's state for ``/_cellucid/info`` (PROTOCOL.md): ``state`` is
-        ``"building"``, ``"ready"``, ``"error"`` or ``"none"`` (no cache: genes are read
-        directly), with ``progress`` (0-1) and ``error``."""
+        ``"pending"`` (the build is scheduled), ``"building"``, ``"ready"``, ``"idle"``,
+        ``"error"`` or ``"none"`` (no cache: genes are read directly), with ``progress``
+        (0-1) and ``error``."""
         cache = self.column_cache
         if cache is not None:
-            return cache.status()
+            status = cache.status()
+            if status["state"] == "idle" and self._cache_timer is not None:
+                # scheduled, not started yet: a viewer keeps polling (idle would stop it)
+                return {"state": "pending", "progress": None, "error": None}
+            return status
         genes = self.dataset.genes
         if isinstance(genes, BackedMatrix) and genes.cache_ready:
             return {"state": "ready", "progress": 1.0, "error": None}
