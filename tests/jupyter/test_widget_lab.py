@@ -315,8 +315,9 @@ def test_rerunning_a_cell_twenty_times_leaks_nothing(open_notebook):
     assert nb.page.locator(f"#cellucid-iframe-{viewer_id}").count() == 0
 
 
-def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
-    nb = open_nb7_notebook(
+def _display_and_wait(open_notebook_in: Any) -> tuple[Any, ViewerFrame]:
+    """A widget displayed and waited for in the same cell; the notebook and its viewer."""
+    nb = open_notebook_in(
         [
             SETUP,
             "from IPython.display import display\n"
@@ -327,7 +328,11 @@ def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
     nb.run_cell(0, timeout=120)
     nb.run_cell(1, timeout=180)
     assert nb.kernel_eval("ready") == {"n_cells": CLUSTERS.n, "dimensions": 2}
-    viewer = ViewerFrame(nb, 1)
+    return nb, ViewerFrame(nb, 1)
+
+
+def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
+    nb, viewer = _display_and_wait(open_nb7_notebook)
     assert viewer.frame.evaluate("() => window.__cellucid.nCells") == CLUSTERS.n
     eventually(nb, "v.transport_in_use", "http")
 
@@ -335,18 +340,7 @@ def test_notebook7_displays_and_waits_in_the_same_cell(open_nb7_notebook):
 def test_a_jupyterhub_prefix_reaches_the_viewer_through_the_server_proxy(open_hub_notebook):
     """The environment matrix's JupyterHub row: the user's server lives under /user/<name>/,
     so the iframe must go through <prefix>proxy/<port>/ (jupyter-server-proxy), not a port."""
-    nb = open_hub_notebook(
-        [
-            SETUP,
-            "from IPython.display import display\n"
-            "v = cellucid.CellucidWidget(data.adata, height=300, port=0)\n"
-            "display(v)\nready = v.wait_for_ready(120)",
-        ]
-    )
-    nb.run_cell(0, timeout=120)
-    nb.run_cell(1, timeout=180)
-    assert nb.kernel_eval("ready") == {"n_cells": CLUSTERS.n, "dimensions": 2}
-    viewer = ViewerFrame(nb, 1)
+    nb, viewer = _display_and_wait(open_hub_notebook)
     port = nb.kernel_eval("v.port")
     assert f"/user/alice/proxy/{port}/" in viewer.frame.url, viewer.frame.url
     assert viewer.frame.evaluate("() => window.__cellucid.nCells") == CLUSTERS.n
