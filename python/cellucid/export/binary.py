@@ -5,6 +5,13 @@ member with mtime 0, no file name and OS byte 0xFF, so identical input gives ide
 Compression uses libdeflate (through the ``deflate`` package): it writes that header, releases
 the GIL, and is about three times faster than zlib at the same level.
 
+Float32 gene columns that are mostly zeros (:data:`COLUMN_MIN_ZERO_FRACTION`) are compressed
+by :mod:`.deflate_columns` instead, a DEFLATE writer made for them (word-wise zero runs and
+repeated values; ~3x faster than libdeflate there and ~5-10% smaller than zlib). What the
+``compression`` level (1-9) means then: how many earlier occurrences of a value it tries as a
+match (:data:`.deflate_columns.CHAIN_BY_LEVEL`), so higher is still slower and smaller; any
+level is still a standard gzip member.
+
 :func:`write_file` puts a payload on disk. Large payloads are written with ``O_DIRECT`` where
 the OS has it: the bytes go from our buffer to the disk without being copied into the page
 cache, which on an uncompressed export (gigabytes) costs more CPU than everything else and
@@ -84,9 +91,36 @@ def gunzip_member(data: bytes) -> bytes:
     return out
 
 
-def encode_payload(raw: bytes | memoryview, compression: int | None) -> bytes | memoryview:
-    """The stored form of a payload: ``raw`` itself, or its gzip member when compressed."""
-    return gzip_bytes(raw, compression) if compression else raw
+#: a float32 column with at least this fraction of zero values is compressed by
+#: :mod:`.deflate_columns`, below it by libdeflate: on values that never repeat the two cost
+#: the same CPU and give the same size at ~70% zeros, and libdeflate wins below (at 0% zeros
+#: it takes a third of the CPU)
+COLUMN_MIN_ZERO_FRACTION = 0.7
+
+
+def gzip_column(raw: bytes | memoryview, level: int) -> bytes:
+    """Compress the little-endian bytes of a float32 column into one reproducible gzip member
+    at ``level`` (1-9): with :mod:`.deflate_columns` when it is mostly zeros, else libdeflate.
+    """
+    words = np.frombuffer(raw, dtype=np.uint8)
+    if words.size == 0 or words.size % 4:
+        return gzip_bytes(raw, level)
+    zeros = 1.0 - np.count_nonzero(words.view(np.uint32)) / (words.size // 4)
+    if zeros < COLUMN_MIN_ZERO_FRACTION:
+        return gzip_bytes(raw, level)
+    from .deflate_columns import gzip_float32_column  # numba: imported when first needed
+
+    return gzip_float32_column(words, level)
+
+
+def encode_payload(
+    raw: bytes | memoryview, compression: int | None, float32_column: bool = False
+) -> bytes | memoryview:
+    """The stored form of a payload: ``raw`` itself, or its gzip member when compressed
+    (by :func:`gzip_column` when ``float32_column``, else :func:`gzip_bytes`)."""
+    if not compression:
+        return raw
+    return gzip_column(raw, compression) if float32_column else gzip_bytes(raw, compression)
 
 
 # --------------------------------------------------------------------------- writing files

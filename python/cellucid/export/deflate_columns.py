@@ -18,12 +18,6 @@ byte by byte. This writer works on 4-byte words instead:
 Everything runs in numba with the GIL released, so the export's writer threads compress
 columns side by side. The output is one gzip member with the header of SPEC §2.3 (mtime 0,
 no name, OS byte 0xFF) and a CRC-32/ISIZE trailer; identical input gives identical bytes.
-
-Not used by ``prepare`` yet. On benchmarks/run.py's data (100,000 cells, level 6) it writes
-0.92x (counts) and 0.96x (log-normalised) of zlib level 6's bytes in 0.28x and 0.37x of
-zlib's CPU per column; the bar for switching gene columns to it was <= 0.35x on both. On
-dense columns (no zeros) it is as large as zlib and slower than libdeflate, so a caller
-should keep libdeflate below ~70% zeros (where the two cost the same on unique values).
 """
 
 from __future__ import annotations

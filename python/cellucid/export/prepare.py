@@ -696,8 +696,10 @@ def _summary(ds: ExportDataset, out_dir: Path | str) -> str:
     )
 
 
-def _write_file(path: Path, raw: bytes | memoryview, compression: int | None) -> None:
-    write_file(path, encode_payload(raw, compression))
+def _write_file(
+    path: Path, raw: bytes | memoryview, compression: int | None, column: bool = False
+) -> None:
+    write_file(path, encode_payload(raw, compression, column))
 
 
 class _Folder:
@@ -710,8 +712,11 @@ class _Folder:
         for parent in {(self.root / rel).parent for rel in rels}:
             parent.mkdir(parents=True, exist_ok=True)
 
-    def put(self, rel: str, raw: bytes | memoryview, compression: int | None) -> None:
-        _write_file(self.root / rel, raw, compression)
+    def put(
+        self, rel: str, raw: bytes | memoryview, compression: int | None, column: bool = False
+    ) -> None:
+        """Write ``raw`` as ``rel`` (``column``: a float32 column, see ``encode_payload``)."""
+        _write_file(self.root / rel, raw, compression, column)
 
 
 class _Bucket:
@@ -723,8 +728,11 @@ class _Bucket:
     def make_dirs(self, rels: Iterable[str]) -> None:
         pass
 
-    def put(self, rel: str, raw: bytes | memoryview, compression: int | None) -> None:
-        self.folder.put(rel, encode_payload(raw, compression))
+    def put(
+        self, rel: str, raw: bytes | memoryview, compression: int | None, column: bool = False
+    ) -> None:
+        """Upload ``raw`` as ``rel`` (``column``: a float32 column, see ``encode_payload``)."""
+        self.folder.put(rel, encode_payload(raw, compression, column))
 
 
 def _write_payloads(
@@ -755,6 +763,7 @@ def _write_genes(
         return
     target.make_dirs([f"{VAR_DIR}/x"])
     comp = ds.compression
+    float32 = not ds.settings.var_quantization  # quantised columns are u8/u16: libdeflate
     per_task = 32
     local = threading.local()
 
@@ -765,7 +774,7 @@ def _write_genes(
         for i in range(start, stop):
             gi = int(block.positions[i])
             raw = ds.encode_gene(gi, block.column(i, buf))
-            target.put(ds.gene_path(gi), raw, comp)
+            target.put(ds.gene_path(gi), raw, comp, float32)
         return stop - start
 
     previous: list[Future[int]] = []
