@@ -103,7 +103,7 @@ def test_gzip_column_picks_the_encoder_by_zero_fraction() -> None:
     assert binary.encode_payload(sparse, None, True) == sparse
 
 
-def test_compressed_export_validates_and_reads_back(tmp_path) -> None:
+def test_compressed_export_validates_and_reads_back(tmp_path, monkeypatch) -> None:
     import anndata
     import pandas as pd
 
@@ -119,6 +119,15 @@ def test_compressed_export_validates_and_reads_back(tmp_path) -> None:
         var=pd.DataFrame(index=[f"G{j}" for j in range(g)]),
     )
     adata.obsm["X_umap"] = rng.normal(size=(n, 2)).astype(np.float32)
+    from cellucid.export import prepare as prepare_module
+
+    # a small export keeps libdeflate (no compile for a quick start) ...
+    small = cellucid.prepare(adata, tmp_path / "small", quiet=True, compression=6)
+    some = next(small.rglob("*.values.f32.gz"))
+    j0 = int(some.name.split(".")[0].lstrip("G"))
+    assert some.read_bytes() == binary.gzip_bytes(x[:, j0].tobytes(), 6)
+    # ... a large one (here: the threshold lowered) uses the column writer
+    monkeypatch.setattr(prepare_module, "COLUMN_WRITER_MIN_VALUES", 1)
     out = cellucid.prepare(adata, tmp_path / "exp", quiet=True, compression=6)
     assert validate_export(out) == []
     files = sorted((tmp_path / "exp").rglob("*.values.f32.gz"))

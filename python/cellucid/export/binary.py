@@ -5,8 +5,9 @@ member with mtime 0, no file name and OS byte 0xFF, so identical input gives ide
 Compression uses libdeflate (through the ``deflate`` package): it writes that header, releases
 the GIL, and is about three times faster than zlib at the same level.
 
-Float32 gene columns that are mostly zeros (:data:`COLUMN_MIN_ZERO_FRACTION`) are compressed
-by :mod:`.deflate_columns` instead, a DEFLATE writer made for them (word-wise zero runs and
+In exports of at least ``prepare.COLUMN_WRITER_MIN_VALUES`` gene values, float32 gene columns
+that are mostly zeros (:data:`COLUMN_MIN_ZERO_FRACTION`) are compressed by
+:mod:`.deflate_columns` instead, a DEFLATE writer made for them (word-wise zero runs and
 repeated values; ~3x faster than libdeflate there and ~5-10% smaller than zlib). What the
 ``compression`` level (1-9) means then: how many earlier occurrences of a value it tries as a
 match (:data:`.deflate_columns.CHAIN_BY_LEVEL`), so higher is still slower and smaller; any

@@ -751,6 +751,12 @@ def _write_payloads(
             bar.update(1)
 
 
+#: exports with at least this many gene values (cells x genes) compress their mostly-zero
+#: float32 gene columns with :mod:`.deflate_columns`; the first use per install compiles it
+#: (about 20 s here), which a small export would notice and a large one does not
+COLUMN_WRITER_MIN_VALUES = 50_000_000
+
+
 def _write_genes(
     ds: ExportDataset,
     target: _Folder | _Bucket,
@@ -763,7 +769,11 @@ def _write_genes(
         return
     target.make_dirs([f"{VAR_DIR}/x"])
     comp = ds.compression
-    float32 = not ds.settings.var_quantization  # quantised columns are u8/u16: libdeflate
+    # quantised columns are u8/u16: libdeflate; so are the columns of a small export, which
+    # would spend longer on the column writer's first compile (numba) than on its genes
+    float32 = not ds.settings.var_quantization and (
+        ds.n_cells * len(ds.gene_ids) >= COLUMN_WRITER_MIN_VALUES
+    )
     per_task = 32
     local = threading.local()
 
