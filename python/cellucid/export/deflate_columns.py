@@ -81,6 +81,12 @@ def _code_table(base: np.ndarray, size: int) -> np.ndarray:
 _LEN_CODE = _code_table(_LEN_BASE, 259)
 _LEN_CODE[258] = 28  # 258 has its own code (285); 227-257 share code 284
 _DIST_CODE = _code_table(_DIST_BASE, _MAX_DIST + 1)
+#: estimated bits of a match length (:data:`_LEN_BITS` plus its extra bits) and of a distance
+#: (:data:`_DIST_BITS` plus extra bits; distance 1, that of zero runs and the commonest,
+#: :data:`_DIST1_BITS`): the same for every column, so computed once
+_LEN_COST = _LEN_BITS + _LEN_EXTRA[_LEN_CODE]
+_DIST_COST = _DIST_BITS + _DIST_EXTRA[_DIST_CODE]
+_DIST_COST[1] = _DIST1_BITS
 
 
 # --------------------------------------------------------------------------- tokens
@@ -154,7 +160,7 @@ def _sparse_layout(words, data, nz, nnz):
     return zb, lead, after
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _mix(w, key):
     """Hash (:data:`_HASH_BITS` bits) of a word and a 64-bit key."""
     x = np.uint64(w) ^ (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15))
@@ -163,7 +169,7 @@ def _mix(w, key):
     return np.int64(x >> np.uint64(64 - _HASH_BITS))
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _run_cost(run, prev_zero, lit_cost, len_cost, dist1_cost):
     """Estimated bits of a zero run of ``run`` bytes written by :func:`_zero_run`."""
     c = 0
@@ -341,12 +347,11 @@ def _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, 
 
 
 @numba.njit(nogil=True, cache=True)
-def _static_costs(data, nz, nnz, len_code, dist_code):
-    """Estimated bits of literals, lengths and distances, which decide whether a match pays:
-    literals from the histogram of the values' bytes (plus one ``0`` and one length per zero
-    run), lengths and distances as :data:`_LEN_BITS`/:data:`_DIST_BITS` plus their extra
-    bits, distance 1 (zero runs, the commonest) :data:`_DIST1_BITS`. (Two passes, the second
-    costed from the first's Huffman codes, were 2% smaller and twice as slow.)"""
+def _lit_costs(data, nz, nnz):
+    """Estimated bits of each literal, from the histogram of the values' bytes (plus one
+    ``0`` and one length per zero run); with :data:`_LEN_COST` and :data:`_DIST_COST` they
+    decide whether a match pays. (Two passes, the second costed from the first's Huffman
+    codes, were 2% smaller and twice as slow.)"""
     freq = np.zeros(256, dtype=np.int64)
     for k in range(nnz):
         p = nz[k]
@@ -366,14 +371,7 @@ def _static_costs(data, nz, nnz, len_code, dist_code):
             lit_cost[v] = _UNSEEN_BITS
         else:
             lit_cost[v] = max(1, min(15, int(np.round(np.log2(total / freq[v])))))
-    len_cost = np.empty(259, dtype=np.int64)
-    for n in range(259):
-        len_cost[n] = _LEN_BITS + _LEN_EXTRA[len_code[n]]
-    dist_cost = np.empty(_MAX_DIST + 1, dtype=np.int64)
-    for d in range(_MAX_DIST + 1):
-        dist_cost[d] = _DIST_BITS + _DIST_EXTRA[dist_code[d]]
-    dist_cost[1] = _DIST1_BITS
-    return lit_cost, len_cost, dist_cost
+    return lit_cost
 
 
 # --------------------------------------------------------------------------- Huffman codes
@@ -453,7 +451,7 @@ def _canonical_codes(lengths):
 
 
 # --------------------------------------------------------------------------- bits
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _put(out, pos, acc, nacc, value, nbits):
     """Append ``nbits`` (<= 16) bits of ``value`` to the bit buffer ``acc`` (``nacc`` < 8
     bits), writing its whole bytes to ``out[pos:]``."""
@@ -496,7 +494,7 @@ def _stored(data, start, stop, final, out, pos, acc, nacc):
             return pos, acc, nacc
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _repeats(rle_sym, rle_extra, nr, r, code, least, most):
     """Append code-length repeat code ``code`` (16, 17 or 18: ``least`` to ``most`` copies)
     while at least ``least`` of the ``r`` copies are left; returns the count and the rest."""
@@ -609,30 +607,45 @@ def _block(tlen, tval, t0, t1, data, b0, final, out, pos, acc, nacc, len_code, d
             pos, acc, nacc = _put(out, pos, acc, nacc, rle_extra[k], 3)
         elif s == 18:
             pos, acc, nacc = _put(out, pos, acc, nacc, rle_extra[k], 7)
+    # a match's length code and extra bits as one bit string, per length
+    len_bits = np.zeros(259, dtype=np.int64)
+    len_nbits = np.zeros(259, dtype=np.int64)
+    for n in range(3, 259):
+        lc = len_code[n]
+        s = 257 + lc
+        len_bits[n] = lit_code[s] | ((n - _LEN_BASE[lc]) << lit_len[s])
+        len_nbits[n] = lit_len[s] + _LEN_EXTRA[lc]
+    # the tokens, through a 64-bit buffer holding < 16 bits between tokens (a match is at
+    # most 20 bits of length and 28 of distance: 63 bits at most)
     for t in range(t0, t1):
         n = tlen[t]
         if n == 0:
             v = tval[t]
-            pos, acc, nacc = _put(out, pos, acc, nacc, lit_code[v], lit_len[v])
+            acc |= lit_code[v] << nacc
+            nacc += lit_len[v]
         else:
-            lc = len_code[n]
-            s = 257 + lc
-            pos, acc, nacc = _put(out, pos, acc, nacc, lit_code[s], lit_len[s])
-            eb = _LEN_EXTRA[lc]
-            if eb:
-                pos, acc, nacc = _put(out, pos, acc, nacc, n - _LEN_BASE[lc], eb)
             d = tval[t]
             dc = dist_code[d]
-            pos, acc, nacc = _put(out, pos, acc, nacc, dist_code_bits[dc], dist_len[dc])
-            eb = _DIST_EXTRA[dc]
-            if eb:
-                pos, acc, nacc = _put(out, pos, acc, nacc, d - _DIST_BASE[dc], eb)
+            dist = dist_code_bits[dc] | ((d - _DIST_BASE[dc]) << dist_len[dc])
+            acc |= (len_bits[n] | (dist << len_nbits[n])) << nacc
+            nacc += len_nbits[n] + dist_len[dc] + _DIST_EXTRA[dc]
+        while nacc >= 16:
+            out[pos] = acc & 0xFF
+            out[pos + 1] = (acc >> 8) & 0xFF
+            acc >>= 16
+            pos += 2
+            nacc -= 16
+    while nacc >= 8:
+        out[pos] = acc & 0xFF
+        acc >>= 8
+        pos += 1
+        nacc -= 8
     pos, acc, nacc = _put(out, pos, acc, nacc, lit_code[256], lit_len[256])
     return pos, acc, nacc, b1
 
 
 @numba.njit(nogil=True, cache=True)
-def _gzip_words(data, chain, crc, header, len_code, dist_code):
+def _gzip_words(data, chain, crc, header, len_code, dist_code, len_cost, dist_cost):
     """The gzip member of ``data`` (bytes, a multiple of 4 long) with CRC-32 ``crc``."""
     nbytes = data.size
     words = data.view(np.uint32)
@@ -640,7 +653,7 @@ def _gzip_words(data, chain, crc, header, len_code, dist_code):
     cap = 8 * nnz + nbytes // 255 + 16  # at most 4 literals + 2 zero-run tokens per value
     tlen = np.empty(cap, dtype=np.int32)
     tval = np.empty(cap, dtype=np.int32)
-    lit_cost, len_cost, dist_cost = _static_costs(data, nz, nnz, len_code, dist_code)
+    lit_cost = _lit_costs(data, nz, nnz)
     nt = _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, tval)
     nblocks = max(1, (nt + BLOCK_TOKENS - 1) // BLOCK_TOKENS)
     out = np.empty(nbytes + 5 * (nbytes // 65535 + 2 * nblocks + 2) + 1024, dtype=np.uint8)
@@ -698,5 +711,6 @@ def gzip_float32_column(raw: bytes | memoryview | np.ndarray, level: int = 6) ->
     import deflate  # libdeflate's CRC-32 (carry-less multiply), GIL released
 
     crc = deflate.crc32(data) if data.size else 0
-    out = _gzip_words(data, CHAIN_BY_LEVEL[int(level)], crc, _HEADER_ARRAY, _LEN_CODE, _DIST_CODE)
+    tables = (_LEN_CODE, _DIST_CODE, _LEN_COST, _DIST_COST)
+    out = _gzip_words(data, CHAIN_BY_LEVEL[int(level)], crc, _HEADER_ARRAY, *tables)
     return out.tobytes()
