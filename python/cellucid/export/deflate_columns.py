@@ -71,7 +71,7 @@ _CL_ORDER = np.array(
 
 def _code_table(base: np.ndarray, size: int) -> np.ndarray:
     """For every length (or distance) below ``size``, the index of its code in ``base``."""
-    table = np.zeros(size, dtype=np.int64)
+    table = np.zeros(size, dtype=np.int16)  # small: the tables stay in cache
     for i in range(base.size):
         stop = base[i + 1] if i + 1 < base.size else size
         table[base[i] : stop] = i
@@ -84,8 +84,8 @@ _DIST_CODE = _code_table(_DIST_BASE, _MAX_DIST + 1)
 #: estimated bits of a match length (:data:`_LEN_BITS` plus its extra bits) and of a distance
 #: (:data:`_DIST_BITS` plus extra bits; distance 1, that of zero runs and the commonest,
 #: :data:`_DIST1_BITS`): the same for every column, so computed once
-_LEN_COST = _LEN_BITS + _LEN_EXTRA[_LEN_CODE]
-_DIST_COST = _DIST_BITS + _DIST_EXTRA[_DIST_CODE]
+_LEN_COST = (_LEN_BITS + _LEN_EXTRA[_LEN_CODE]).astype(np.int16)
+_DIST_COST = (_DIST_BITS + _DIST_EXTRA[_DIST_CODE]).astype(np.int16)
 _DIST_COST[1] = _DIST1_BITS
 
 
@@ -132,7 +132,8 @@ def _nonzero_words(words):
 def _sparse_layout(words, data, nz, nnz):
     """Per non-zero word: the zero bytes right before it (``zb``, capped at 258), its leading
     zero bytes (``lead``) and a key of what follows it (distance to the next non-zero word and
-    that word's value)."""
+    that word's value); and the histogram of the values' bytes after their leading zeros."""
+    freq = np.zeros(256, dtype=np.int64)
     zb = np.zeros(nnz, dtype=np.int64)
     lead = np.zeros(nnz, dtype=np.int64)
     after = np.zeros(nnz, dtype=np.int64)
@@ -143,6 +144,8 @@ def _sparse_layout(words, data, nz, nnz):
         while data[b] == 0:
             b += 1
         lead[k] = b - 4 * p
+        for j in range(b, 4 * p + 4):
+            freq[data[j]] += 1
         if k == 0:
             z = 4 * p
         else:
@@ -157,7 +160,7 @@ def _sparse_layout(words, data, nz, nnz):
             after[k] = (nz[k + 1] - p) * 0x100000000 + np.int64(words[nz[k + 1]])
         else:
             after[k] = (nw - p) * 0x100000000
-    return zb, lead, after
+    return zb, lead, after, freq
 
 
 @numba.njit(nogil=True, cache=True)
@@ -211,10 +214,10 @@ def _value_costs(words, data, nz, nnz, lead, lit_cost, len_cost, dist1_cost):
 
 
 @numba.njit(nogil=True, cache=True)
-def _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, tval):
+def _tokenize(words, data, nz, nnz, layout, chain, lit_cost, len_cost, dist_cost, tlen, tval):
     """LZ77 tokens of ``data`` (the bytes of ``words``; ``nz[:nnz]`` the non-zero words):
     ``tlen`` 0 for a literal byte ``tval``, else a match of ``tlen`` bytes at distance
-    ``tval``. Returns the count.
+    ``tval``. Returns the count. ``layout`` is :func:`_sparse_layout`'s ``zb, lead, after``.
 
     Zero bytes (runs of zero words and the zero bytes leading a value) become zero runs. A
     non-zero word becomes the match of an earlier occurrence of it, extended forward by whole
@@ -223,7 +226,7 @@ def _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, 
     it, and ``chain`` more of the same value: the one that saves the most bits by the
     estimated costs), or literals."""
     nw = words.size
-    zb, lead, after = _sparse_layout(words, data, nz, nnz)
+    zb, lead, after = layout
     lits, runs = _value_costs(words, data, nz, nnz, lead, lit_cost, len_cost, dist_cost[1])
     # tables of sparse index + 1: newest of a value (chained), by value and zero run before,
     # by value and what follows
@@ -347,19 +350,12 @@ def _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, 
 
 
 @numba.njit(nogil=True, cache=True)
-def _lit_costs(data, nz, nnz):
-    """Estimated bits of each literal, from the histogram of the values' bytes (plus one
+def _lit_costs(freq, nnz):
+    """Estimated bits of each literal, from the histogram ``freq`` of the values' bytes (plus one
     ``0`` and one length per zero run); with :data:`_LEN_COST` and :data:`_DIST_COST` they
     decide whether a match pays. (Two passes, the second costed from the first's Huffman
     codes, were 2% smaller and twice as slow.)"""
-    freq = np.zeros(256, dtype=np.int64)
-    for k in range(nnz):
-        p = nz[k]
-        b = 4 * p
-        while data[b] == 0:
-            b += 1
-        for j in range(b, 4 * p + 4):
-            freq[data[j]] += 1
+    freq = freq.copy()
     freq[0] += nnz
     total = 0
     for v in freq:
@@ -653,8 +649,10 @@ def _gzip_words(data, chain, crc, header, len_code, dist_code, len_cost, dist_co
     cap = 8 * nnz + nbytes // 255 + 16  # at most 4 literals + 2 zero-run tokens per value
     tlen = np.empty(cap, dtype=np.int32)
     tval = np.empty(cap, dtype=np.int32)
-    lit_cost = _lit_costs(data, nz, nnz)
-    nt = _tokenize(words, data, nz, nnz, chain, lit_cost, len_cost, dist_cost, tlen, tval)
+    zb, lead, after, freq = _sparse_layout(words, data, nz, nnz)
+    lit_cost = _lit_costs(freq, nnz)
+    layout = (zb, lead, after)
+    nt = _tokenize(words, data, nz, nnz, layout, chain, lit_cost, len_cost, dist_cost, tlen, tval)
     nblocks = max(1, (nt + BLOCK_TOKENS - 1) // BLOCK_TOKENS)
     out = np.empty(nbytes + 5 * (nbytes // 65535 + 2 * nblocks + 2) + 1024, dtype=np.uint8)
     out[: header.size] = header
