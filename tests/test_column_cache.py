@@ -483,6 +483,68 @@ def test_build_in_a_child_process_reports_progress_and_can_be_cancelled(tmp_path
     m2.close()
 
 
+def test_a_cancel_before_the_child_starts_keeps_it_from_starting(tmp_path, csr_file, monkeypatch):
+    import multiprocessing
+
+    m, cache = _cache(csr_file, tmp_path / "cache", memory_budget=24 * 200)
+    started: list[object] = []
+    monkeypatch.setattr(
+        multiprocessing.context.SpawnProcess, "start", lambda self: started.append(self)
+    )
+    cache.cancel()  # the server closes before the build's thread reaches the start
+    cache.build_in_background(process=True)  # a late start resets the flag: a new build
+    cache._thread.join(timeout=30)
+    assert len(started) == 1  # proves the patch is live: this build did try to start
+    with cache._lock:
+        cache._cancelled = True  # now cancel between the thread's creation and the start
+    with pytest.raises(RuntimeError, match="cancelled before it started"):
+        cache._build_in_child()
+    assert len(started) == 1 and cache._process is None
+    m.close()
+
+
+CANCEL_SCRIPT = """
+import multiprocessing, sys, time
+from multiprocessing import popen_spawn_posix
+sys.path.insert(0, {python!r})
+from cellucid.storage.backed import BackedMatrix
+from cellucid.storage.column_cache import ColumnCache
+
+spawn = popen_spawn_posix.util.spawnv_passfds
+def slow_spawn(path, args, fds):  # widen the gap between the child's birth and its data
+    pid = spawn(path, args, fds)
+    if "spawn_main" in str(args):  # not the resource tracker
+        time.sleep(1.0)
+    return pid
+popen_spawn_posix.util.spawnv_passfds = slow_spawn
+
+if __name__ == "__main__":
+    m = BackedMatrix.open({path!r}, attach_cache=False)
+    c = ColumnCache.for_source(m, {path!r}, "X", cache_dir={cache!r})
+    thread = c.build_in_background(process=True)
+    time.sleep(0.3)  # the child exists, its parent has not written to it yet
+    c.cancel()  # the server closes on Ctrl+C ...
+    print("cancelled", flush=True)
+    # ... and the interpreter exits with the daemon thread wherever it is
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="spawn start-up timing")
+def test_cancelling_a_starting_child_leaves_no_traceback_and_no_child(tmp_path, csr_file):
+    """A server stopped by Ctrl+C just as its column-cache child starts: the child must not
+    be left reading its spawn data from a closed pipe (an EOFError traceback in the
+    terminal, the CI failure of session 4)."""
+    script = CANCEL_SCRIPT.format(
+        python=str(REPO / "python"), path=str(csr_file), cache=str(tmp_path / "cache")
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert proc.stdout.decode().strip() == "cancelled"
+    time.sleep(1.5)  # an orphaned child would print after its parent is gone
+    assert "Traceback" not in err and "EOFError" not in err, err
+
+
 def test_a_failing_background_build_sets_error_and_logs(tmp_path, csr_file, monkeypatch, caplog):
     def broken(*a, **k):
         raise RuntimeError("no space")

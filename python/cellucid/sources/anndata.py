@@ -161,6 +161,7 @@ class AnnDataAdapter:
         # from backed CSR one gene costs a pass over the matrix until the column cache exists
         backed_csr = isinstance(genes, BackedMatrix) and genes.format == "csr"
         self._cache_timer: threading.Timer | None = None
+        self._cache_start_lock = threading.Lock()
         if cache_columns and backed_csr and not genes.cache_ready:
             self.column_cache = genes.column_cache()
             # once the viewer has its points (or a moment later): the build's process start
@@ -277,11 +278,14 @@ class AnnDataAdapter:
         return None
 
     def _start_column_cache(self) -> None:
-        """Start building the column cache (once; in a child process)."""
-        timer, self._cache_timer = self._cache_timer, None
-        if timer is not None and not self._closed and self.column_cache is not None:
-            timer.cancel()
-            self.column_cache.build_in_background(process=True)
+        """Start building the column cache (once; in a child process; never after close)."""
+        if self._cache_timer is None:
+            return
+        with self._cache_start_lock:  # close() takes it too: no build starts after it
+            timer, self._cache_timer = self._cache_timer, None
+            if timer is not None and not self._closed and self.column_cache is not None:
+                timer.cancel()
+                self.column_cache.build_in_background(process=True)
 
     def gene_payload(self, index: int) -> bytes:
         """One gene's float32 column (LRU-cached; concurrent requests share one read)."""
@@ -314,7 +318,7 @@ class AnnDataAdapter:
 
     def close(self) -> None:
         """Release the backed file (idempotent)."""
-        with self._lock:
+        with self._cache_start_lock:  # first: a gene read may hold self._lock for long
             if self._closed:
                 return
             self._closed = True
@@ -322,6 +326,7 @@ class AnnDataAdapter:
                 self._cache_timer.cancel()
             if self.column_cache is not None:
                 self.column_cache.cancel()
+        with self._lock:
             if isinstance(self.dataset.genes, BackedMatrix):
                 self.dataset.genes.close()
             file = getattr(self.adata, "file", None)

@@ -580,9 +580,16 @@ class ColumnCache:
             name="cellucid-column-cache",
             daemon=True,  # ends with the server
         )
+        # started under the lock: a cancel() (the server closing) either comes first and no
+        # child starts, or comes after and terminates it. A child left half-started (its
+        # parent gone while it still reads its spawn data) would print an EOFError traceback.
         with self._lock:
+            if self._cancelled:
+                send.close()
+                receive.close()
+                raise RuntimeError("the build was cancelled before it started")
             self._process = child
-        child.start()
+            child.start()
         send.close()
         try:
             while child.is_alive():
@@ -601,13 +608,14 @@ class ColumnCache:
         self.progress = 1.0
 
     def cancel(self) -> None:
-        """Stop a build running in a child process (its temporary folder is removed by the
-        next builder); a build on a thread runs to its end."""
+        """Stop a build running in a child process, or keep one about to start from starting
+        (its temporary folder is removed by the next builder); a build on a thread runs to its
+        end. :meth:`build_in_background` may start a new build afterwards."""
         with self._lock:
             child = self._process
-            self._cancelled = child is not None
-        if child is not None and child.is_alive():
-            child.terminate()
+            self._cancelled = True
+            if child is not None and child.is_alive():
+                child.terminate()
 
     # ------------------------------------------------------------------ reading
     def _open(self) -> tuple[np.ndarray, _NpyReader, _NpyReader]:
