@@ -58,6 +58,7 @@ export class Viewer {
     this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
     this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
     this.selectJobs = null; // select/client.js SelectJobs: lasso and category pick in a worker (main.js)
+    this.lastLasso = null; // {route: index | worker | page, panel, cells, ms} of the last lasso (selecttools.js)
     this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
     this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";

@@ -195,6 +195,7 @@ export class Scene {
       this.split.gather();
       this.applyViews();
     }
+    this.keepLodIndex();
     this.update();
   }
 
@@ -222,7 +223,15 @@ export class Scene {
     view.onChange = () => this.update();
     if (this.positions) view.follow(index, this.positions, this.size);
     if (this.split) for (const p of this.split.extra) p.lod = this.panelLod(p, null);
+    this.keepLodIndex();
     this.update();
+  }
+
+  /** Tell the LOD index which embeddings are on screen (its worker keeps their lasso index only). */
+  keepLodIndex() {
+    if (!this.lodIndex) return;
+    const shown = [this, ...(this.split ? this.split.extra : [])].filter((p) => p.positions && p.size >= 2);
+    this.lodIndex.keep(shown.map((p) => p.positions));
   }
 
   /** The LodView of an extra panel of the split view (`prev`: the one it had), or null without LOD. */
@@ -299,6 +308,7 @@ export class Scene {
     this.gatherOverlays();
     if (this.edgeIndex) this.buildEdgeSegments();
     if (this.lod) this.lod.follow(this.lodIndex, this.positions, this.size);
+    this.keepLodIndex();
     if (dimChanged || !this.viewState) {
       this.userMoved = false;
       this.viewState = this.homeViewState();
