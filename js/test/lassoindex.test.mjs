@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { buildLodOrder, mortonKeys, sortByKey } from "../viewer/src/render/lodorder.js";
 import { LodJobs } from "../viewer/src/render/lodjobs.js";
 import { LodIndex } from "../viewer/src/render/lod.js";
-import { lassoIndexed, treeIndex } from "../viewer/src/select/lassoindex.js";
+import { lassoIndexed, lassoTree, maskBitset, treeIndex } from "../viewer/src/select/lassoindex.js";
+import { bitsetCells } from "../viewer/src/select/cellset.js";
 import { lassoCells } from "../viewer/src/select/regionjob.js";
 import { rng } from "./helpers.mjs";
 
@@ -78,6 +79,20 @@ function polygons(r) {
   };
 }
 
+/** `positions` holds the coordinates of `cells` (in any order), each exactly once. */
+function samePositions(positions, cells, pos, size, what) {
+  assert.equal(positions.length, cells.length * size, `${what}: ${positions.length / size} positions for ${cells.length} cells`);
+  const count = new Map();
+  const key = (a, o) => Array.from(a.subarray(o, o + size)).join(",");
+  for (const c of cells) count.set(key(pos, c * size), (count.get(key(pos, c * size)) || 0) + 1);
+  for (let j = 0; j < cells.length; j++) {
+    const k = key(positions, j * size);
+    const left = count.get(k);
+    if (!left) assert.fail(`${what}: position ${k} is not one of the cells'`);
+    count.set(k, left - 1);
+  }
+}
+
 function sameCells(got, expected, what) {
   assert.ok(got instanceof Uint32Array, `${what}: a Uint32Array`);
   assert.equal(got.length, expected.length, `${what}: ${got.length} cells, brute force ${expected.length}`);
@@ -116,6 +131,15 @@ for (const size of [2, 3]) {
           sameCells(got, lassoCells(pos, size, m, W, H, poly, msk), what);
           accepted += stats.accepted;
           skipped += n - stats.accepted - stats.tested;
+          if (cam === "ortho" || name === "star") {
+            const both = lassoTree(index, { matrix: m, width: W, height: H, polygon: poly, maskBits: msk && maskBitset(msk), positions: true });
+            sameCells(both.cells, got, `${what} (with positions)`);
+            let ones = 0;
+            for (const word of both.bits) for (let b = 0; b < 32; b++) ones += (word >>> b) & 1;
+            assert.equal(ones, got.length, `${what}: the bitset holds the cells and nothing else`);
+            sameCells(bitsetCells(new Uint8Array(both.bits.buffer), got.length), got, `${what} (bitset)`);
+            samePositions(both.positions, got, pos, size, what);
+          }
         }
       }
     }
@@ -238,7 +262,7 @@ test("LodJobs: the order of buildLodOrder, lasso on the kept index, the mask sen
   const lasso = (extra) => jobs.handle({ type: "lasso", key: 1, matrix: m, width: W, height: H, polygon: poly, ...extra }).answer;
   const first = lasso({ mask, maskToken: "a" });
   sameCells(first.cells, lassoCells(pos2, 2, m, W, H, poly, mask), "with the mask");
-  assert.equal(first.heldBytes, n * 12 + 4 * (2 ** 16 + 1) + n * 16 + 4 * (2 ** 18 + 1) + n, "the mask is kept");
+  assert.equal(first.heldBytes, n * 12 + 4 * (2 ** 16 + 1) + n * 16 + 4 * (2 ** 18 + 1) + 4 * Math.ceil(n / 32), "the mask is kept, as a bitset");
   sameCells(lasso({ maskToken: "a" }).cells, first.cells, "the kept mask");
   assert.deepEqual(lasso({ maskToken: "b" }), { needMask: true, held: [1, 2], heldBytes: first.heldBytes });
   sameCells(lasso({ mask: null, maskToken: null }).cells, lassoCells(pos2, 2, m, W, H, poly, null), "no mask");
@@ -297,7 +321,7 @@ test("LodIndex: lasso in the worker on the kept index, mask sent when it changes
   assert.ok(index.heldBytes >= n * 12);
 
   const mask = Uint8Array.from({ length: n }, () => (r() < 0.7 ? 1 : 0));
-  const run = (positions, size, msk, token) => index.lasso({ positions, matrix: m, width: W, height: H, polygon: poly, mask: msk, maskToken: token });
+  const run = async (positions, size, msk, token) => (await index.lasso({ positions, matrix: m, width: W, height: H, polygon: poly, mask: msk, maskToken: token })).cells;
   log.length = 0;
   sameCells(await run(a, 2, mask, "v1"), lassoCells(a, 2, m, W, H, poly, mask), "masked");
   sameCells(await run(a, 2, mask, "v1"), lassoCells(a, 2, m, W, H, poly, mask), "masked, mask kept");
@@ -317,7 +341,9 @@ test("LodIndex: lasso in the worker on the kept index, mask sent when it changes
   await new Promise((res) => setTimeout(res, 5));
   assert.ok(index.canLasso(a) && index.canLasso(b));
   const m3 = CAMERAS[3].perspective;
-  sameCells(await index.lasso({ positions: b, matrix: m3, width: W, height: H, polygon: poly }), lassoCells(b, 3, m3, W, H, poly), "the 3D panel");
+  const in3 = await index.lasso({ positions: b, matrix: m3, width: W, height: H, polygon: poly, withPositions: true });
+  sameCells(in3.cells, lassoCells(b, 3, m3, W, H, poly), "the 3D panel");
+  samePositions(in3.positions, in3.cells, b, 3, "the 3D panel's ring positions");
   index.keep([b]);
   await new Promise((res) => setTimeout(res, 5));
   assert.equal(index.canLasso(a), false, "dropped when no longer shown");

@@ -50,9 +50,9 @@ export function lassoSelect(viewer, polygon, mode) {
   const flat = polygon.flatMap(([x, y]) => [x - (vp.x || 0), y - (vp.y || 0)]);
   const job = { positions, size, matrix: vp.viewProjectionMatrix, width: vp.width, height: vp.height, polygon: flat, mask: viewer.selectableMask() };
   const t0 = performance.now();
-  const done = (route) => (cells) => {
+  const done = (route, extra = {}) => (cells) => {
     const t1 = performance.now();
-    viewer.userSelect(cells, mode, "lasso");
+    viewer.userSelect(cells, mode, "lasso", { sorted: true, ...extra });
     // ms: until the cells were known; selectMs: the selection step on the page (history, drawing, events)
     viewer.lastLasso = { route, panel: index, cells: cells.length, ms: t1 - t0, selectMs: performance.now() - t1 };
   };
@@ -63,13 +63,24 @@ export function lassoSelect(viewer, polygon, mode) {
   const tree = scene.lodIndex;
   const brute = () => jobs.lasso(job).then(done("worker"));
   if (!tree || !tree.canLasso(positions)) return brute();
+  // a new selection: the worker sends its cells' coordinates too, so the rings need no gather
   return tree
-    .lasso({ ...job, ...maskState(viewer) })
+    .lasso({ ...job, ...maskState(viewer), withPositions: mode === "replace" })
     .catch((err) => {
       console.error("cellucid: the lasso index failed; testing every cell instead", err);
       return null;
     })
-    .then((cells) => (cells ? done("index")(cells) : brute()));
+    .then((out) => (out ? done("index", fromTree(out, positions))(out.cells) : brute()));
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** What the tree index sent besides the cells, for userSelect: the rings' coordinates, the bitset. */
+function fromTree(out, positions) {
+  return {
+    overlay: out.positions ? { of: positions, positions: out.positions } : null,
+    bits: LITTLE_ENDIAN && out.bits ? new Uint8Array(out.bits.buffer, out.bits.byteOffset, out.bits.byteLength) : null,
+  };
 }
 
 const maskSerials = new WeakMap();

@@ -131,14 +131,15 @@ export class LodIndex {
   /**
    * Cells inside a screen polygon through the worker's tree index (select/lassoindex.js), or
    * null when it has none for `positions` (then lasso another way). `mask`: the visibility mask
-   * (null = every cell), sent only when `maskToken` differs from the last one sent.
+   * (null = every cell), sent only when `maskToken` differs from the last one sent. With
+   * `withPositions`, also the cells' coordinates (any order) for the selection rings.
    *
-   * @returns {Promise<Uint32Array|null>}
+   * @returns {Promise<{cells: Uint32Array, bits: Int32Array, positions: Float32Array|null}|null>}
    */
-  async lasso({ positions, matrix, width, height, polygon, mask = null, maskToken = null }) {
+  async lasso({ positions, matrix, width, height, polygon, mask = null, maskToken = null, withPositions = false }) {
     if (!this.canLasso(positions)) return null;
     const entry = this.cache.get(positions);
-    const msg = { type: "lasso", key: entry.key, matrix: Float64Array.from(matrix), width, height, polygon: Float64Array.from(polygon), maskToken: mask ? maskToken : null };
+    const msg = { type: "lasso", key: entry.key, matrix: Float64Array.from(matrix), width, height, polygon: Float64Array.from(polygon), maskToken: mask ? maskToken : null, positions: withPositions };
     const withMask = () => {
       this.sentMaskToken = msg.maskToken;
       return { ...msg, mask };
@@ -147,7 +148,7 @@ export class LodIndex {
     if (answer.needMask) answer = await this.post(withMask());
     if (answer.missing || !answer.cells) return null;
     this.lastLasso = { ms: answer.ms, stats: answer.stats, cells: answer.cells.length };
-    return answer.cells;
+    return { cells: answer.cells, bits: answer.bits, positions: answer.positions || null };
   }
 
   terminate() {

@@ -8,25 +8,29 @@
 //       → {order?: Uint32Array (transferred; when `order`), kept: boolean, ms}
 //     positions is the worker's own copy (structured clone); with `keep` it is reordered into
 //     the tree order and kept as the index of `key` (the clone itself is dropped)
-//   {type: "lasso", key, matrix, width, height, polygon, mask?, maskToken}
-//       → {cells: Uint32Array (transferred), ms, stats} | {missing: true} | {needMask: true}
+//   {type: "lasso", key, matrix, width, height, polygon, mask?, maskToken, positions?}
+//       → {cells: Uint32Array, bits: Int32Array (the same cells as a bitset), positions?:
+//          Float32Array (all transferred), ms, stats}
+//         | {missing: true} | {needMask: true}
+//     positions (when asked): the selected cells' coordinates in tree order, for the page's
+//     selection rings (select/lassoindex.js lassoTree)
 //     mask (Uint8Array n or null = every cell) is sent only when it changed: the last one sent
-//     is kept with its token; a lasso whose token differs from the kept one gets needMask
+//     is kept (as a bitset) with its token; a lasso whose token differs gets needMask
 //   {type: "keep", keys} → {}   drop the indexes of every other embedding (panels not shown)
 //
 // Memory held (`heldBytes`): per kept embedding 4·size + 4 bytes a cell (its positions in tree
 // order and the cell of each tree rank) and the node offsets (256 KB in 2D, 1 MB in 3D), plus the
-// last visibility mask sent (1 byte a cell). The order is moved to the page, not kept.
+// last visibility mask sent, as a bitset (1 bit a cell). The order is moved to the page, not kept.
 
 import { mortonKeys, sortByKey, stratify } from "./lodorder.js";
-import { lassoIndexed, treeIndex } from "../select/lassoindex.js";
+import { lassoTree, maskBitset, treeIndex } from "../select/lassoindex.js";
 
 export class LodJobs {
   /** @param {{keep?: boolean}} [opts] keep = false: build orders only, keep nothing (the page) */
   constructor({ keep = true } = {}) {
     this.canKeep = keep;
     this.indexes = new Map(); // key -> treeIndex
-    this.mask = null;
+    this.maskBits = null; // the last visibility mask sent, as a bitset
     this.maskToken = null;
   }
 
@@ -40,7 +44,8 @@ export class LodJobs {
       if (answer.order) transfer = [answer.order.buffer];
     } else if (type === "lasso") {
       answer = this.lasso(msg);
-      if (answer.cells) transfer = [answer.cells.buffer];
+      if (answer.cells) transfer = [answer.cells.buffer, answer.bits.buffer];
+      if (answer.positions) transfer.push(answer.positions.buffer);
     } else if (type === "keep") {
       answer = this.keep(msg.keys);
     } else {
@@ -60,27 +65,27 @@ export class LodJobs {
     return { order: out, kept, ms: performance.now() - t0 };
   }
 
-  lasso({ key, matrix, width, height, polygon, mask, maskToken = null }) {
+  lasso({ key, matrix, width, height, polygon, mask, maskToken = null, positions = false }) {
     const index = this.indexes.get(key);
     if (!index) return { missing: true };
     if (mask !== undefined) {
       if (mask !== null && mask.length !== index.n) throw new Error(`the visibility mask has ${mask.length} entries for ${index.n} cells`);
-      this.mask = mask;
+      this.maskBits = mask === null ? null : maskBitset(mask);
       this.maskToken = maskToken;
     } else if (maskToken !== this.maskToken) {
       return { needMask: true };
     }
     const t0 = performance.now();
     const stats = {};
-    const cells = lassoIndexed(index, matrix, width, height, polygon, this.mask, stats);
-    return { cells, ms: performance.now() - t0, stats };
+    const out = lassoTree(index, { matrix, width, height, polygon, maskBits: this.maskBits, stats, positions });
+    return { cells: out.cells, bits: out.bits, ...(positions ? { positions: out.positions } : {}), ms: performance.now() - t0, stats };
   }
 
   keep(keys) {
     const wanted = new Set(keys);
     for (const key of [...this.indexes.keys()]) if (!wanted.has(key)) this.indexes.delete(key);
     if (!this.indexes.size) {
-      this.mask = null;
+      this.maskBits = null;
       this.maskToken = null;
     }
     return {};
@@ -88,7 +93,7 @@ export class LodJobs {
 
   /** Bytes of the typed arrays kept (indexes and the last mask). */
   bytes() {
-    let total = this.mask ? this.mask.byteLength : 0;
+    let total = this.maskBits ? this.maskBits.byteLength : 0;
     for (const index of this.indexes.values()) total += index.bytes;
     return total;
   }

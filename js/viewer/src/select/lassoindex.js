@@ -19,16 +19,23 @@
 // finest depth (or when they hold few cells) their cells are tested one by one with exactly the
 // arithmetic of select/lasso.js (projectToScreen to float32, then the half-open even-odd test).
 // The result is the same ascending Uint32Array as select/regionjob.js lassoCells (brute force):
-// hits are marked in a byte array by cell index, and one scan (with the visibility mask) lists
-// them in order.
+// the accepted runs and the hits are marked in a bitset by cell index (one bit a cell), and one
+// scan of it (with the visibility mask) lists them in order, without a sort. On request the
+// selected cells' coordinates come too, in tree order (whole runs copied), for the page's
+// selection rings.
+//
+// Cost: the nodes the polygon's edge crosses, their cells (projected and tested), and one bit
+// write and one output write per selected cell. Memory of a lasso: the bitset (n / 8 bytes) and
+// the result.
 
 import { insidePolygon, preparePolygon, bandOf } from "./lasso.js";
 import { gridCoordinate } from "../render/lodorder.js";
+import { CellBuffer } from "./sets.js";
 
 /** Depth (bits per axis) of the node offsets: 2^16 nodes in 2D, 2^18 in 3D. */
 const DEPTH = { 2: 8, 3: 6 };
 /** Nodes with at most this many cells are tested cell by cell instead of classified. */
-const SMALL_NODE = { 2: 32, 3: 64 };
+const SMALL_NODE = { 2: 32, 3: 16 };
 
 /**
  * The lasso index of an embedding from its LOD build (render/lodorder.js mortonKeys and
@@ -93,50 +100,160 @@ const SPLIT = 2;
  * @param {number} height
  * @param {Float32Array|Float64Array|number[]} polygon screen x0, y0, x1, y1, ...
  * @param {Uint8Array|null} [mask] mask[i] === 0 excludes cell i
- * @param {object} [stats] filled with {nodes, accepted, tested}: nodes classified, cells
- *   accepted without a test, cells tested one by one
+ * @param {object} [stats] filled with {nodes, accepted, tested, walkMs, cellsMs, positionsMs}:
+ *   nodes classified, cells accepted without a test, cells tested one by one, and the time of
+ *   the walk, of listing the cells and of copying their positions
  * @returns {Uint32Array}
  */
 export function lassoIndexed(index, matrix, width, height, polygon, mask = null, stats = {}) {
-  const { n, size } = index;
-  if (mask && mask.length < n) throw new Error(`mask has ${mask.length} entries for ${n} cells`);
-  Object.assign(stats, { nodes: 0, accepted: 0, tested: 0 });
-  const poly = preparePolygon(polygon);
-  if (!poly || n === 0) return new Uint32Array(0);
-  const marks = new Int32Array((n + 31) >>> 5); // one bit a cell: 1.25 MB at 10M, cache-friendly
-  const walk = new Walk(index, Array.from(matrix), width, height, poly, marks, stats);
-  walk.node(0, 0, 0, 0, 0, 0, n);
-  return scanMarks(marks, mask, walk.marked);
+  if (mask && mask.length < index.n) throw new Error(`mask has ${mask.length} entries for ${index.n} cells`);
+  return lassoTree(index, { matrix, width, height, polygon, maskBits: mask ? maskBitset(mask) : null, stats }).cells;
 }
 
-/** The marked cells whose mask entry is set, ascending; `marked` = how many are marked. */
-function scanMarks(marks, mask, marked) {
-  let out = new Uint32Array(marked);
-  let k = 0;
-  for (let w = 0; w < marks.length; w++) {
-    let bits = marks[w];
-    while (bits !== 0) {
-      const low = bits & -bits;
-      const i = (w << 5) + 31 - Math.clz32(low);
-      bits ^= low;
-      if (mask === null || mask[i] !== 0) out[k++] = i;
+/**
+ * A selection mask as a bitset: bit (i & 31) of word i >>> 5 is set when mask[i] !== 0 (n / 8
+ * bytes: what the LOD worker keeps of the visibility mask).
+ *
+ * @param {Uint8Array} mask
+ * @returns {Int32Array}
+ */
+export function maskBitset(mask) {
+  const n = mask.length;
+  const bits = new Int32Array((n + 31) >>> 5);
+  for (let w = 0; w < bits.length; w++) {
+    let word = 0;
+    for (let b = 0, i = w << 5, end = Math.min(32, n - i); b < end; b++) if (mask[i + b] !== 0) word |= 1 << b;
+    bits[w] = word;
+  }
+  return bits;
+}
+
+/**
+ * `lassoIndexed` with the mask as a bitset (`maskBitset`), also returning the selection as a
+ * bitset (`bits`: the same cells, n bits in little-endian words) and, with `positions: true`,
+ * the selected cells' coordinates (Float32Array, stride size) in tree order, not in the order
+ * of `cells`: what the page's selection rings draw, so the page need not gather them (the
+ * order of rings does not show).
+ *
+ * @returns {{cells: Uint32Array, bits: Int32Array, positions: Float32Array|null}}
+ */
+export function lassoTree(index, { matrix, width, height, polygon, maskBits = null, stats = {}, positions = false }) {
+  const { n } = index;
+  if (maskBits && maskBits.length < (n + 31) >>> 5) throw new Error(`the mask bitset covers ${maskBits.length * 32} cells, not ${n}`);
+  Object.assign(stats, { nodes: 0, accepted: 0, tested: 0 });
+  const poly = preparePolygon(polygon);
+  if (!poly) return { cells: new Uint32Array(0), bits: new Int32Array((n + 31) >>> 5), positions: positions ? new Float32Array(0) : null };
+  const t0 = performance.now();
+  const walk = new Walk(index, Array.from(matrix), width, height, poly, stats);
+  if (n > 0) walk.node(0, 0, 0, 0, 0, 0, n);
+  stats.walkMs = performance.now() - t0;
+  return walk.finish(maskBits, positions);
+}
+
+
+/** Are the coordinates of tree rank r finite? (a non-finite one projects to NaN: never inside) */
+function finiteAt(pos, size, r) {
+  for (let a = 0; a < size; a++) {
+    const v = pos[r * size + a];
+    if (v - v !== 0) return false;
+  }
+  return true;
+}
+
+/** Set the bits of the cells of the accepted runs (their finite ones). */
+function markRuns(bits, { ids, positions: pos, size, allFinite }, runs, nRuns) {
+  for (let j = 0; j < nRuns; j += 2) {
+    for (let r = runs[j]; r < runs[j + 1]; r++) {
+      if (!allFinite && !finiteAt(pos, size, r)) continue;
+      const i = ids[r];
+      bits[i >>> 5] |= 1 << (i & 31);
     }
   }
-  if (k < out.length) out = out.slice(0, k);
-  return out;
+}
+
+/** Set the bits of the cells of tree ranks ranks[0 .. count). */
+function markRanks(bits, ids, ranks, count) {
+  for (let j = 0; j < count; j++) {
+    const i = ids[ranks[j]];
+    bits[i >>> 5] |= 1 << (i & 31);
+  }
+}
+
+/** Set bits of each 16-bit number (the bitset's words are counted in halves: no int32 overflow). */
+const ONES16 = new Uint8Array(1 << 16);
+for (let v = 1; v < 1 << 16; v++) ONES16[v] = (v & 1) + ONES16[v >>> 1];
+
+/**
+ * The cells of a bitset, ascending, after ANDing it with `maskBits` (in place; null: no mask).
+ * Each word's bits are taken from the highest down and written back to front: only int32
+ * arithmetic (no negation or subtraction that overflows and sends the JIT back).
+ */
+function listBits(bits, maskBits) {
+  let count = 0;
+  for (let w = 0; w < bits.length; w++) {
+    if (maskBits !== null) bits[w] &= maskBits[w];
+    const word = bits[w];
+    count += ONES16[word & 0xffff] + ONES16[word >>> 16];
+  }
+  const cells = new Uint32Array(count);
+  let k = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w];
+    if (word === 0) continue;
+    const base = w << 5;
+    let j = (k += ONES16[word & 0xffff] + ONES16[word >>> 16]);
+    while (word !== 0) {
+      const b = 31 - Math.clz32(word);
+      cells[--j] = base + b;
+      word ^= 1 << b;
+    }
+  }
+  return cells;
+}
+
+/** Copy the coordinates of the selected cells of the accepted runs to `out`; returns its length. */
+function copyRuns(out, bits, { ids, positions: pos, size, allFinite }, runs, nRuns, noMask) {
+  let o = 0;
+  for (let j = 0; j < nRuns; j += 2) {
+    const r0 = runs[j];
+    const r1 = runs[j + 1];
+    if (allFinite && noMask) {
+      out.set(pos.subarray(r0 * size, r1 * size), o); // every cell of the run is selected
+      o += (r1 - r0) * size;
+      continue;
+    }
+    for (let r = r0; r < r1; r++) {
+      const i = ids[r];
+      if (((bits[i >>> 5] >>> (i & 31)) & 1) === 0) continue;
+      for (let a = 0; a < size; a++) out[o++] = pos[r * size + a];
+    }
+  }
+  return o;
+}
+
+/** Copy the coordinates of the selected cells among tree ranks ranks[0 .. count) after `o`. */
+function copyRanks(out, o, bits, { ids, positions: pos, size }, ranks, count) {
+  for (let j = 0; j < count; j++) {
+    const r = ranks[j];
+    const i = ids[r];
+    if (((bits[i >>> 5] >>> (i & 31)) & 1) === 0) continue;
+    for (let a = 0; a < size; a++) out[o++] = pos[r * size + a];
+  }
+  return o;
 }
 
 /** One lasso's walk over the tree. */
 class Walk {
-  constructor(index, m, width, height, poly, marks, stats) {
+  constructor(index, m, width, height, poly, stats) {
     this.index = index;
     this.m = m;
     this.hw = width / 2;
     this.hh = height / 2;
     this.poly = poly;
-    this.marks = marks;
     this.stats = stats;
-    this.marked = 0;
+    this.runs = new Uint32Array(256); // [r0, r1) pairs of the nodes accepted whole
+    this.nRuns = 0;
+    this.hits = new CellBuffer(index.n); // tree ranks of the cells tested inside
     this.size = index.size;
     this.small = SMALL_NODE[index.size];
     this.top = 2 ** index.per - 1;
@@ -153,7 +270,6 @@ class Walk {
     this.by0 = 1 - (poly.minY - margin) / this.hh; // screen y ≥ minY  ⇔  cy / w ≤ by0
     this.by1 = 1 - (poly.maxY + margin) / this.hh; // screen y ≤ maxY  ⇔  cy / w ≥ by1
     this.corner = new Float64Array(4 * 8);
-    this.bounds = new Uint32Array(9);
   }
 
   /**
@@ -320,36 +436,44 @@ class Walk {
 
   /** Every cell of tree ranks [r0, r1) is inside (finite ones: a non-finite cell never is). */
   accept(r0, r1) {
-    const { ids, positions: pos, allFinite } = this.index;
-    const marks = this.marks;
     this.stats.accepted += r1 - r0;
-    if (allFinite) {
-      for (let r = r0; r < r1; r++) {
-        const i = ids[r];
-        marks[i >>> 5] |= 1 << (i & 31);
-      }
-      this.marked += r1 - r0;
-      return;
+    if (this.nRuns === this.runs.length) {
+      const grown = new Uint32Array(2 * this.runs.length);
+      grown.set(this.runs);
+      this.runs = grown;
     }
-    const size = this.size;
-    for (let r = r0; r < r1; r++) {
-      let finite = true;
-      for (let a = 0; a < size; a++) {
-        const v = pos[r * size + a];
-        if (v - v !== 0) finite = false;
-      }
-      if (finite) {
-        const i = ids[r];
-        marks[i >>> 5] |= 1 << (i & 31);
-        this.marked++;
-      }
-    }
+    this.runs[this.nRuns++] = r0;
+    this.runs[this.nRuns++] = r1;
+  }
+
+  /**
+   * The selection from the accepted runs and the tested hits: a bitset of the cells (one bit a
+   * cell: 1.25 MB at 10M) ANDed with the mask's, listed in ascending order without a sort, and
+   * with `wantPositions` the cells' coordinates in tree order (whole runs copied as they are).
+   * Each pass is a function of its own: one hot loop each, which the JIT optimises steadily.
+   */
+  finish(maskBits, wantPositions) {
+    const t0 = performance.now();
+    const index = this.index;
+    const bits = new Int32Array((index.n + 31) >>> 5);
+    markRuns(bits, index, this.runs, this.nRuns);
+    markRanks(bits, index.ids, this.hits.data, this.hits.length);
+    const cells = listBits(bits, maskBits);
+    const t1 = performance.now();
+    this.stats.cellsMs = t1 - t0;
+    if (!wantPositions) return { cells, bits, positions: null };
+    const out = new Float32Array(cells.length * index.size);
+    let o = copyRuns(out, bits, index, this.runs, this.nRuns, maskBits === null);
+    o = copyRanks(out, o, bits, index, this.hits.data, this.hits.length);
+    if (o !== out.length) throw new Error(`lasso: ${o / index.size} positions for ${cells.length} cells`);
+    this.stats.positionsMs = performance.now() - t1;
+    return { cells, bits, positions: out };
   }
 
   /** Test the cells of tree ranks [r0, r1) one by one (select/lasso.js arithmetic). */
   test(r0, r1) {
-    const { ids, positions: pos } = this.index;
-    const marks = this.marks;
+    const pos = this.index.positions;
+    const hits = this.hits;
     const poly = this.poly;
     const { minX, maxX, minY, maxY } = poly;
     const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15] = this.m;
@@ -357,7 +481,6 @@ class Walk {
     const hh = this.hh;
     const size = this.size;
     this.stats.tested += r1 - r0;
-    let marked = 0;
     for (let r = r0; r < r1; r++) {
       const p = r * size;
       const x = pos[p];
@@ -372,10 +495,7 @@ class Walk {
       const sy = Math.fround((1 - cy / cw) * hh);
       if (!(sx >= minX && sx <= maxX && sy >= minY && sy <= maxY)) continue;
       if (!insidePolygon(poly, sx, sy)) continue;
-      const i = ids[r];
-      marks[i >>> 5] |= 1 << (i & 31);
-      marked++;
+      hits.push(r);
     }
-    this.marked += marked;
   }
 }

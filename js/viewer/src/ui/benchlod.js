@@ -117,19 +117,20 @@ export async function measureSelection(viewer) {
     [w * 0.35, hgt * 0.75],
   ];
   const blocked = async (fn) => {
-    let last = performance.now();
-    let worst = 0;
-    const probe = setInterval(() => {
-      const t = performance.now();
-      worst = Math.max(worst, t - last);
-      last = t;
-    }, 5);
     const t0 = performance.now();
+    let last = t0;
+    let worst = 0;
+    let worstAt = 0; // when the longest stretch began, from the start
+    const gap = (t) => {
+      if (t - last > worst) [worst, worstAt] = [t - last, last - t0];
+      last = t;
+    };
+    const probe = setInterval(() => gap(performance.now()), 5);
     await fn();
     const ms = performance.now() - t0;
     clearInterval(probe);
-    worst = Math.max(worst, performance.now() - last);
-    return { ms: Math.round(ms), pageBlockedMs: Math.round(worst), cells: viewer.selection.length };
+    gap(performance.now());
+    return { ms: Math.round(ms), pageBlockedMs: Math.round(worst), blockedAtMs: Math.round(worstAt), cells: viewer.selection.length };
   };
   const saved = viewer.selectWorkerMin;
   viewer.selectWorkerMin = 0; // the worker path at every size
