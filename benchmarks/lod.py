@@ -11,9 +11,10 @@ For each size the page generates the points (24 clusters), builds the LOD order 
 and runs ``benchLod`` (``js/viewer/src/ui/benchlod.js``): frames drawn on demand (each waits
 for the GL with a one-pixel read-back) with the camera moving (a pan / orbit step before each)
 and still, first with the LOD, then without it; then the memory the page holds (typed-array
-bytes of its per-cell state against the payload: positions and fields) and a lasso and a
-category pick through the select worker, with the longest stretch the page went without
-running a task meanwhile.
+bytes of its per-cell state against the payload: positions and fields; the LOD worker's copy
+of the positions for the lasso on its own line), a lasso (through the LOD worker's tree index:
+only cells near the polygon's boundary are projected) and a category pick (select worker), with
+the longest stretch the page went without running a task meanwhile.
 
 Software WebGL (SwiftShader, two shared cores) draws a frame of a million points in seconds
 and a frame at 10M in minutes, and a frame once started cannot be stopped. So:
@@ -91,6 +92,17 @@ def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _lasso_detail(lasso: dict[str, Any]) -> str:
+    tested = lasso.get("tested")
+    worker = "" if lasso.get("workerMs") is None else f", {_ms(lasso['workerMs'])} ms in the worker"
+    tested_note = "" if tested is None else f" ({tested:,} cells tested one by one)"
+    return (
+        f"route {lasso.get('route')}, {lasso['cells']:,} cells; known after "
+        f"{_ms(lasso.get('cellsMs'))} ms{worker}{tested_note}; selection step on the page "
+        f"{_ms(lasso.get('selectMs'))} ms"
+    )
+
+
 def table(result: dict[str, Any]) -> None:
     print(
         f"LOD benchmark: {result['dim']}D, moving budget {result['budget']:,} points, "
@@ -99,7 +111,8 @@ def table(result: dict[str, Any]) -> None:
     head = (
         f"{'points':>11} {'load ms':>8} {'index ms':>8} {'level':>5} {'drawn':>9} "
         f"{'LOD mov ms':>10} {'full mov ms':>11} {'LOD still':>9} {'full still':>10} "
-        f"{'ratio':>6} {'lasso ms':>8} {'blocked':>7} {'pick ms':>7} {'bytes/payload':>13}"
+        f"{'ratio':>6} {'lasso ms':>8} {'blocked':>7} {'pick ms':>7} {'bytes/payload':>13} "
+        f"{'worker':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -117,12 +130,18 @@ def table(result: dict[str, Any]) -> None:
             f"{_ms(lod['still']) + still_note:>9} {_ms(src.get('still')):>10} "
             f"{_ratio(r.get('ratio')):>6} {sel['lasso']['ms']:>8,} "
             f"{sel['lasso']['pageBlockedMs']:>7,} {sel['category']['ms']:>7,} "
-            f"{mem['typedArrayBytes'] / 2**20:>6.0f}/{mem['payloadBytes'] / 2**20:.0f} MB"
+            f"{mem['typedArrayBytes'] / 2**20:>6.0f}/{mem['payloadBytes'] / 2**20:.0f} MB "
+            f"{mem.get('lodWorkerBytes', 0) / 2**20:>4.0f} MB"
         )
     print(
         "- not drawn (above --full-max: a full frame would take minutes and cannot be "
-        "stopped); * still frames drawn at the still budget (lodstill), not in full"
+        "stopped); * still frames drawn at the still budget (lodstill), not in full; "
+        "worker = the LOD worker's copy for the lasso (not in bytes/payload)"
     )
+    for r in result["sizes"]:
+        lasso = r.get("selection", {}).get("lasso")
+        if lasso:
+            print(f"{r['n']:>11,} lasso: {_lasso_detail(lasso)}")
     print()
     for check in result["checks"]:
         print(f"{check['verdict']:<4}  {check['check']:<62} {check['value']}")
@@ -149,7 +168,14 @@ def checks(result: dict[str, Any], args: argparse.Namespace) -> list[dict[str, A
         )
         out.append(
             {
-                "check": f"{n:,}: lasso and category pick ran in the select worker",
+                "check": f"{n:,}: lasso ran on the LOD worker's tree index",
+                "value": f"route {sel['lasso'].get('route')}",
+                "verdict": "PASS" if sel["lasso"].get("route") == "index" else "FAIL",
+            }
+        )
+        out.append(
+            {
+                "check": f"{n:,}: lasso and category pick ran in workers",
                 "value": f"{sel['lasso']['cells']:,} / {sel['category']['cells']:,} cells",
                 "verdict": "PASS"
                 if sel["inWorker"] and sel["lasso"]["cells"] > 0 and sel["category"]["cells"] > 0

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _browser import server_options, wait_until
 
 N = 200_000
@@ -175,6 +176,191 @@ def test_filters_lasso_and_category_pick_in_workers(servers, pages):
     assert result["hidden"] == 0
     assert result["worker"]["category"] == result["page_"]["category"]
     assert set(result["codes"]) == {result["worker"]["code"]}
+
+
+# ---- the lasso through the LOD worker's tree index -------------------------------------------
+
+# In the page: lasso each polygon through the tree index (the select threshold lowered to 0)
+# and on the page by brute force (threshold Infinity), with and without a filter; compare there
+# (the cell lists stay in the page).
+LASSO_BOTH_WAYS = """async (polys) => {
+  const v = window.__cellucid;
+  const lasso = async (poly, min) => {
+    v.selectWorkerMin = min;
+    v.setSelection(new Uint32Array(0), "test");
+    await v.lasso(poly, "replace");
+    return { ...v.lastLasso, cells: v.selection };
+  };
+  const same = (a, b) => a.length === b.length && a.every((c, i) => c === b[i]);
+  const out = [];
+  // the rings' coordinates: the worker's (any order) when it sent them, else gathered here
+  const rings = () => {
+    const s = v.scene, pos = s.selectionPositions, key = (a, o) => a[o] + "," + a[o + 1] + (s.size === 3 ? "," + a[o + 2] : "");
+    const own = [], want = [];
+    for (let j = 0; j < v.selection.length; j++) {
+      own.push(key(pos, j * s.size));
+      want.push(key(s.positions, v.selection[j] * s.size));
+    }
+    return { fromWorker: pos === (s.selectionOverlay && s.selectionOverlay.positions), same: own.sort().join(";") === want.sort().join(";") };
+  };
+  for (const poly of polys) {
+    const tree = await lasso(poly, 0);
+    const ringCheck = rings();
+    const stats = v.scene.lodIndex.lastLasso.stats;
+    const page = await lasso(poly, Infinity);
+    let hidden = 0;
+    for (const c of tree.cells) hidden += v.isVisible(c) ? 0 : 1;
+    out.push({ route: tree.route, pageRoute: page.route, panel: tree.panel, n: page.cells.length,
+               same: same(tree.cells, page.cells), tested: stats.tested, accepted: stats.accepted,
+               hidden, first: Array.from(tree.cells.slice(0, 20)), rings: ringCheck });
+  }
+  return out;
+}"""
+
+INDEX_STATE = """() => { const s = window.__cellucid.scene, t = s.lodIndex;
+  const shown = [s, ...(s.split ? s.split.extra : [])];
+  return { ready: shown.every((p) => t.canLasso(p.positions)), held: [...t.held].length,
+           heldBytes: t.heldBytes, worker: !!t.jobs.worker, sentMask: t.sentMaskToken ?? null }; }"""
+
+
+def _open(pages, server, path: str, ready: str, timeout: float):
+    """A page of ``server`` at ``path`` once ``ready`` (a JS predicate) holds: (handle, page)."""
+    handle = pages.open(f"{server.url}/{path}", None, server)
+    handle.page.goto(handle.url)
+    handle.page.wait_for_function(ready, timeout=timeout * 1000)
+    wait_until(lambda: handle.page.evaluate(INDEX_STATE)["ready"], 120, "the lasso's tree index")
+    return handle, handle.page
+
+
+def _view_size(page) -> list[float]:
+    return page.evaluate(
+        "() => { const vp = window.__cellucid.scene.viewport(); return [vp.width, vp.height]; }"
+    )
+
+
+def _polys(w: float, h: float, dx: float = 0.0, dy: float = 0.0) -> list[list[list[float]]]:
+    quad = [[0.3 * w, 0.3 * h], [0.7 * w, 0.25 * h], [0.65 * w, 0.7 * h], [0.35 * w, 0.75 * h]]
+    star = [
+        [0.5 * w + (0.45 if k % 2 else 0.2) * w * np.cos(k * np.pi / 6),
+         0.5 * h + (0.45 if k % 2 else 0.2) * h * np.sin(k * np.pi / 6)]
+        for k in range(12)
+    ]  # fmt: skip
+    bowtie = [[0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], [0.8 * w, 0.2 * h], [0.2 * w, 0.8 * h]]
+    return [[[x + dx, y + dy] for x, y in p] for p in (quad, star, bowtie)]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_lasso_runs_on_the_tree_index_in_the_worker_and_matches_brute_force(servers, pages, dim):
+    n = 120_000
+    ready = "() => window.__cellucid && window.__cellucid.bench && window.__cellucid.bench.loadMs"
+    handle, page = _open(
+        pages, servers.get("export"), f"?bench={n}&dim={dim}&animate=0", ready, 180
+    )
+    state = page.evaluate(INDEX_STATE)
+    # the worker keeps the positions in tree order and the cell of each rank (+ node offsets)
+    leaves = 2**16 if dim == 2 else 2**18
+    assert state["worker"] and state["held"] == 1
+    assert state["heldBytes"] == n * (4 * dim + 4) + 4 * (leaves + 1)
+    if dim == 3:  # a turned, perspective camera
+        page.evaluate(
+            "() => { const s = window.__cellucid.scene;"
+            " s.setViewState({...s.viewState, rotationOrbit: 35, rotationX: 25}); s.lod.settle(); }"
+        )
+    polys = _polys(*_view_size(page))
+    results = page.evaluate(LASSO_BOTH_WAYS, polys)
+    for i, r in enumerate(results):
+        assert r["route"] == "index" and r["pageRoute"] == "page", i
+        assert r["same"], f"polygon {i}: the index's cells differ from brute force ({r['n']} cells)"
+        assert r["rings"] == {"fromWorker": True, "same": True}, f"polygon {i}: ring positions"
+        assert r["n"] > 1000, i
+        # through the index: most cells accepted or skipped in whole nodes, few tested
+        assert r["tested"] < n / 3 and r["accepted"] > r["n"] / 3, r
+    assert page.evaluate(INDEX_STATE)["sentMask"] is None, "no filter: no mask sent"
+
+    # a filter: the mask goes to the worker once, hidden cells are never selected
+    page.evaluate(
+        """async () => {
+            const v = window.__cellucid;
+            const f = await v.dataset.loadField("cluster");
+            await v.filterCategories("cluster", f.categories.filter((_, c) => c % 3 !== 0));
+        }"""
+    )
+    filtered = page.evaluate(LASSO_BOTH_WAYS, polys[:1])[0]
+    assert filtered["route"] == "index" and filtered["same"] and filtered["hidden"] == 0
+    assert filtered["rings"] == {"fromWorker": True, "same": True}
+    assert 0 < filtered["n"] < results[0]["n"]
+    assert page.evaluate(INDEX_STATE)["sentMask"] is not None
+    assert not [line for line in handle.console if line.startswith(("[error]", "[pageerror]"))]
+
+
+def _three_embeddings(n: int):
+    import anndata
+    import pandas as pd
+
+    rng = np.random.default_rng(8)
+    centres = rng.uniform(-5, 5, (10, 2))
+    codes = rng.integers(0, 10, n)
+    umap = (centres[codes] + rng.normal(0, 0.8, (n, 2))).astype(np.float32)
+    obs = pd.DataFrame(
+        {"cluster": pd.Categorical([f"c{c}" for c in codes])}, index=[f"c{i}" for i in range(n)]
+    )
+    adata = anndata.AnnData(X=np.zeros((n, 1), np.float32), obs=obs)
+    adata.obsm["X_umap"] = umap
+    # the same clusters mirrored and stretched: a lasso selects other cells there
+    adata.obsm["X_tsne"] = np.column_stack([-umap[:, 0] * 2, umap[:, 1] + umap[:, 0]])
+    return adata
+
+
+def test_lasso_index_follows_the_embedding_and_the_split_panels(pages):
+    from _browser import anndata_server, viewer_query
+
+    n = 60_000
+    with anndata_server(_three_embeddings(n)) as server:
+        query = viewer_query(viewer_id=None, token=None, jupyter=False, anndata=True)
+        ready = "() => window.__cellucid && window.__cellucid.field && window.__cellucid.embeddings"
+        handle, page = _open(pages, server, f"{query}&animate=0", ready, 60)
+        quad = _polys(*_view_size(page))[:1]
+        umap = page.evaluate(LASSO_BOTH_WAYS, quad)[0]
+        assert umap["route"] == "index" and umap["same"] and umap["n"] > 1000
+
+        # another embedding: its own index; the one no longer shown is dropped
+        page.evaluate("() => window.__cellucid.setEmbedding('X_tsne')")
+        wait_until(
+            lambda: (st := page.evaluate(INDEX_STATE))["ready"] and st["held"] == 1,
+            120,
+            "the tree index of X_tsne, X_umap's dropped",
+        )
+        tsne = page.evaluate(LASSO_BOTH_WAYS, quad)[0]
+        assert tsne["route"] == "index" and tsne["same"] and tsne["n"] > 1000
+        assert tsne["first"] != umap["first"], "the lasso used the embedding on screen"
+
+        # split view: X_tsne (panel 0) and X_umap (panel 1) both indexed; a lasso in panel 1
+        # selects by X_umap's geometry in that panel's camera
+        page.evaluate(
+            "() => window.__cellucid.split(['cluster', {field: 'cluster', embedding: 'X_umap'}])"
+        )
+        page.wait_for_function("() => window.__cellucid.scene.split", timeout=30_000)
+        wait_until(
+            lambda: (st := page.evaluate(INDEX_STATE))["ready"] and st["held"] == 2,
+            120,
+            "both panels' tree indexes",
+        )
+        rects = page.evaluate("() => window.__cellucid.scene.split.rects")
+        r1 = rects[1]
+        in1 = _polys(r1["width"], r1["height"], r1["x"], r1["y"])[:2]
+        split = page.evaluate(LASSO_BOTH_WAYS, in1)
+        for r in split:
+            assert r["route"] == "index" and r["panel"] == 1 and r["same"] and r["n"] > 100, r
+        r0 = rects[0]
+        left = page.evaluate(
+            LASSO_BOTH_WAYS, _polys(r0["width"], r0["height"], r0["x"], r0["y"])[:1]
+        )
+        assert left[0]["route"] == "index" and left[0]["panel"] == 0 and left[0]["same"]
+
+        # back to one view: the worker keeps only X_tsne again
+        page.evaluate("() => window.__cellucid.split(null)")
+        wait_until(lambda: page.evaluate(INDEX_STATE)["held"] == 1, 60, "X_umap dropped")
+        assert not [ln for ln in handle.console if ln.startswith(("[error]", "[pageerror]"))]
 
 
 # ---- the column cache's progress line -------------------------------------------------------

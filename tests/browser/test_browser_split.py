@@ -378,7 +378,8 @@ def test_split_view_with_level_of_detail_and_a_worker_lasso(two_embeddings, page
     """Every panel draws its own LOD subset while the (linked) cameras move and every visible
     cell when still; a panel of another embedding has its own LOD order, one of the same
     embedding shares panel 0's; picks on a subset layer give the cell; a lasso in the second
-    panel runs in the select worker and selects by that panel's geometry."""
+    panel runs in a worker (on the LOD worker's tree index of that panel's embedding) and selects
+    by that panel's geometry."""
     channel = pages.channel(two_embeddings)
     query = viewer_query(
         viewer_id=channel.viewer_id, token=channel.token, jupyter=False, anndata=True
@@ -487,10 +488,10 @@ def test_split_view_with_level_of_detail_and_a_worker_lasso(two_embeddings, page
         assert p["selection"] == len(beta) and p["selectionStride"] == 0, i
 
     # a lasso around alpha as the second panel (X_tsne, turned by 90°: bottom-right) draws it,
-    # in the select worker
+    # in a worker
     js(
         tab,
-        "() => { const v = window.__cellucid; v.selectWorkerMin = 0; v.selectJobs.lastMs = null;"
+        "() => { const v = window.__cellucid; v.selectWorkerMin = 0; v.lastLasso = null;"
         " v.setSelection(new Uint32Array(0), 'test'); v.resetCamera(); }",
     )
     wait_until(lambda: js(tab, drawn), 60, "the fitted cameras drawn")
@@ -516,15 +517,17 @@ def test_split_view_with_level_of_detail_and_a_worker_lasso(two_embeddings, page
     drag(page, circle(centre + origin, radius))
     wait_until(
         lambda: (
-            js(tab, "() => window.__cellucid.selectJobs.lastMs") is not None
+            js(tab, "() => window.__cellucid.lastLasso") is not None
             and len(js(tab, "() => window.__cellucid.selection")) > 0
         ),
         30,
-        "the lasso's selection from the select worker",
+        "the lasso's selection from a worker",
     )
     selected = js(tab, "() => Array.from(window.__cellucid.selection)")
     assert set(selected) == set(alpha.tolist())
-    assert js(tab, "() => !!window.__cellucid.selectJobs.worker") is True
+    last = js(tab, "() => window.__cellucid.lastLasso")
+    # the LOD orders are built, so the worker has the panels' tree indexes
+    assert last["route"] == "index" and last["panel"] == 1, last
     # the page's own path selects the same cells from the same polygon
     poly = [list(p) for p in circle(centre, radius)]
     on_page = js(

@@ -30,8 +30,12 @@ function panelIndexAt(scene, [x, y]) {
 /**
  * Lasso: the visible cells inside `polygon` (canvas CSS pixels, [[x, y], ...]), one selection
  * step, in the panel of the split view where the polygon starts (its embedding and camera).
- * Large datasets: projected and tested in the select worker (the result arrives as a promise;
- * the page keeps drawing meanwhile); else here, at once, with the same code (select/regionjob.js).
+ * Large datasets: through the tree index the LOD worker keeps of that embedding (render/lod.js
+ * LodIndex.lasso: only the cells near the polygon's boundary are projected, no positions are
+ * sent), else (index not built yet, worker busy) projected and tested in the select worker;
+ * the result arrives as a promise and the page keeps drawing meanwhile. Small ones: here, at
+ * once, with the same code (select/regionjob.js). Every route selects the same cells;
+ * `viewer.lastLasso` says which one ran.
  *
  * @returns {Promise<void>|undefined}
  */
@@ -45,11 +49,56 @@ export function lassoSelect(viewer, polygon, mode) {
   // the panel's own pixels: the projection puts its viewport's corner at (0, 0)
   const flat = polygon.flatMap(([x, y]) => [x - (vp.x || 0), y - (vp.y || 0)]);
   const job = { positions, size, matrix: vp.viewProjectionMatrix, width: vp.width, height: vp.height, polygon: flat, mask: viewer.selectableMask() };
+  const t0 = performance.now();
+  const done = (route, extra = {}) => (cells) => {
+    const t1 = performance.now();
+    viewer.userSelect(cells, mode, "lasso", { sorted: true, ...extra });
+    // ms: until the cells were known; selectMs: the selection step on the page (history, drawing, events)
+    viewer.lastLasso = { route, panel: index, cells: cells.length, ms: t1 - t0, selectMs: performance.now() - t1 };
+  };
   if (!jobs) {
-    viewer.userSelect(lassoCells(job.positions, job.size, job.matrix, job.width, job.height, job.polygon, job.mask), mode, "lasso");
+    done("page")(lassoCells(job.positions, job.size, job.matrix, job.width, job.height, job.polygon, job.mask));
     return undefined;
   }
-  return jobs.lasso(job).then((cells) => viewer.userSelect(cells, mode, "lasso"));
+  const tree = scene.lodIndex;
+  const brute = () => jobs.lasso(job).then(done("worker"));
+  if (!tree || !tree.canLasso(positions)) return brute();
+  // a new selection: the worker sends its cells' coordinates too, so the rings need no gather
+  return tree
+    .lasso({ ...job, ...maskState(viewer), withPositions: mode === "replace" })
+    .catch((err) => {
+      console.error("cellucid: the lasso index failed; testing every cell instead", err);
+      return null;
+    })
+    .then((out) => (out ? done("index", fromTree(out, positions))(out.cells) : brute()));
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** What the tree index sent besides the cells, for userSelect: the rings' coordinates, the bitset. */
+function fromTree(out, positions) {
+  return {
+    overlay: out.positions ? { of: positions, positions: out.positions } : null,
+    bits: LITTLE_ENDIAN && out.bits ? new Uint8Array(out.bits.buffer, out.bits.byteOffset, out.bits.byteLength) : null,
+  };
+}
+
+const maskSerials = new WeakMap();
+let nextMaskSerial = 1;
+
+/**
+ * The selectable mask for a job in a worker that keeps the last one it got: null when every
+ * cell is selectable (nothing to send), else the mask and a token that changes whenever its
+ * content does (filters/visibility.js bumps `version` on every update of the mask).
+ */
+function maskState(viewer) {
+  const mask = viewer.selectableMask();
+  const vis = viewer.visibility;
+  if (!mask) return { mask: null, maskToken: null };
+  if (!vis || vis.mask !== mask) return { mask, maskToken: null }; // no version to go by: always sent
+  if (vis.count === mask.length) return { mask: null, maskToken: null };
+  if (!maskSerials.has(vis)) maskSerials.set(vis, nextMaskSerial++);
+  return { mask, maskToken: `${maskSerials.get(vis)}:${vis.version}` };
 }
 
 /**

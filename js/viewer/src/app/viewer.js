@@ -58,6 +58,7 @@ export class Viewer {
     this.knnGraph = null; // Promise<KnnGraph> (app/knngraph.js), loaded on the first kNN grow
     this.createSelectWorker = null; // () => Worker for kNN grow; set by main.js (else on the page)
     this.selectJobs = null; // select/client.js SelectJobs: lasso and category pick in a worker (main.js)
+    this.lastLasso = null; // {route: index | worker | page, panel, cells, ms} of the last lasso (selecttools.js)
     this.highlights = []; // groups: {id, label (name), color, rgb, cells, visible}
     this.userFields = new UserFields(this); // fields made in the viewer or sent from Python
     this.highlightPageId = "page-1";
@@ -249,6 +250,7 @@ export class Viewer {
 
   /** The visible cells of a Uint32Array (same order; the array itself when all are visible). */
   onlyVisible(cells) {
+    if (this.visibility.count === this.nCells) return cells;
     return keepVisible(cells, this.visibility.mask);
   }
 
@@ -357,18 +359,24 @@ export class Viewer {
     this.history.push(this._selection, source);
   }
 
-  /** A user selection step (any tool, app/selecttools.js): combine, record, draw and emit "selection". */
-  userSelect(cells, mode, source) {
+  /**
+   * A user selection step (any tool, app/selecttools.js): combine, record, draw and emit
+   * "selection". opts.sorted: `cells` is sorted unique and the viewer may keep it (no copy);
+   * opts.overlay: the cells' coordinates for the rings (Scene.setSelection), for "replace";
+   * opts.bits: the same cells as a bitset (select/history.js push), for "replace".
+   */
+  userSelect(cells, mode, source, { sorted = false, overlay = null, bits = null } = {}) {
+    const given = cells;
     if (mode !== "subtract") cells = this.onlyVisible(cells); // hidden cells are not selectable
-    const next = combineSelection(this._selection, cells, mode);
-    this.history.push(next, source);
-    this.showSelection(next, source, true);
+    const next = mode === "replace" && sorted ? cells : combineSelection(this._selection, cells, mode);
+    this.history.push(next, source, next === given ? bits : null);
+    this.showSelection(next, source, true, mode === "replace" ? overlay : null);
   }
 
   /** Make `cells` (sorted unique) the selection and draw it; `user`: emit "selection" too. */
-  showSelection(cells, source, user) {
+  showSelection(cells, source, user, overlay = null) {
     this._selection = cells;
-    this.scene.setSelection(cells);
+    this.scene.setSelection(cells, overlay);
     this.emit("selectionchange", { cells, source });
     if (user) this.emit("selection", { cells, source });
   }

@@ -3,18 +3,25 @@
 // camera is still.
 //
 //   LodIndex  the LOD order of an embedding (render/lodorder.js), built in the LOD worker
-//             (render/lodworker.js) and shared by every view of that embedding.
+//             (render/lodworker.js) and shared by every view of that embedding; the worker
+//             also keeps the lasso's tree index of each embedding on screen (lasso jobs run
+//             there: select/lassoindex.js).
 //   LodView   one view's draw subset: which level its budget and camera allow, the subset's
 //             cells, positions and colours (gathered, at most `budget` cells), and the map from a
 //             pick on the subset back to its cell. A split-view panel keeps one LodView each.
 //
-// Memory: the order is 4 bytes a cell (one Uint32Array, shared); a view's subset holds at most
+// Memory: the order is 4 bytes a cell (one Uint32Array, shared); the LOD worker holds, for each
+// embedding on screen (at most the 4 panels of the split view), its own copy of the positions in
+// tree order and the tree's cell order (4·size + 4 bytes a cell: 120 MB for 10M cells in 2D,
+// 160 MB in 3D) and the last visibility mask sent (1 byte a cell, only while a filter hides
+// cells): LodIndex.heldBytes, the benchmark's memory report; a view's subset holds at most
 // its budget of cells (4 + 4·size + 4 bytes each: 1M cells in 2D = 16 MB), whatever n is. No
 // positions are duplicated per layer: the full points layer keeps its buffers (hidden, not
 // dropped, so stopping is instant) and the subset layer draws from its own small arrays.
 
 import { WorkerJobs } from "../analysis/workerjobs.js";
-import { buildLodOrder, chooseLevel, stridePrefix, visiblePrefix } from "./lodorder.js";
+import { chooseLevel, stridePrefix, visiblePrefix } from "./lodorder.js";
+import { LodJobs } from "./lodjobs.js";
 
 /** Points drawn while the camera moves (a laptop GPU draws 1M points well within a frame). */
 export const DEFAULT_MOVING_BUDGET = 1_000_000;
@@ -23,33 +30,125 @@ export const SETTLE_MS = 250;
 /** Overlays (selection rings, highlight marks) draw at most this share of the budget while moving. */
 const OVERLAY_SHARE = 0.25;
 
-/** LOD orders of embeddings (by positions array), built off the page's thread. */
+/**
+ * LOD orders of embeddings (by positions array), built off the page's thread, and the lasso's
+ * tree index of the embeddings on screen, kept in the LOD worker (render/lodjobs.js): a lasso
+ * there sends a matrix and a polygon, not the positions.
+ */
 export class LodIndex {
   /** @param {{createWorker?: (() => Worker) | null}} [opts] without one, built on this thread */
   constructor({ createWorker = null } = {}) {
-    const runLocal = ({ positions, size }) => {
-      const t0 = performance.now();
-      const order = buildLodOrder(positions, size);
-      return { order, ms: performance.now() - t0 };
-    };
-    this.jobs = new WorkerJobs({ createWorker, runLocal, name: "LOD" });
-    this.cache = new WeakMap(); // positions -> Promise<Uint32Array>
+    // on the page (no worker): orders only, no second copy of the positions is kept
+    const local = new LodJobs({ keep: false });
+    this.jobs = new WorkerJobs({ createWorker, runLocal: (msg) => local.handle(msg).answer, name: "LOD" });
+    this.cache = new WeakMap(); // positions -> {key, size, order: Promise<Uint32Array>, ready, reindex}
+    this.nextKey = 1;
     this.buildMs = null;
+    this.held = new Set(); // keys of the tree indexes the worker keeps (its last answer)
+    this.heldBytes = 0; // typed-array bytes the worker keeps for them
+    this.building = 0; // builds posted and not answered
+    this.wanted = null; // key -> {positions, entry}: the embeddings on screen (keep)
+    this.sentMaskToken = undefined; // the visibility mask the worker has
+    this.lastLasso = null; // {ms, stats, cells} of the last lasso answered in the worker
+  }
+
+  /** Post a job to the worker (or run it here) and note which indexes it keeps. */
+  post(message) {
+    return this.jobs.run(message).then((answer) => {
+      if (answer.held) {
+        this.held = new Set(answer.held);
+        this.heldBytes = answer.heldBytes;
+        this.refresh();
+      }
+      return answer;
+    });
+  }
+
+  /** Build the order (and the worker's tree index) of an entry; `order`: return the order. */
+  build(entry, positions, order) {
+    this.building++;
+    // structured clone: the worker gets its own copy of the positions and keeps it (tree order)
+    const done = this.post({ type: "order", key: entry.key, positions, size: entry.size, keep: true, order });
+    done.then(
+      () => this.building--,
+      () => this.building--,
+    );
+    return done;
   }
 
   /** The LOD order of `positions` (stride `size`, 2 or 3), built once. */
   order(positions, size) {
-    let p = this.cache.get(positions);
-    if (!p) {
-      // structured clone: the worker gets a copy of the positions for the build and drops it
-      p = this.jobs.run({ positions, size }).then(({ order, ms }) => {
+    let entry = this.cache.get(positions);
+    if (!entry) {
+      entry = { key: this.nextKey++, size, order: null, ready: false, reindex: null };
+      this.cache.set(positions, entry);
+      entry.order = this.build(entry, positions, true).then(({ order, ms, kept }) => {
         this.buildMs = ms;
+        entry.ready = true;
+        entry.kept = kept;
         return order;
       });
-      this.cache.set(positions, p);
-      p.catch(() => this.cache.delete(positions));
+      entry.order.catch(() => this.cache.delete(positions));
     }
-    return p;
+    return entry.order;
+  }
+
+  /**
+   * The embeddings on screen (the positions of each panel): the worker keeps their tree
+   * indexes and drops the others'; one shown again is indexed again (in the background).
+   */
+  keep(shown) {
+    const wanted = new Map();
+    for (const positions of shown) {
+      const entry = positions && this.cache.get(positions);
+      if (entry) wanted.set(entry.key, { positions, entry });
+    }
+    const same = this.wanted && wanted.size === this.wanted.size && [...wanted.keys()].every((k) => this.wanted.has(k));
+    this.wanted = wanted;
+    if (!same && this.jobs.worker) this.post({ type: "keep", keys: [...wanted.keys()] }).catch((err) => console.error("cellucid: LOD worker", err));
+    this.refresh();
+  }
+
+  /** Index again the embeddings on screen whose index the worker dropped. */
+  refresh() {
+    if (!this.wanted || !this.jobs.worker) return;
+    for (const [key, { positions, entry }] of this.wanted) {
+      if (!entry.ready || !entry.kept || entry.reindex || this.held.has(key)) continue;
+      entry.reindex = this.build(entry, positions, false);
+      entry.reindex.then(
+        () => (entry.reindex = null),
+        () => (entry.reindex = null),
+      );
+    }
+  }
+
+  /** Can a lasso on `positions` run on the worker's tree index now (indexed, worker idle)? */
+  canLasso(positions) {
+    const entry = positions && this.cache.get(positions);
+    return !!(entry && this.jobs.worker && this.building === 0 && this.held.has(entry.key));
+  }
+
+  /**
+   * Cells inside a screen polygon through the worker's tree index (select/lassoindex.js), or
+   * null when it has none for `positions` (then lasso another way). `mask`: the visibility mask
+   * (null = every cell), sent only when `maskToken` differs from the last one sent. With
+   * `withPositions`, also the cells' coordinates (any order) for the selection rings.
+   *
+   * @returns {Promise<{cells: Uint32Array, bits: Int32Array, positions: Float32Array|null}|null>}
+   */
+  async lasso({ positions, matrix, width, height, polygon, mask = null, maskToken = null, withPositions = false }) {
+    if (!this.canLasso(positions)) return null;
+    const entry = this.cache.get(positions);
+    const msg = { type: "lasso", key: entry.key, matrix: Float64Array.from(matrix), width, height, polygon: Float64Array.from(polygon), maskToken: mask ? maskToken : null, positions: withPositions };
+    const withMask = () => {
+      this.sentMaskToken = msg.maskToken;
+      return { ...msg, mask };
+    };
+    let answer = await this.post(!mask || maskToken === null || maskToken !== this.sentMaskToken ? withMask() : msg);
+    if (answer.needMask) answer = await this.post(withMask());
+    if (answer.missing || !answer.cells) return null;
+    this.lastLasso = { ms: answer.ms, stats: answer.stats, cells: answer.cells.length };
+    return { cells: answer.cells, bits: answer.bits, positions: answer.positions || null };
   }
 
   terminate() {

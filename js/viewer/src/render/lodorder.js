@@ -38,14 +38,15 @@ function spread3(v) {
 }
 
 /** Per-axis [min, max] of the finite coordinates (0, 0 for an axis with none). */
-function bounds(positions, size) {
+export function bounds(positions, size) {
   const lo = new Float64Array(size).fill(Infinity);
   const hi = new Float64Array(size).fill(-Infinity);
   const n = Math.floor(positions.length / size);
   for (let i = 0, p = 0; i < n; i++, p += size) {
     for (let a = 0; a < size; a++) {
       const v = positions[p + a];
-      if (v < lo[a]) lo[a] = v; // NaN compares false: skipped
+      if (v - v !== 0) continue; // NaN and ±Infinity: not a bound (an infinite range quantises nothing)
+      if (v < lo[a]) lo[a] = v;
       if (v > hi[a]) hi[a] = v;
     }
   }
@@ -55,11 +56,15 @@ function bounds(positions, size) {
 
 /**
  * Morton codes of the cells (the quadtree / octree path of each cell's grid square / cube).
- * Non-finite coordinates count as the lower bound of their axis.
+ * The grid spans the finite coordinates' bounds (`lo`, `hi` per axis): grid coordinate
+ * q = floor((v - lo) · (2^per - 1) / (hi - lo)), clamped to [0, 2^per - 1]. NaN counts as the
+ * lower bound of its axis, ±Infinity as the bound on its side.
  *
  * @param {Float32Array|Float64Array} positions row-major (n, size)
  * @param {2|3} size
- * @returns {{keys: Uint32Array, bits: number}} bits = total key bits
+ * @returns {{keys: Uint32Array, bits: number, per: number, lo: Float64Array, hi: Float64Array, scale: number[]}}
+ *   bits = total key bits, per = bits per axis, scale = (2^per - 1) / (hi - lo) per axis (0
+ *   without range): `gridCoordinate` gives a cell's grid coordinate again from them
  */
 export function mortonKeys(positions, size) {
   if (size !== 2 && size !== 3) throw new Error(`the LOD index needs 2D or 3D positions, got size ${size}`);
@@ -69,16 +74,19 @@ export function mortonKeys(positions, size) {
   const { lo, hi } = bounds(positions, size);
   const scale = Array.from(lo, (l, a) => (hi[a] > l ? top / (hi[a] - l) : 0));
   const keys = new Uint32Array(n);
-  const q = (v, a) => {
-    const t = (v - lo[a]) * scale[a];
-    return t > 0 ? (t < top ? t | 0 : top) : 0; // NaN → 0
-  };
+  const q = (v, a) => gridCoordinate(v, lo[a], scale[a], top);
   if (size === 2) {
     for (let i = 0, p = 0; i < n; i++, p += 2) keys[i] = (spread2(q(positions[p], 0)) | (spread2(q(positions[p + 1], 1)) << 1)) >>> 0;
   } else {
     for (let i = 0, p = 0; i < n; i++, p += 3) keys[i] = (spread3(q(positions[p], 0)) | (spread3(q(positions[p + 1], 1)) << 1) | (spread3(q(positions[p + 2], 2)) << 2)) >>> 0;
   }
-  return { keys, bits: per * size };
+  return { keys, bits: per * size, per, lo, hi, scale };
+}
+
+/** Grid coordinate of value v on an axis (mortonKeys): floor((v - lo) · scale) in [0, top]; NaN → 0. */
+export function gridCoordinate(v, lo, scale, top) {
+  const t = (v - lo) * scale;
+  return t > 0 ? (t < top ? t | 0 : top) : 0;
 }
 
 /**

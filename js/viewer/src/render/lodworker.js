@@ -1,20 +1,22 @@
 // Entry of the LOD worker: builds the level-of-detail order of an embedding (render/lodorder.js)
-// off the page's thread (about 2 s for 10M cells). js/build.mjs bundles this file on its own
-// and embeds it in viewer.js; analysis/workerhost.js starts it; render/lod.js LodIndex is its
-// client.
+// off the page's thread (about 2 s for 10M cells), keeps the lasso's tree index of the
+// embeddings on screen and answers lasso jobs on it (render/lodjobs.js: the messages).
+// js/build.mjs bundles this file on its own and embeds it in viewer.js;
+// analysis/workerhost.js starts it; render/lod.js LodIndex is its client.
 //
-// In:  {id, positions: Float32Array (a copy), size: 2 | 3}
-// Out: {id, order: Uint32Array (transferred), ms} or {id, error}
+// Memory: this worker holds a copy of the positions of each embedding on screen (in tree order)
+// and its cell order: 4·size + 4 bytes a cell each, plus the visibility mask (1 byte a cell)
+// once a filter hides cells. Embeddings no longer shown are dropped (the page says which).
 
-import { buildLodOrder } from "./lodorder.js";
+import { LodJobs } from "./lodjobs.js";
 
+const jobs = new LodJobs();
 self.onmessage = (event) => {
-  const { id, positions, size } = event.data;
+  const msg = event.data;
   try {
-    const t0 = performance.now();
-    const order = buildLodOrder(positions, size);
-    self.postMessage({ id, order, ms: performance.now() - t0 }, [order.buffer]);
+    const { answer, transfer } = jobs.handle(msg);
+    self.postMessage({ ...answer, id: msg.id }, transfer);
   } catch (err) {
-    self.postMessage({ id, error: String((err && err.message) || err) });
+    self.postMessage({ id: msg.id, error: String((err && err.message) || err), held: [...jobs.indexes.keys()], heldBytes: jobs.bytes() });
   }
 };

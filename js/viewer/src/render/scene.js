@@ -53,6 +53,7 @@ export class Scene {
     this.dark = false;
     this.selection = new Uint32Array(0);
     this.selectionPositions = null;
+    this.selectionOverlay = null; // {of, positions}: the selection's coordinates from the tool (setSelection)
     this.highlights = []; // {id, rgb, cells, positions}
     this.edges = null; // {src: Float32Array, dst: Float32Array, length}
     this.showEdges = false;
@@ -195,6 +196,7 @@ export class Scene {
       this.split.gather();
       this.applyViews();
     }
+    this.keepLodIndex();
     this.update();
   }
 
@@ -222,7 +224,15 @@ export class Scene {
     view.onChange = () => this.update();
     if (this.positions) view.follow(index, this.positions, this.size);
     if (this.split) for (const p of this.split.extra) p.lod = this.panelLod(p, null);
+    this.keepLodIndex();
     this.update();
+  }
+
+  /** Tell the LOD index which embeddings are on screen (its worker keeps their lasso index only). */
+  keepLodIndex() {
+    if (!this.lodIndex) return;
+    const shown = [this, ...(this.split ? this.split.extra : [])].filter((p) => p.positions && p.size >= 2);
+    this.lodIndex.keep(shown.map((p) => p.positions));
   }
 
   /** The LodView of an extra panel of the split view (`prev`: the one it had), or null without LOD. */
@@ -299,6 +309,7 @@ export class Scene {
     this.gatherOverlays();
     if (this.edgeIndex) this.buildEdgeSegments();
     if (this.lod) this.lod.follow(this.lodIndex, this.positions, this.size);
+    this.keepLodIndex();
     if (dimChanged || !this.viewState) {
       this.userMoved = false;
       this.viewState = this.homeViewState();
@@ -328,10 +339,26 @@ export class Scene {
     this.applyViews();
   }
 
-  setSelection(cells) {
+  /**
+   * The selection (sorted unique cells). `overlay`: {of, positions} when the tool that made it
+   * already has the coordinates of its visible cells in the positions array `of` (any order:
+   * the lasso's tree index), so the rings need not be gathered again.
+   */
+  setSelection(cells, overlay = null) {
     this.selection = cells;
+    this.selectionOverlay = overlay;
     this.gatherOverlays();
     this.update();
+  }
+
+  /** Coordinates of the shown selection in `positions` (stride `size`), gathered unless given. */
+  shownSelectionPositions(positions, size) {
+    const sel = this.selectionShown;
+    if (!sel || !sel.length) return null;
+    const given = this.selectionOverlay;
+    // the cells shown are a subset of the tool's (hidden ones dropped since): equal counts, same cells
+    if (given && given.of === positions && given.positions.length === sel.length * size) return given.positions;
+    return gather(positions, size, sel);
   }
 
   setHighlights(groups) {
@@ -356,9 +383,10 @@ export class Scene {
   /** Selection rings and highlight marks of the visible cells only. */
   gatherOverlays() {
     const p = this.positions;
-    const sel = p && this.selection.length ? keepVisible(this.selection, this.mask) : null;
+    const all = !this.mask || this.visibleCount() === this.n;
+    const sel = p && this.selection.length ? (all ? this.selection : keepVisible(this.selection, this.mask)) : null;
     this.selectionShown = sel;
-    this.selectionPositions = sel && sel.length ? gather(p, this.size, sel) : null;
+    this.selectionPositions = p ? this.shownSelectionPositions(p, this.size) : null;
     for (const h of this.highlights) {
       h.shown = p ? keepVisible(h.cells, this.mask) : null;
       h.positions = p ? gather(p, this.size, h.shown) : null;

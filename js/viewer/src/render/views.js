@@ -217,7 +217,7 @@ export class SplitView {
     const s = this.scene;
     for (const p of this.extra) {
       p.selectionShown = s.selectionShown;
-      p.selectionPositions = s.selectionShown && s.selectionShown.length ? gather(p.positions, p.size, s.selectionShown) : null;
+      p.selectionPositions = s.shownSelectionPositions(p.positions, p.size);
       p.highlights = s.highlights.map((h) => {
         const shown = h.shown || keepVisible(h.cells, s.mask);
         return { id: h.id, rgb: h.rgb, shown, positions: gather(p.positions, p.size, shown) };

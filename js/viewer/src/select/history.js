@@ -13,9 +13,10 @@ import { bitsetCells } from "./cellset.js";
 export const MAX_STEPS = 100;
 export const MAX_BYTES = 32 * 1024 * 1024;
 
-function pack(cells, nCells) {
+function pack(cells, nCells, given = null) {
   const bitsetBytes = Math.ceil(nCells / 8);
   if (4 * cells.length <= bitsetBytes) return { cells: cells.slice(), bytes: 4 * cells.length };
+  if (given && given.length >= bitsetBytes) return { bits: given.subarray(0, bitsetBytes), count: cells.length, bytes: bitsetBytes };
   const bits = new Uint8Array(bitsetBytes);
   for (let i = 0; i < cells.length; i++) bits[cells[i] >>> 3] |= 1 << (cells[i] & 7);
   return { bits, count: cells.length, bytes: bitsetBytes };
@@ -63,12 +64,14 @@ export class SelectionHistory {
    *
    * @param {Uint32Array} cells
    * @param {string} source the tool that made the step
+   * @param {Uint8Array|null} [bits] the same cells as a bitset (bit i & 7 of byte i >> 3), when
+   *   the tool made one: kept as it is (not copied) instead of building one
    * @returns {boolean} whether a step was recorded
    */
-  push(cells, source) {
+  push(cells, source, bits = null) {
     if (sameCells(this.entries[this.pos], cells)) return false;
     for (const dropped of this.entries.splice(this.pos + 1)) this.bytes -= dropped.bytes;
-    const entry = { ...pack(cells, this.nCells), source };
+    const entry = { ...pack(cells, this.nCells, bits), source };
     this.entries.push(entry);
     this.bytes += entry.bytes;
     this.pos = this.entries.length - 1;

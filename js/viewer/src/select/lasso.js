@@ -78,8 +78,40 @@ export function projectToScreen(positions, dim, viewProjMatrix, width, height, o
  */
 export function pointsInPolygon(screenXY, polygon, opts = {}) {
   const visible = opts.visible ?? null;
+  const poly = preparePolygon(polygon);
+  if (!poly) return new Uint32Array(0);
+  const { minX, maxX, minY, maxY } = poly;
+  const n = screenXY.length >> 1;
+  let result = new Uint32Array(Math.min(n, 1024));
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const x = screenXY[2 * i];
+    const y = screenXY[2 * i + 1];
+    if (!(x >= minX && x <= maxX && y >= minY && y <= maxY)) continue;
+    if (visible && visible[i] === 0) continue;
+    if (!insidePolygon(poly, x, y)) continue;
+    if (count === result.length) {
+      const grown = new Uint32Array(Math.min(n, result.length * 2));
+      grown.set(result);
+      result = grown;
+    }
+    result[count++] = i;
+  }
+  return result.slice(0, count);
+}
+
+/**
+ * A polygon ready for many point tests (`insidePolygon`): its vertices as float64, its bounding
+ * box and its edges bucketed into horizontal bands. null for fewer than 3 vertices (nothing is
+ * inside). Throws on a non-finite vertex.
+ *
+ * @param {Float32Array|Float64Array|number[]} polygon x0, y0, x1, y1, …
+ * @returns {null | {px: Float64Array, py: Float64Array, minX: number, maxX: number, minY: number,
+ *   maxY: number, bands: {offsets: Uint32Array, edges: Uint32Array, count: number, minY: number, height: number}}}
+ */
+export function preparePolygon(polygon) {
   const nv = polygon.length >> 1;
-  if (nv < 3) return new Uint32Array(0);
+  if (nv < 3) return null;
   const px = new Float64Array(nv);
   const py = new Float64Array(nv);
   let minX = Infinity;
@@ -95,24 +127,12 @@ export function pointsInPolygon(screenXY, polygon, opts = {}) {
     minY = Math.min(minY, py[i]);
     maxY = Math.max(maxY, py[i]);
   }
-  const bands = bucketEdges(px, py, minY, maxY);
-  const n = screenXY.length >> 1;
-  let result = new Uint32Array(Math.min(n, 1024));
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    const x = screenXY[2 * i];
-    const y = screenXY[2 * i + 1];
-    if (!(x >= minX && x <= maxX && y >= minY && y <= maxY)) continue;
-    if (visible && visible[i] === 0) continue;
-    if (!insideBand(bands, px, py, x, y)) continue;
-    if (count === result.length) {
-      const grown = new Uint32Array(Math.min(n, result.length * 2));
-      grown.set(result);
-      result = grown;
-    }
-    result[count++] = i;
-  }
-  return result.slice(0, count);
+  return { px, py, minX, maxX, minY, maxY, bands: bucketEdges(px, py, minY, maxY) };
+}
+
+/** The band (bucketEdges) of ordinate y, clamped to the first and last. */
+export function bandOf(bands, y) {
+  return Math.min(bands.count - 1, Math.max(0, Math.floor((y - bands.minY) / bands.height)));
 }
 
 // Edge i joins vertex i-1 (wrapping) and vertex i. Bands split [minY, maxY] evenly; each keeps
@@ -120,13 +140,12 @@ export function pointsInPolygon(screenXY, polygon, opts = {}) {
 function bucketEdges(px, py, minY, maxY) {
   const nv = px.length;
   const count = Math.max(1, Math.min(1024, nv));
-  const height = (maxY - minY) / count || 1;
-  const bandOf = (y) => Math.min(count - 1, Math.max(0, Math.floor((y - minY) / height)));
+  const bands = { offsets: new Uint32Array(count + 1), edges: null, count, minY, height: (maxY - minY) / count || 1 };
   const spans = new Int32Array(2 * nv);
-  const offsets = new Uint32Array(count + 1);
+  const offsets = bands.offsets;
   for (let i = 0, j = nv - 1; i < nv; j = i++) {
-    const lo = bandOf(Math.min(py[i], py[j]));
-    const hi = bandOf(Math.max(py[i], py[j]));
+    const lo = bandOf(bands, Math.min(py[i], py[j]));
+    const hi = bandOf(bands, Math.max(py[i], py[j]));
     spans[2 * i] = lo;
     spans[2 * i + 1] = hi;
     for (let b = lo; b <= hi; b++) offsets[b + 1]++;
@@ -137,15 +156,23 @@ function bucketEdges(px, py, minY, maxY) {
   for (let i = 0; i < nv; i++) {
     for (let b = spans[2 * i]; b <= spans[2 * i + 1]; b++) edges[fill[b]++] = i;
   }
-  return { offsets, edges, bandOf };
+  bands.edges = edges;
+  return bands;
 }
 
-function insideBand(bands, px, py, x, y) {
-  const b = bands.bandOf(y);
+/**
+ * Even-odd test of one point against a prepared polygon (the half-open PNPOLY rule of
+ * `pointsInPolygon`; the caller has checked the bounding box). NaN is never inside.
+ */
+export function insidePolygon(poly, x, y) {
+  const { px, py, bands } = poly;
+  const b = bandOf(bands, y);
   const nv = px.length;
+  const offsets = bands.offsets;
+  const edges = bands.edges;
   let inside = false;
-  for (let k = bands.offsets[b]; k < bands.offsets[b + 1]; k++) {
-    const i = bands.edges[k];
+  for (let k = offsets[b]; k < offsets[b + 1]; k++) {
+    const i = edges[k];
     const j = i === 0 ? nv - 1 : i - 1;
     const yi = py[i];
     const yj = py[j];

@@ -1,9 +1,12 @@
 // Bench mode (?bench=N&lodbench=1): frame times with the level of detail against without, the
-// LOD level, the memory the page holds against the payload, and the lasso and category pick
-// in the select worker. Every frame is drawn on demand (deck.redraw, then a one-pixel read-back
+// LOD level, the memory the page holds against the payload (and the LOD worker's copy for the
+// lasso, on its own line), and the lasso (through the LOD worker's tree index once it is built)
+// and category pick (in the select worker). Every frame is drawn on demand (deck.redraw, then a one-pixel read-back
 // so the GL has finished) with the camera either moving (a small orbit / pan step before each
 // frame) or still. Full-detail frames of very large datasets can take minutes with software
 // WebGL and cannot be interrupted once started: `fullFrames: false` skips them (null times).
+
+const round1 = (v) => (typeof v === "number" ? Math.round(v * 10) / 10 : null);
 
 const median = (xs) => {
   if (!xs.length) return null;
@@ -81,7 +84,10 @@ export function memoryReport(viewer) {
   const lodBytes = scene.lod ? scene.lod.bytes() : 0;
   held += lodBytes;
   const heap = performance.memory ? performance.memory.usedJSHeapSize : null;
-  return { payloadBytes: payload, typedArrayBytes: held, lodBytes, ratio: Math.round((held / payload) * 100) / 100, jsHeapBytes: heap };
+  // not on the page, so not in the ratio: the LOD worker's copy of the positions (tree order) and
+  // cell order of each embedding on screen, for the lasso (render/lodjobs.js)
+  const lodWorkerBytes = scene.lodIndex ? scene.lodIndex.heldBytes : 0;
+  return { payloadBytes: payload, typedArrayBytes: held, lodBytes, ratio: Math.round((held / payload) * 100) / 100, jsHeapBytes: heap, lodWorkerBytes };
 }
 
 /** Wait for the view's LOD index (built in the LOD worker). */
@@ -111,31 +117,37 @@ export async function measureSelection(viewer) {
     [w * 0.35, hgt * 0.75],
   ];
   const blocked = async (fn) => {
-    let last = performance.now();
-    let worst = 0;
-    const probe = setInterval(() => {
-      const t = performance.now();
-      worst = Math.max(worst, t - last);
-      last = t;
-    }, 5);
     const t0 = performance.now();
+    let last = t0;
+    let worst = 0;
+    let worstAt = 0; // when the longest stretch began, from the start
+    const gap = (t) => {
+      if (t - last > worst) [worst, worstAt] = [t - last, last - t0];
+      last = t;
+    };
+    const probe = setInterval(() => gap(performance.now()), 5);
     await fn();
     const ms = performance.now() - t0;
     clearInterval(probe);
-    worst = Math.max(worst, performance.now() - last);
-    return { ms: Math.round(ms), pageBlockedMs: Math.round(worst), cells: viewer.selection.length };
+    gap(performance.now());
+    return { ms: Math.round(ms), pageBlockedMs: Math.round(worst), blockedAtMs: Math.round(worstAt), cells: viewer.selection.length };
   };
   const saved = viewer.selectWorkerMin;
   viewer.selectWorkerMin = 0; // the worker path at every size
   let lasso, category;
   try {
+    viewer.setSelection(new Uint32Array(0), "bench");
     lasso = await blocked(() => viewer.lasso(poly, "replace"));
+    const last = viewer.lastLasso || {};
+    const tree = scene.lodIndex && last.route === "index" ? scene.lodIndex.lastLasso : null;
+    // where the time went: until the cells were known (worker time within it), then the selection step
+    Object.assign(lasso, { route: last.route || null, cellsMs: round1(last.ms), selectMs: round1(last.selectMs), workerMs: tree ? round1(tree.ms) : null, tested: tree ? tree.stats.tested : null });
     category = await blocked(() => viewer.pickCategory(0, "replace"));
   } finally {
     viewer.selectWorkerMin = saved;
   }
   viewer.setSelection(new Uint32Array(0), "bench");
-  const inWorker = !!(viewer.selectJobs && viewer.selectJobs.worker);
+  const inWorker = !!(viewer.selectJobs && viewer.selectJobs.worker) && (lasso.route === "index" || lasso.route === "worker");
   return { lasso, category, inWorker };
 }
 
