@@ -200,3 +200,36 @@ def test_info_reports_the_column_cache_until_ready(files):
         assert _get(f"{server.url}/{rel}") == (files["export"] / rel).read_bytes()
     finally:
         server.stop()
+
+
+def test_a_start_computes_centroids_without_loading_numba(files, tmp_path):
+    """Loading numba costs a starting server about half a second of one core, and slows its
+    other threads: the first files of a file with few centroid jobs come from numpy (the
+    same bits as the kernel, tests/test_encode.py), in a process that never imports numba."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from cellucid.sources.deferred import DeferredAnnData\n"
+        "source = DeferredAnnData(sys.argv[1])\n"
+        "entry = source.datasets()[0]\n"
+        "for rel in ('dataset_identity.json', 'obs_manifest.json', 'points_2d.bin'):\n"
+        "    body = source.open(entry, rel)\n"
+        "    sys.stdout.buffer.write(body.read(0, body.size) if rel != 'dataset_identity.json' "
+        "else b'')\n"
+        "source.close()\n"
+        "assert 'numba' not in sys.modules, 'numba was imported'\n"
+    )
+    env = {**__import__("os").environ, "CELLUCID_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(files["h5ad"])],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    want = b"".join(
+        (files["export"] / rel).read_bytes() for rel in ("obs_manifest.json", "points_2d.bin")
+    )
+    assert done.stdout == want

@@ -334,6 +334,8 @@ class ExportDataset:
         calls that release the GIL, and at ten million cells it is most of a server's
         start-up."""
         s = self.settings
+        loaded = enc.centroid_kernel_loaded()
+        work = len(jobs) * self.n_cells
 
         def run(job: tuple[ObsField, int, np.ndarray]) -> list[dict[str, Any]]:
             f, d, codes = job
@@ -344,6 +346,7 @@ class ExportDataset:
                 self.points[d],
                 s.centroid_outlier_quantile,
                 s.centroid_min_points,
+                kernel=enc.centroids_use_kernel(loaded, work, len(f.categories)),
             )
 
         workers = min(len(jobs), os.cpu_count() or 1)
@@ -464,11 +467,14 @@ class ExportDataset:
         return self._gz(f"{VECTORS_DIR}/{field_id}_{dim}d.bin")
 
     # ----- file listing: path -> producer of the raw (uncompressed) payload
-    def payload_producers(self) -> dict[str, Callable[[], bytes]]:
-        """Every non-gene binary payload: ``{path: () -> raw bytes}`` (paths with ``.gz``)."""
-        out: dict[str, Callable[[], bytes]] = {}
+    def payload_producers(self) -> dict[str, Callable[[], bytes | memoryview]]:
+        """Every non-gene binary payload: ``{path: () -> raw bytes}`` (paths with ``.gz``).
+
+        Points come as a read-only view of the encoded array, not a copy (80 MB at ten
+        million cells, which a server would otherwise hold twice)."""
+        out: dict[str, Callable[[], bytes | memoryview]] = {}
         for d in self.dims:
-            out[self.points_path(d)] = lambda d=d: le_bytes(self.points[d], "<f4")
+            out[self.points_path(d)] = lambda d=d: le_buffer(self.points[d], "<f4").toreadonly()
         for f in self.continuous:
             out[self.obs_values_path(f)] = lambda f=f: self._continuous_bytes(f)
         for f in self.categorical:

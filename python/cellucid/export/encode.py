@@ -357,33 +357,176 @@ def _group_sorted(codes: np.ndarray, dist: np.ndarray, k: int):
     return order, starts, counts
 
 
+#: cell passes (cells x (field, dimension) jobs) from which centroids use the numba kernel
+#: even when numba is not loaded yet: loading it costs about 0.4 s of one core (imports and
+#: its type registries, which also slow every other thread of a starting server), and the
+#: kernel saves only ~6 of numpy's ~30 ns per cell pass
+CENTROID_KERNEL_MIN_WORK = 100_000_000
+#: categories from which a field's centroids use the kernel (numpy takes a Python step each)
+CENTROID_KERNEL_MIN_CATEGORIES = 2048
+
+
+def centroid_kernel_loaded() -> bool:
+    """Whether the numba centroid kernel is loaded in this process (a call made it ready)."""
+    import sys
+
+    kernels = sys.modules.get(f"{__package__}.kernels")
+    return kernels is not None and bool(kernels.trimmed_group_means.signatures)
+
+
+def centroids_use_kernel(loaded: bool, work: int, n_categories: int) -> bool:
+    """Whether centroids are computed with the numba kernel (True) or numpy (False): the
+    kernel when it is ``loaded``, or when the ``work`` (cell passes) or the categories are
+    many enough to pay for loading it. Both give the same bits."""
+    return (
+        loaded or work >= CENTROID_KERNEL_MIN_WORK or n_categories >= CENTROID_KERNEL_MIN_CATEGORIES
+    )
+
+
+#: rows per chunk of the numpy centroid passes (temporaries stay in the CPU's caches)
+_CENTROID_CHUNK = 1 << 16
+
+
+def trimmed_group_means_numpy(
+    codes: np.ndarray, points: np.ndarray, k: int, quantile: float, min_points: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~cellucid.export.kernels.trimmed_group_means` in numpy, bit for bit.
+
+    The same float64 operations in the same order: sums per category accumulate in cell
+    order (``bincount``), distances are ``sqrt((x0 - m0)**2 + (x1 - m1)**2 + ...)``, each
+    threshold interpolates between two exact order statistics of its category's distances
+    (:func:`_quantile_thresholds`), and the trimmed means subtract the sums of the cells
+    cut. About a dozen light passes over the cells, most in cache-sized row chunks.
+    """
+    d = points.shape[1]
+    valid = codes >= 0
+    every = bool(valid.all())
+    c = (codes if every else codes[valid]).astype(np.intp)  # what bincount and take want
+    cols = [points[:, j] if every else points[valid, j] for j in range(d)]
+    counts = np.bincount(c, minlength=k).astype(np.int64)
+    sums = np.empty((k, d), dtype=np.float64)
+    for j in range(d):
+        sums[:, j] = np.bincount(c, weights=cols[j], minlength=k)
+    has = counts > 0
+    means = np.full((k, d), np.nan)
+    means[has] = sums[has] / counts[has, None]
+    step = _CENTROID_CHUNK
+    centre = [np.ascontiguousarray(means[:, j]) for j in range(d)]
+    dist = np.empty(c.size, dtype=np.float64)
+    for a in range(0, c.size, step):
+        at, out = c[a : a + step], dist[a : a + step]
+        for j in range(d):
+            diff = cols[j][a : a + step].astype(np.float64)
+            diff -= centre[j][at]
+            diff *= diff
+            if j == 0:
+                out[:] = diff
+            else:
+                out += diff
+        np.sqrt(out, out=out)
+    thr = _quantile_thresholds(c, dist, counts, quantile, min_points)
+    cut = np.empty(c.size, dtype=bool)
+    for a in range(0, c.size, step):  # NaN thresholds cut nothing
+        np.greater(dist[a : a + step], thr[c[a : a + step]], out=cut[a : a + step])
+    cut_codes = c[cut]
+    kept_counts = counts - np.bincount(cut_codes, minlength=k)
+    kept = np.full((k, d), np.nan)
+    left = kept_counts > 0
+    for j in range(d):
+        cut_sums = np.bincount(cut_codes, weights=cols[j][cut], minlength=k)
+        kept[left, j] = (sums[left, j] - cut_sums[left]) / kept_counts[left]
+    return means, counts, kept, kept_counts
+
+
+def _quantile_thresholds(
+    c: np.ndarray, dist: np.ndarray, counts: np.ndarray, quantile: float, min_points: int
+) -> np.ndarray:
+    """Per category with more than ``min_points`` members, numpy's linear ``quantile`` of
+    its members' ``dist`` (NaN for the others), from exact order statistics found without
+    sorting: a histogram of (category, distance bin) tells which bin holds each wanted rank
+    (binning is monotonic in the distance), and only the members of those bins are
+    partitioned."""
+    k = counts.size
+    thr = np.full(k, np.nan)
+    groups = np.flatnonzero(counts > min_points)
+    if groups.size == 0:
+        return thr
+    bins = int(max(16, min(1 << 12, (1 << 22) // k)))
+    top = float(dist.max())
+    scale = (bins - 1) / top if top > 0 else 0.0
+    key = np.empty(c.size, dtype=np.int32 if k * bins < 1 << 31 else np.int64)
+    step = _CENTROID_CHUNK
+    for a in range(0, c.size, step):
+        binned = np.multiply(dist[a : a + step], scale)
+        np.minimum(binned, bins - 1, out=binned)
+        part = key[a : a + step]
+        part[:] = binned  # truncation: the floor of a non-negative value
+        part += c[a : a + step] * bins
+    cum = np.cumsum(np.bincount(key, minlength=k * bins).reshape(k, bins), axis=1)
+    plan = []
+    for g in groups.tolist():
+        m = int(counts[g])
+        pos = quantile * (m - 1)
+        lo = int(np.floor(pos))
+        asks = []  # (key of the bin holding rank r, rank of r within that bin)
+        for r in (lo, lo + 1) if lo + 1 < m else (lo,):
+            b = int(np.searchsorted(cum[g], r, side="right"))
+            asks.append((g * bins + b, r - (int(cum[g, b - 1]) if b else 0)))
+        plan.append((g, pos, lo, asks))
+    pick = np.zeros(k * bins, dtype=bool)
+    pick[[kk for *_, asks in plan for kk, _r in asks]] = True
+    rows = np.flatnonzero(pick[key])
+    order = np.argsort(key[rows], kind="stable")
+    sel_key, sel_dist = key[rows][order], dist[rows][order]
+
+    def value(kk: int, r: int) -> float:
+        a, b = np.searchsorted(sel_key, [kk, kk + 1])
+        return np.partition(sel_dist[a:b], r)[r]
+
+    for g, pos, lo, asks in plan:
+        v_lo = value(*asks[0])
+        v_hi = value(*asks[1]) if len(asks) > 1 else v_lo
+        thr[g] = v_lo + (pos - lo) * (v_hi - v_lo)
+    return thr
+
+
 def compute_centroids(
     codes: np.ndarray,
     categories: list[str],
     points: np.ndarray,
     quantile: float | None,
     min_points: int,
+    *,
+    kernel: bool = True,
 ) -> list[dict[str, Any]]:
     """Trimmed category centroids in one dimension's normalised coordinates (SPEC §2.6.8).
 
-    Three fused passes over the cells for all categories of the field
-    (:func:`~cellucid.export.kernels.trimmed_group_means`), in float64 arithmetic on the
-    float32 points: no float64 copy of the embedding.
+    With ``kernel``, three fused passes over the cells for all categories of the field
+    (:func:`~cellucid.export.kernels.trimmed_group_means`, numba), in float64 arithmetic on
+    the float32 points: no float64 copy of the embedding. Without, the same numbers from
+    numpy (:func:`trimmed_group_means_numpy`): slower per cell, but it needs no numba, whose
+    loading costs a server's start-up about a second (see
+    :meth:`~cellucid.export.dataset.ExportDataset._compute_centroids`).
     """
     if quantile is None:
         return []
     k = len(categories)
     if not (codes >= 0).any():
         return []
-    from .kernels import trimmed_group_means
-
-    codes = np.ascontiguousarray(codes, dtype=np.int32)  # one compiled kernel per point dtype
     points = np.asarray(points)
     if points.dtype not in (np.float32, np.float64):
         points = points.astype(np.float64)
-    means, counts, kept_means, kept_counts = trimmed_group_means(
-        codes, np.ascontiguousarray(points), k, float(quantile), int(min_points)
-    )
+    if kernel:
+        from .kernels import trimmed_group_means
+
+        codes = np.ascontiguousarray(codes, dtype=np.int32)  # one compiled kernel per dtype
+        means, counts, kept_means, kept_counts = trimmed_group_means(
+            codes, np.ascontiguousarray(points), k, float(quantile), int(min_points)
+        )
+    else:
+        means, counts, kept_means, kept_counts = trimmed_group_means_numpy(
+            codes, points, k, float(quantile), int(min_points)
+        )
     out: list[dict[str, Any]] = []
     for i, name in enumerate(categories):
         m = int(counts[i])
