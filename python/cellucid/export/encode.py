@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..storage.dask import compute
+from ..storage.lazy_sparse import sp
 from .naming import safe_name
 
 #: Quantisation: largest code and missing marker per bit width (SPEC §2.6.6).

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
@@ -35,6 +34,7 @@ from ..storage.anndata_io import load_anndata, load_anndata_lazy
 from ..storage.backed import BackedMatrix
 from ..storage.blocks import iter_columns
 from ..storage.column_cache import ColumnCache
+from ..storage.lazy_sparse import sp
 from ..storage.lru import ColumnLRU
 from ..storage.stores import StorageOptions, is_url, is_zarr_store, local_path
 from .base import DatasetEntry, FileBody, content_type_for
