@@ -383,8 +383,8 @@ def centroids_use_kernel(loaded: bool, work: int, n_categories: int) -> bool:
     )
 
 
-#: rows per chunk of the numpy centroid passes (temporaries stay in the CPU's caches)
-_CENTROID_CHUNK = 1 << 16
+#: rows per chunk of the numpy centroid passes: temporaries stay in the CPU's caches
+_CENTROID_CHUNK = 1 << 15
 
 
 def trimmed_group_means_numpy(
@@ -392,77 +392,98 @@ def trimmed_group_means_numpy(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`~cellucid.export.kernels.trimmed_group_means` in numpy, bit for bit.
 
-    The same float64 operations in the same order: sums per category accumulate in cell
-    order (``bincount``), distances are ``sqrt((x0 - m0)**2 + (x1 - m1)**2 + ...)``, each
-    threshold interpolates between two exact order statistics of its category's distances
-    (:func:`_quantile_thresholds`), and the trimmed means subtract the sums of the cells
-    cut. About a dozen light passes over the cells, most in cache-sized row chunks.
+    The same float64 operations in the same order: sums per category accumulate one cell
+    at a time in cell order (``np.add.at``), distances are ``sqrt((x0 - m0)**2 + (x1 -
+    m1)**2 + ...)``, each threshold interpolates between two exact order statistics of its
+    category's distances (:func:`_quantile_thresholds`), and the trimmed means subtract the
+    sums of the cells cut. Five passes over the cells in cache-sized row chunks; the only
+    whole-length array is the distances.
     """
     d = points.shape[1]
-    valid = codes >= 0
-    every = bool(valid.all())
-    c = (codes if every else codes[valid]).astype(np.intp)  # what bincount and take want
-    cols = [points[:, j] if every else points[valid, j] for j in range(d)]
-    counts = np.bincount(c, minlength=k).astype(np.int64)
-    sums = np.empty((k, d), dtype=np.float64)
-    for j in range(d):
-        sums[:, j] = np.bincount(c, weights=cols[j], minlength=k)
-    has = counts > 0
-    means = np.full((k, d), np.nan)
-    means[has] = sums[has] / counts[has, None]
-    step = _CENTROID_CHUNK
-    centre = [np.ascontiguousarray(means[:, j]) for j in range(d)]
-    dist = np.empty(c.size, dtype=np.float64)
-    for a in range(0, c.size, step):
-        at, out = c[a : a + step], dist[a : a + step]
+    if codes.size and codes.min() < 0:  # cells without a category: left out once
+        keep = codes >= 0
+        codes, points = codes[keep], points[keep]
+    n = codes.shape[0]
+    spans = [(a, min(n, a + _CENTROID_CHUNK)) for a in range(0, n, _CENTROID_CHUNK)]
+
+    def column(a: int, b: int, j: int, rows: np.ndarray | None = None) -> np.ndarray:
+        x = points[a:b, j]
+        return (x if rows is None else x[rows]).astype(np.float64)
+
+    counts = np.zeros(k, dtype=np.int64)
+    sums = np.zeros((d, k))
+    for a, b in spans:
+        cc = codes[a:b]
+        counts += np.bincount(cc, minlength=k)
         for j in range(d):
-            diff = cols[j][a : a + step].astype(np.float64)
-            diff -= centre[j][at]
+            np.add.at(sums[j], cc, column(a, b, j))
+    has = counts > 0
+    means = np.full((d, k), np.nan)
+    means[:, has] = sums[:, has] / counts[has]
+    dist = np.empty(n)
+    top = 0.0
+    for a, b in spans:
+        cc, out = codes[a:b], dist[a:b]
+        for j in range(d):
+            diff = column(a, b, j)
+            diff -= means[j][cc]
             diff *= diff
             if j == 0:
                 out[:] = diff
             else:
                 out += diff
         np.sqrt(out, out=out)
-    thr = _quantile_thresholds(c, dist, counts, quantile, min_points)
-    cut = np.empty(c.size, dtype=bool)
-    for a in range(0, c.size, step):  # NaN thresholds cut nothing
-        np.greater(dist[a : a + step], thr[c[a : a + step]], out=cut[a : a + step])
-    cut_codes = c[cut]
-    kept_counts = counts - np.bincount(cut_codes, minlength=k)
-    kept = np.full((k, d), np.nan)
+        top = max(top, float(out.max()))
+    thr = _quantile_thresholds(codes, dist, counts, quantile, min_points, spans, top)
+    cut_counts = np.zeros(k, dtype=np.int64)
+    cut_sums = np.zeros((d, k))
+    for a, b in spans:
+        cut = dist[a:b] > thr[codes[a:b]]  # NaN thresholds cut nothing
+        if cut.any():
+            gone = codes[a:b][cut]
+            cut_counts += np.bincount(gone, minlength=k)
+            for j in range(d):
+                np.add.at(cut_sums[j], gone, column(a, b, j, cut))
+    kept_counts = counts - cut_counts
+    kept = np.full((d, k), np.nan)
     left = kept_counts > 0
-    for j in range(d):
-        cut_sums = np.bincount(cut_codes, weights=cols[j][cut], minlength=k)
-        kept[left, j] = (sums[left, j] - cut_sums[left]) / kept_counts[left]
-    return means, counts, kept, kept_counts
+    kept[:, left] = (sums[:, left] - cut_sums[:, left]) / kept_counts[left]
+    return means.T.copy(), counts, kept.T.copy(), kept_counts
 
 
 def _quantile_thresholds(
-    c: np.ndarray, dist: np.ndarray, counts: np.ndarray, quantile: float, min_points: int
+    codes: np.ndarray,
+    dist: np.ndarray,
+    counts: np.ndarray,
+    quantile: float,
+    min_points: int,
+    spans: list[tuple[int, int]],
+    top: float,
 ) -> np.ndarray:
     """Per category with more than ``min_points`` members, numpy's linear ``quantile`` of
-    its members' ``dist`` (NaN for the others), from exact order statistics found without
-    sorting: a histogram of (category, distance bin) tells which bin holds each wanted rank
-    (binning is monotonic in the distance), and only the members of those bins are
-    partitioned."""
+    its members' ``dist`` (NaN for the others; ``top`` is the largest distance), from exact
+    order statistics found without sorting: a histogram of (category, distance bin) tells
+    which bin holds each wanted rank (binning is monotonic in the distance), and only the
+    members of those bins are gathered and partitioned."""
     k = counts.size
     thr = np.full(k, np.nan)
     groups = np.flatnonzero(counts > min_points)
     if groups.size == 0:
         return thr
-    bins = int(max(16, min(1 << 12, (1 << 22) // k)))
-    top = float(dist.max())
+    bins = int(max(16, min(1 << 10, (1 << 20) // k)))
     scale = (bins - 1) / top if top > 0 else 0.0
-    key = np.empty(c.size, dtype=np.int32 if k * bins < 1 << 31 else np.int64)
-    step = _CENTROID_CHUNK
-    for a in range(0, c.size, step):
-        binned = np.multiply(dist[a : a + step], scale)
+
+    def keys(a: int, b: int) -> np.ndarray:
+        binned = np.multiply(dist[a:b], scale)
         np.minimum(binned, bins - 1, out=binned)
-        part = key[a : a + step]
-        part[:] = binned  # truncation: the floor of a non-negative value
-        part += c[a : a + step] * bins
-    cum = np.cumsum(np.bincount(key, minlength=k * bins).reshape(k, bins), axis=1)
+        key = binned.astype(np.int64)  # truncation: the floor of a non-negative value
+        key += codes[a:b] * np.int64(bins)
+        return key
+
+    hist = np.zeros(k * bins, dtype=np.int64)
+    for a, b in spans:
+        np.add.at(hist, keys(a, b), 1)
+    cum = np.cumsum(hist.reshape(k, bins), axis=1)
     plan = []
     for g in groups.tolist():
         m = int(counts[g])
@@ -475,9 +496,16 @@ def _quantile_thresholds(
         plan.append((g, pos, lo, asks))
     pick = np.zeros(k * bins, dtype=bool)
     pick[[kk for *_, asks in plan for kk, _r in asks]] = True
-    rows = np.flatnonzero(pick[key])
-    order = np.argsort(key[rows], kind="stable")
-    sel_key, sel_dist = key[rows][order], dist[rows][order]
+    found_keys, found_dist = [], []
+    for a, b in spans:
+        key = keys(a, b)
+        hit = pick[key]
+        if hit.any():
+            found_keys.append(key[hit])
+            found_dist.append(dist[a:b][hit])
+    sel_key, sel_dist = np.concatenate(found_keys), np.concatenate(found_dist)
+    order = np.argsort(sel_key, kind="stable")
+    sel_key, sel_dist = sel_key[order], sel_dist[order]
 
     def value(kk: int, r: int) -> float:
         a, b = np.searchsorted(sel_key, [kk, kk + 1])
