@@ -32,6 +32,12 @@ def _is_h5(node: Any) -> bool:
 
 
 def _array(node: Any) -> np.ndarray:
+    if not _is_h5(node):
+        from .zarr_direct import read_whole
+
+        whole = read_whole(node)
+        if whole is not None:
+            return whole
     return node[()]
 
 
