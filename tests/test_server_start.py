@@ -307,3 +307,27 @@ def test_a_restart_does_not_read_the_graph_again(tmp_path, h5_reads, monkeypatch
         assert bool(graph) == (start == 0), graph
     assert identities[0] == identities[1]
     assert identities[0]["has_connectivity"] is False
+
+
+def test_the_server_listens_before_pandas_is_imported():
+    """What ``cellucid serve`` imports before it listens decides how soon health answers:
+    pandas (0.2 s) is for reading the file, which starts once the server listens."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import cellucid.cli, cellucid.sources.detect, cellucid.server.runner\n"
+        "import cellucid.sources.deferred, cellucid.session.bundle, cellucid.session.defaults\n"
+        "print(sorted(m for m in ('pandas', 'scipy', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "[]"
+    # the session package still offers every name at once, and from ... import *
+    star = subprocess.run(
+        [sys.executable, "-c", "from cellucid.session import *; print(CellucidSessionBundle)"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert star.returncode == 0 and b"CellucidSessionBundle" in star.stdout, star.stderr
