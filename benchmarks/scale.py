@@ -25,7 +25,8 @@ What it measures (the table goes to stdout, progress to stderr, results to
    wall time and peak memory of every process (driver and workers). The two exports must be
    identical byte for byte.
 4. **Object storage**: a local S3 server (moto's server mode, on 127.0.0.1) gets the
-   ``.zarr`` store and a small export (``--s3-genes`` genes); ``cellucid serve s3://…`` of
+   ``.zarr`` store and a small export (the Dask export's manifests and obs with only the
+   ``--sample`` genes that are timed); ``cellucid serve s3://…`` of
    each is compared with the same served from local disk: start to health and to points,
    per-gene latency (median of ``--sample`` genes) and the ratio S3 / local. Every gene is
    compared byte for byte with the local server's.

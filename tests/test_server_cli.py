@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 import pytest
 
 from _data import make_adata
@@ -221,26 +222,60 @@ def test_serve_h5ad_no_backed(inputs: dict[str, Path]) -> None:
         proc.kill()
 
 
-def test_serve_quiet_prints_nothing(inputs: dict[str, Path]) -> None:
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def _wait_health(proc: ServeProcess, port: int) -> None:
+    """Until the server on ``port`` answers health (a quiet server prints no banner)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if request(port, "GET", "/_cellucid/health", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        assert proc.proc.poll() is None, proc.stderr
+        assert time.monotonic() < deadline, "the server never answered"
+        time.sleep(0.1)
+
+
+def test_serve_quiet_prints_nothing(inputs: dict[str, Path]) -> None:
+    port = _free_port()
     proc = ServeProcess(str(inputs["export"]), "--port", str(port), "--no-browser", "-q")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if request(port, "GET", "/_cellucid/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.proc.poll() is None, proc.stderr
-            assert time.monotonic() < deadline, "the quiet server never answered"
-            time.sleep(0.1)
+        _wait_health(proc, port)
         assert proc.interrupt() == 0
     finally:
         proc.kill()
     assert proc.stderr == "" and "".join(proc.out) == ""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_serve_quiet_also_silences_data_warnings(tmp_path: Path, quiet: bool) -> None:
+    """A warning about the data (here an invalid ``uns["*_colors"]``) is printed by a normal
+    ``serve`` and not by ``serve -q`` ("print nothing but errors")."""
+    adata = make_adata(N, 4, seed=3)
+    key = next(k for k in adata.obs if isinstance(adata.obs[k].dtype, pd.CategoricalDtype))
+    adata.uns[f"{key}_colors"] = ["not-a-colour"] * len(adata.obs[key].cat.categories)
+    path = tmp_path / "palette.h5ad"
+    _quiet(adata.write_h5ad, path)
+    port = _free_port()
+    args = [str(path), "--port", str(port), "--no-browser"] + (["-q"] if quiet else [])
+    proc = ServeProcess(*args)
+    try:
+        _wait_health(proc, port)
+        # the file is read after the server listens: the first data request waits for it
+        assert request(port, "GET", "/obs_manifest.json").status == 200
+        assert proc.interrupt() == 0, proc.stderr
+    finally:
+        proc.kill()
+    if quiet:
+        assert proc.stderr == "", proc.stderr
+    else:
+        assert "default colours" in proc.stderr and key in proc.stderr
 
 
 def test_serve_busy_port_moves_on_and_banner_says_so(inputs: dict[str, Path]) -> None:

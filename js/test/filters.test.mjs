@@ -157,7 +157,7 @@ test("FilterSet: one mask per filter, replace, remove, no-op removes, apply", ()
   assert.throws(() => set.set({ id: "x", kind: "weird", include: [0] }, codes), /unknown filter kind/);
 });
 
-test("Visibility: setVisibility layer AND filters; radii alternate buffers", () => {
+test("Visibility: setVisibility layer AND filters; radii as new views of one buffer", () => {
   const vis = new Visibility(6);
   assert.equal(vis.update(), 6);
   vis.setBase(Uint32Array.of(0, 5), false);
@@ -171,8 +171,11 @@ test("Visibility: setVisibility layer AND filters; radii alternate buffers", () 
   const r1 = vis.radii();
   const r2 = vis.radii();
   assert.notEqual(r1, r2, "a new reference each time (deck uploads on a new array)");
+  assert.equal(r1.buffer, r2.buffer, "one buffer: 4 bytes a cell, not 8");
   assert.deepEqual(Array.from(r2), [0, 0, 1, 1, 1, 1]);
-  assert.equal(vis.radii(), r1);
+  vis.setBase(Uint32Array.of(2), false);
+  vis.update();
+  assert.deepEqual(Array.from(vis.radii()), [0, 0, 0, 1, 1, 1]);
 });
 
 test("histogram: bins, range, outside counts, NaN and the mask", () => {

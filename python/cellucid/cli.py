@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .storage.stores import parse_storage_options
 
     options = parse_storage_options(args.storage_options)
+    if args.quiet:  # "print nothing but errors": warnings about the data included
+        warnings.simplefilter("ignore")
     # FileNotFoundError / ValueError -> exit 1 with the message
     detected = detect(args.path, options)
     if not args.quiet:

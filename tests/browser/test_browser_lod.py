@@ -95,6 +95,17 @@ def test_lod_subset_while_moving_full_detail_when_still(servers, pages):
     assert drawn["hidden"] == 0, "a hidden cell is in the LOD subset"
     assert drawn["selection"] == 40, "the selected cells draw while moving"
 
+    # a figure drawn now (PNG export, freeze) shows every visible cell, not the subset
+    exported = page.evaluate(
+        """() => {
+            const s = window.__cellucid.scene;
+            s.drawNow();
+            const layers = Object.fromEntries(s.deck.props.layers.map((l) => [l.id, l.props]));
+            return { moving: s.lod.moving, full: layers.points.visible, lod: "points-lod" in layers };
+        }"""
+    )
+    assert exported == {"moving": False, "full": True, "lod": False}
+
     # release, and let the view settle: every visible cell again
     page.mouse.up()
     page.evaluate(

@@ -10,7 +10,7 @@ import { Visibility } from "../filters/visibility.js";
 import { describeFilter, filterId, isNoop, onlyCategories, rangeFilter, toggleCategory } from "../filters/model.js";
 import { keepVisible } from "../filters/mask.js";
 import { FilterJobs } from "../filters/client.js";
-import { categoricalPalette, hexToRgb } from "../color/palettes.js";
+import { categoricalPalette } from "../color/palettes.js";
 import { getColormap, valueStats } from "../color/colormaps.js";
 import { combineSelection } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";

@@ -19,8 +19,7 @@ export class Visibility {
     this.mask = new Uint8Array(n).fill(1);
     this.count = n;
     this.version = 0;
-    this.radiiBuffers = [null, null];
-    this.radiiTurn = 0;
+    this.radiiBuffer = null;
   }
 
   /**
@@ -45,13 +44,13 @@ export class Visibility {
   }
 
   /**
-   * Radius factors of the mask for the points layer, in a buffer different from the one
-   * returned last time (deck.gl uploads an attribute when its array reference changes; two
-   * buffers alternate, so no 4 MB allocation per change at a million cells).
+   * Radius factors of the mask for the points layer: one Float32Array (4 bytes a cell), handed
+   * out as a new view of it each time, since deck.gl uploads a binary attribute when its array
+   * reference changes (no second buffer, no allocation per change).
    */
   radii() {
-    this.radiiTurn ^= 1;
-    const buf = this.radiiBuffers[this.radiiTurn] || (this.radiiBuffers[this.radiiTurn] = new Float32Array(this.n));
-    return radiiFromMask(this.mask, buf);
+    if (!this.radiiBuffer) this.radiiBuffer = new Float32Array(this.n);
+    radiiFromMask(this.mask, this.radiiBuffer);
+    return new Float32Array(this.radiiBuffer.buffer, 0, this.n);
   }
 }

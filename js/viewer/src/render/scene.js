@@ -716,8 +716,13 @@ export class Scene {
     return out;
   }
 
-  /** Draw now and return the canvas (valid until the next task). */
+  /**
+   * Draw now and return the canvas (valid until the next task). A figure shows every cell: a
+   * view still drawing its level-of-detail subset (the camera just moved) settles first.
+   */
   drawNow() {
+    if (this.lod) this.lod.settle();
+    if (this.split) for (const p of this.split.extra) if (p.lod) p.lod.settle();
     this.deck.redraw("export");
     return this.canvas;
   }

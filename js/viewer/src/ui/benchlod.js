@@ -77,7 +77,7 @@ export function memoryReport(viewer) {
     payload += a.byteLength;
     add(a);
   }
-  for (const a of [scene.positions, scene.colors, scene.radii, scene.mask, viewer.visibility.base, viewer.visibility.mask, ...viewer.visibility.radiiBuffers]) add(a);
+  for (const a of [scene.positions, scene.colors, scene.radii, scene.mask, viewer.visibility.base, viewer.visibility.mask, viewer.visibility.radiiBuffer]) add(a);
   const lodBytes = scene.lod ? scene.lod.bytes() : 0;
   held += lodBytes;
   const heap = performance.memory ? performance.memory.usedJSHeapSize : null;
