@@ -26,6 +26,7 @@ from _data import (
 )
 from cellucid.export.encode import (
     build_edges,
+    centroids_use_kernel,
     classify_obs_column,
     codes_dtype_for,
     compute_centroids,
@@ -36,6 +37,7 @@ from cellucid.export.encode import (
     normalize_points,
     parse_vector_fields,
     quantize,
+    trimmed_group_means_numpy,
 )
 
 MAXQ = {8: 254, 16: 65534}
@@ -365,15 +367,16 @@ def _codes_with_sizes(sizes, n_missing, seed):
 SIZES = [0, 3, 9, 10, 11, 14, 25, 60]
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("q", [None, 0.51, 0.6, 0.8, 0.95, 0.99])
 @pytest.mark.parametrize("min_points", [1, 5, 10, 11])
-def test_centroids_match_loop_reference(d, q, min_points):
+def test_centroids_match_loop_reference(d, q, min_points, kernel):
     codes = _codes_with_sizes(SIZES, 7, seed=d)
     categories = [f"c{i}" for i in range(len(SIZES))]
     points, _ = normalise(rng(10 + d).normal(size=(codes.size, d)))
     before = snapshot(codes), snapshot(points)
-    got = compute_centroids(codes, categories, points, q, min_points)
+    got = compute_centroids(codes, categories, points, q, min_points, kernel=kernel)
     want = centroids_reference(codes, categories, points, q, min_points)
     assert [c["category"] for c in got] == [c["category"] for c in want]
     assert [c["n_points"] for c in got] == [c["n_points"] for c in want]
@@ -385,6 +388,63 @@ def test_centroids_match_loop_reference(d, q, min_points):
         np.testing.assert_allclose(g["position"], w["position"], rtol=0, atol=1e-9)
     assert_same(before[0], codes, "codes")
     assert_same(before[1], points, "points")
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_centroids_numpy_equals_the_kernel_bit_for_bit(trial):
+    """A server computes centroids with numpy until numba pays for its loading, prepare()
+    mostly with the kernel: the manifests must not depend on which one ran."""
+    from cellucid.export.kernels import trimmed_group_means
+
+    g = rng(100 + trial)
+    n, k, d = int(g.integers(1, 2000)), int(g.integers(1, 40)), int(g.integers(1, 4))
+    codes = g.integers(-1 if trial % 2 else 0, k, n).astype(
+        (np.int8, np.int16, np.int32)[trial % 3]
+    )
+    if k > 2 and trial % 5 == 0:
+        codes[codes == 1] = 2  # an empty category
+    points = g.normal(size=(n, d)).astype(np.float32 if trial % 3 else np.float64)
+    if trial % 4 == 0:
+        points = np.round(points, 1)  # ties at the quantile
+    q = float(g.choice([0.51, 0.6, 0.8, 0.95, 0.99]))
+    min_points = int(g.choice([1, 5, 10, 11]))
+    before = snapshot(codes), snapshot(points)
+    want = trimmed_group_means(
+        codes.astype(np.int32), np.ascontiguousarray(points), k, q, min_points
+    )
+    got = trimmed_group_means_numpy(codes, points, k, q, min_points)
+    for name, a, b in zip(("means", "counts", "kept", "kept_counts"), want, got, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), name  # NaNs included
+    assert_same(before[0], codes, "codes")
+    assert_same(before[1], points, "points")
+
+
+@pytest.mark.parametrize("case", ["one point per category", "all at one spot", "many"])
+def test_centroids_numpy_equals_the_kernel_at_the_edges(case):
+    """Zero distances (no spread to bin), categories at min_points, and so many categories
+    that each gets few distance bins."""
+    from cellucid.export.kernels import trimmed_group_means
+
+    g = rng(7)
+    k = {"one point per category": 50, "all at one spot": 3, "many": 5000}[case]
+    n = {"one point per category": 50, "all at one spot": 400, "many": 60_000}[case]
+    codes = np.arange(n) % k if case != "many" else g.integers(0, k, n)
+    points = g.normal(size=(n, 2))
+    if case == "all at one spot":
+        points[:] = 0.25
+    for q, min_points in ((0.95, 1), (0.6, 10), (0.51, 3)):
+        want = trimmed_group_means(codes.astype(np.int32), points, k, q, min_points)
+        got = trimmed_group_means_numpy(codes, points, k, q, min_points)
+        for a, b in zip(want, got, strict=True):
+            assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def test_centroids_use_numpy_until_numba_pays():
+    assert not centroids_use_kernel(False, 20_000_000, 20)  # a 10M-cell start: two fields
+    assert centroids_use_kernel(False, 200_000_000, 20)
+    assert centroids_use_kernel(False, 1000, 5000)  # a Python step per category is slow
+    assert centroids_use_kernel(True, 1000, 3)  # loaded: always faster
 
 
 def test_centroids_trim_far_members():

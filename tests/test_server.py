@@ -1653,3 +1653,48 @@ def test_symlinked_dataset_leaving_the_root_is_not_served(base: Path, tmp_path: 
     with serving(source) as server:
         assert server.get("/linked/dataset_identity.json").status == 404
         assert server.get("/inside/dataset_identity.json").status == 200
+
+
+class _MemorySource:
+    """One dataset whose files are bytes in memory (as an AnnData server's are)."""
+
+    kind = "anndata"
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    def datasets(self) -> list[DatasetEntry]:
+        return [DatasetEntry(id="mem", name="Mem", path="/")]
+
+    def health(self) -> dict[str, Any]:
+        return {"type": "anndata"}
+
+    def open(self, dataset: DatasetEntry, relpath: str) -> FileBody | None:
+        data = self.files.get(relpath)
+        if data is None:
+            return None
+        return FileBody.from_bytes(memoryview(data), "application/octet-stream", '"mem"')
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_body_in_memory_larger_than_a_chunk_is_sent_whole_and_in_ranges() -> None:
+    """In-memory bodies above one CHUNK are written a chunk at a time (asyncio would copy
+    and shift one large buffer); the bytes, lengths and ranges are those of the body."""
+    from cellucid.server.files import CHUNK
+
+    data = np.random.default_rng(4).bytes(3 * CHUNK + 12345)
+    with serving(_MemorySource({"points_2d.bin": data})) as server:
+        whole = server.get("/points_2d.bin")
+        assert whole.status == 200 and whole.body == data
+        assert whole.header("Content-Length") == str(len(data))
+        lo, hi = CHUNK - 7, 2 * CHUNK + 9  # crosses two chunk boundaries
+        part = server.get("/points_2d.bin", Range=f"bytes={lo}-{hi}")
+        assert part.status == 206 and part.body == data[lo : hi + 1]
+        assert part.header("Content-Range") == f"bytes {lo}-{hi}/{len(data)}"
+        tail = server.get("/points_2d.bin", Range=f"bytes={CHUNK // 2}-")
+        assert tail.status == 206 and tail.body == data[CHUNK // 2 :]
+        head = server.head("/points_2d.bin")
+        assert head.status == 200 and head.body == b""
+        assert head.header("Content-Length") == str(len(data))

@@ -147,7 +147,8 @@ def test_outlier_quantiles_are_computed_when_asked_for(files, h5_reads):
         assert latent_reads, "the outliers come from the latent space on disk"
 
 
-def test_a_graph_over_the_browser_budget_is_not_read_whole(tmp_path, h5_reads, monkeypatch):
+def _big_graph(path: Path, monkeypatch: pytest.MonkeyPatch) -> ad.AnnData:
+    """An .h5ad at ``path`` whose kNN graph is over a browser budget lowered to 5,000 edges."""
     import cellucid.export.encode as enc
 
     n = 20_000
@@ -158,8 +159,13 @@ def test_a_graph_over_the_browser_budget_is_not_read_whole(tmp_path, h5_reads, m
     )
     big.obsm["X_umap"] = rng.normal(size=(n, 2))
     big.obsp["connectivities"] = knn_graph(n, 10)
-    big.write_h5ad(tmp_path / "big.h5ad")
+    big.write_h5ad(path)
     monkeypatch.setattr(enc, "EDGE_BUDGET", 44 * 5000 + 4 * n)  # room for 5,000 edges
+    return big
+
+
+def test_a_graph_over_the_browser_budget_is_not_read_whole(tmp_path, h5_reads, monkeypatch):
+    big = _big_graph(tmp_path / "big.h5ad", monkeypatch)
     h5_reads.clear()
     with pytest.warns(UserWarning, match="connectivity not exported"):
         adapter = AnnDataAdapter.from_file(tmp_path / "big.h5ad", cache_columns=False)
@@ -200,3 +206,128 @@ def test_info_reports_the_column_cache_until_ready(files):
         assert _get(f"{server.url}/{rel}") == (files["export"] / rel).read_bytes()
     finally:
         server.stop()
+
+
+def test_the_first_files_need_neither_numba_nor_scipy(adata, tmp_path):
+    """Loading numba costs a starting server about half a second of one core (and slows
+    its other threads), scipy.sparse a tenth: the first files of a file with few centroid
+    jobs and a graph over the browser budget come from numpy alone (the centroids bit for
+    bit as the numba kernel gives them, tests/test_encode.py) in a process that imports
+    neither."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "data.h5ad"
+    adata.write_h5ad(path)
+    export = cellucid.prepare(adata, tmp_path / "export", connectivity=False, quiet=True)
+    script = (
+        "import sys\n"
+        "import cellucid.export.encode as enc\n"
+        "enc.EDGE_BUDGET = 1000  # the graph is over budget: proven without building it\n"
+        "from cellucid.sources.deferred import DeferredAnnData\n"
+        "source = DeferredAnnData(sys.argv[1])\n"
+        "entry = source.datasets()[0]\n"
+        "for rel in ('dataset_identity.json', 'obs_manifest.json', 'points_2d.bin'):\n"
+        "    body = source.open(entry, rel)\n"
+        "    if rel != 'dataset_identity.json':\n"
+        "        sys.stdout.buffer.write(body.read(0, body.size))\n"
+        "source.close()\n"
+        "print(sorted(m for m in ('numba', 'scipy') if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        env={**os.environ, "CELLUCID_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stderr.decode().strip().splitlines()[-1] == "[]", done.stderr.decode()
+    written = [(export / rel).read_bytes() for rel in ("obs_manifest.json", "points_2d.bin")]
+    assert done.stdout == b"".join(written)
+
+
+# ----------------------------------------------------------------- restarts (start-up memo)
+def _count_centroid_runs(monkeypatch) -> list[str]:
+    import cellucid.export.encode as enc
+
+    runs: list[str] = []
+    real = enc.compute_centroids
+    monkeypatch.setattr(
+        enc, "compute_centroids", lambda *a, **k: runs.append(a[1][0]) or real(*a, **k)
+    )
+    return runs
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_a_restart_takes_the_centroids_of_the_first_start(files, fmt, monkeypatch, cache_dir):
+    runs = _count_centroid_runs(monkeypatch)
+    served = []
+    for _start in range(2):
+        with AnnDataAdapter.from_file(files[fmt], cache_columns=False) as adapter:
+            served.append(_payload(adapter, "obs_manifest.json"))
+    assert len(runs) == 2, "two categorical fields in 2D at the first start, none after"
+    want = (files["export"] / "obs_manifest.json").read_bytes()
+    assert served == [want, want]
+    assert len(list((cache_dir / "start").glob("data.*.json"))) == 1
+
+
+def test_a_changed_file_is_started_afresh(adata, tmp_path, monkeypatch, cache_dir):
+    changed = adata.copy()
+    changed.obsm["X_umap"] = changed.obsm["X_umap"] * 2 + 1  # other centroids
+    export = cellucid.prepare(changed, tmp_path / "export", quiet=True)
+    runs = _count_centroid_runs(monkeypatch)
+    path = tmp_path / "data.h5ad"
+    adata.write_h5ad(path)
+    with AnnDataAdapter.from_file(path, cache_columns=False) as adapter:
+        before = _payload(adapter, "obs_manifest.json")
+    changed.write_h5ad(path)
+    with AnnDataAdapter.from_file(path, cache_columns=False) as adapter:
+        after = _payload(adapter, "obs_manifest.json")
+    assert after == (export / "obs_manifest.json").read_bytes() != before
+    assert len(runs) == 4, "the rewritten file's centroids are computed, not remembered"
+    # an unreadable memo counts as absent
+    for memo in (cache_dir / "start").glob("*.json"):
+        memo.write_text("{not json")
+    with AnnDataAdapter.from_file(path, cache_columns=False) as adapter:
+        assert _payload(adapter, "obs_manifest.json") == after
+    assert len(runs) == 6
+
+
+def test_a_restart_does_not_read_the_graph_again(tmp_path, h5_reads, monkeypatch, cache_dir):
+    _big_graph(tmp_path / "big.h5ad", monkeypatch)
+    identities = []
+    for start in range(2):
+        h5_reads.clear()
+        with pytest.warns(UserWarning, match="connectivity not exported"):
+            adapter = AnnDataAdapter.from_file(tmp_path / "big.h5ad", cache_columns=False)
+        with adapter:
+            identities.append(json.loads(_payload(adapter, "dataset_identity.json"))["stats"])
+        graph = [r for r in h5_reads if r[0].startswith("/obsp/connectivities")]
+        assert bool(graph) == (start == 0), graph
+    assert identities[0] == identities[1]
+    assert identities[0]["has_connectivity"] is False
+
+
+def test_the_server_listens_before_pandas_is_imported():
+    """What ``cellucid serve`` imports before it listens decides how soon health answers:
+    pandas (0.2 s) is for reading the file, which starts once the server listens."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import cellucid.cli, cellucid.sources.detect, cellucid.server.runner\n"
+        "import cellucid.sources.deferred, cellucid.session.bundle, cellucid.session.defaults\n"
+        "print(sorted(m for m in ('pandas', 'scipy', 'numba') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "[]"
+    # the session package still offers every name at once, and from ... import *
+    star = subprocess.run(
+        [sys.executable, "-c", "from cellucid.session import *; print(CellucidSessionBundle)"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert star.returncode == 0 and b"CellucidSessionBundle" in star.stdout, star.stderr

@@ -11,6 +11,7 @@ columns are produced on demand, one by one or in blocks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -165,6 +166,9 @@ class ExportInputs:
     #: a server's dataset: outlier quantiles are computed when first asked for (from a latent
     #: space that may stay on disk), and a kNN graph left on disk is read only as far as needed
     lazy: bool = False
+    #: results of an earlier start on the same file (centroids, the graph's budget proof):
+    #: a :class:`~cellucid.storage.start_memo.StartMemo` (``get``/``put``), or ``None``
+    memo: Any = None
 
 
 # --------------------------------------------------------------------------- encoded fields
@@ -221,13 +225,13 @@ class ExportDataset:
         # lazy outliers need the latent space later; quantised ones go into the manifest
         self.lazy = inputs.lazy and not s.obs_continuous_quantization
         self._outlier_lock = threading.Lock()
+        self._memo = inputs.memo
         graph = inputs.connectivities
         bound: Future[int | None] | None = None
         if inputs.lazy and isinstance(graph, LazyElement) and graph.is_sparse and graph.shape:
-            # a stored graph's size is checked while points and obs are encoded
-            pool = ThreadPoolExecutor(1, thread_name_prefix="cellucid-graph")
-            bound = pool.submit(enc.edges_lower_bound, graph.values(), graph.shape[0])
-            pool.shutdown(wait=False)
+            # a stored graph's size is checked while points and obs are encoded (or was, at
+            # an earlier start on the same file)
+            bound = self._graph_bound(graph)
         self._build_points(inputs.points, inputs.normalize_embeddings)
         self.n_cells = next(iter(self.points.values())).shape[0]
         self._build_latent(inputs.latent, inputs.latent_key)
@@ -334,6 +338,16 @@ class ExportDataset:
         calls that release the GIL, and at ten million cells it is most of a server's
         start-up."""
         s = self.settings
+        known: dict[int, list[dict[str, Any]]] = {}
+        keys = [self._centroid_key(f, d) for f, d, _codes in jobs]
+        if self._memo is not None:
+            for i, key in enumerate(keys):
+                found = self._memo.get(key)
+                if isinstance(found, list):
+                    known[i] = found
+        todo = [job for i, job in enumerate(jobs) if i not in known]
+        loaded = enc.centroid_kernel_loaded()
+        work = len(todo) * self.n_cells
 
         def run(job: tuple[ObsField, int, np.ndarray]) -> list[dict[str, Any]]:
             f, d, codes = job
@@ -344,19 +358,33 @@ class ExportDataset:
                 self.points[d],
                 s.centroid_outlier_quantile,
                 s.centroid_min_points,
+                kernel=enc.centroids_use_kernel(loaded, work, len(f.categories)),
             )
 
-        workers = min(len(jobs), os.cpu_count() or 1)
+        workers = min(len(todo), os.cpu_count() or 1)
         if workers <= 1 or self.n_cells < PARALLEL_CENTROID_CELLS:
-            results = [run(job) for job in jobs]
+            computed = [run(job) for job in todo]
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="cellucid-centroids") as pool:
-                results = list(pool.map(run, jobs))
+                computed = list(pool.map(run, todo))
+        fresh = iter(computed)
+        results = [known[i] if i in known else next(fresh) for i in range(len(jobs))]
+        if self._memo is not None:
+            for i, (key, found) in enumerate(zip(keys, results, strict=True)):
+                if i not in known:
+                    self._memo.put(key, found)
         for (f, d, _codes), found in zip(jobs, results, strict=True):
             assert f.centroids is not None
             f.centroids[str(d)] = found
         for f, _d, _codes in jobs:  # dimension order, as before
             f.centroids = {str(d): f.centroids[str(d)] for d in self.dims}
+
+    def _centroid_key(self, f: ObsField, d: int) -> str:
+        """What a field's centroids in one dimension depend on, besides the file and its
+        embedding (which the memo itself is keyed by)."""
+        s = self.settings
+        what = [f.key, d, f.categories, s.centroid_outlier_quantile, s.centroid_min_points]
+        return "centroids|" + hashlib.sha256(_json_compact(what)).hexdigest()[:32]
 
     def _build_genes(self, inputs: ExportInputs) -> None:
         self.genes = inputs.genes
@@ -402,6 +430,28 @@ class ExportDataset:
             )
             return
         self.edges = edges
+
+    def _graph_bound(self, graph: LazyElement) -> Future[int | None]:
+        """:func:`~cellucid.export.encode.edges_lower_bound` of a stored graph, on a thread
+        (or from the memo of an earlier start, which keeps proven bounds)."""
+        key = f"graph-bound|{list(graph.shape or ())}|{enc.EDGE_BUDGET}"
+        known = self._memo.get(key) if self._memo is not None else None
+        if isinstance(known, int):
+            done: Future[int | None] = Future()
+            done.set_result(known)
+            return done
+        memo = self._memo
+
+        def prove() -> int | None:
+            found = enc.edges_lower_bound(graph.values(), graph.shape[0])
+            if found is not None and memo is not None:
+                memo.put(key, found)
+            return found
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cellucid-graph")
+        future = pool.submit(prove)
+        pool.shutdown(wait=False)
+        return future
 
     def _graph_too_large(self, graph: LazyElement, bound: int | None) -> bool:
         """Whether a stored graph provably exceeds the browser budget (SPEC §2.8): ``bound``
@@ -464,11 +514,14 @@ class ExportDataset:
         return self._gz(f"{VECTORS_DIR}/{field_id}_{dim}d.bin")
 
     # ----- file listing: path -> producer of the raw (uncompressed) payload
-    def payload_producers(self) -> dict[str, Callable[[], bytes]]:
-        """Every non-gene binary payload: ``{path: () -> raw bytes}`` (paths with ``.gz``)."""
-        out: dict[str, Callable[[], bytes]] = {}
+    def payload_producers(self) -> dict[str, Callable[[], bytes | memoryview]]:
+        """Every non-gene binary payload: ``{path: () -> raw bytes}`` (paths with ``.gz``).
+
+        Points come as a read-only view of the encoded array, not a copy (80 MB at ten
+        million cells, which a server would otherwise hold twice)."""
+        out: dict[str, Callable[[], bytes | memoryview]] = {}
         for d in self.dims:
-            out[self.points_path(d)] = lambda d=d: le_bytes(self.points[d], "<f4")
+            out[self.points_path(d)] = lambda d=d: le_buffer(self.points[d], "<f4").toreadonly()
         for f in self.continuous:
             out[self.obs_values_path(f)] = lambda f=f: self._continuous_bytes(f)
         for f in self.categorical:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..storage.dask import compute
+from ..storage.lazy_sparse import sp
 from .naming import safe_name
 
 #: Quantisation: largest code and missing marker per bit width (SPEC §2.6.6).
@@ -357,33 +357,204 @@ def _group_sorted(codes: np.ndarray, dist: np.ndarray, k: int):
     return order, starts, counts
 
 
+#: cell passes (cells x (field, dimension) jobs) from which centroids use the numba kernel
+#: even when numba is not loaded yet: loading it costs about 0.4 s of one core (imports and
+#: its type registries, which also slow every other thread of a starting server), and the
+#: kernel saves only ~6 of numpy's ~30 ns per cell pass
+CENTROID_KERNEL_MIN_WORK = 100_000_000
+#: categories from which a field's centroids use the kernel (numpy takes a Python step each)
+CENTROID_KERNEL_MIN_CATEGORIES = 2048
+
+
+def centroid_kernel_loaded() -> bool:
+    """Whether the numba centroid kernel is loaded in this process (a call made it ready)."""
+    import sys
+
+    kernels = sys.modules.get(f"{__package__}.kernels")
+    return kernels is not None and bool(kernels.trimmed_group_means.signatures)
+
+
+def centroids_use_kernel(loaded: bool, work: int, n_categories: int) -> bool:
+    """Whether centroids are computed with the numba kernel (True) or numpy (False): the
+    kernel when it is ``loaded``, or when the ``work`` (cell passes) or the categories are
+    many enough to pay for loading it. Both give the same bits."""
+    return (
+        loaded or work >= CENTROID_KERNEL_MIN_WORK or n_categories >= CENTROID_KERNEL_MIN_CATEGORIES
+    )
+
+
+#: rows per chunk of the numpy centroid passes: temporaries stay in the CPU's caches
+_CENTROID_CHUNK = 1 << 15
+
+
+def trimmed_group_means_numpy(
+    codes: np.ndarray, points: np.ndarray, k: int, quantile: float, min_points: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~cellucid.export.kernels.trimmed_group_means` in numpy, bit for bit.
+
+    The same float64 operations in the same order: sums per category accumulate one cell
+    at a time in cell order (``np.add.at``), distances are ``sqrt((x0 - m0)**2 + (x1 -
+    m1)**2 + ...)``, each threshold interpolates between two exact order statistics of its
+    category's distances (:func:`_quantile_thresholds`), and the trimmed means subtract the
+    sums of the cells cut. Five passes over the cells in cache-sized row chunks; the only
+    whole-length array is the distances.
+    """
+    d = points.shape[1]
+    if codes.size and codes.min() < 0:  # cells without a category: left out once
+        keep = codes >= 0
+        codes, points = codes[keep], points[keep]
+    n = codes.shape[0]
+    spans = [(a, min(n, a + _CENTROID_CHUNK)) for a in range(0, n, _CENTROID_CHUNK)]
+
+    def column(a: int, b: int, j: int, rows: np.ndarray | None = None) -> np.ndarray:
+        x = points[a:b, j]
+        return (x if rows is None else x[rows]).astype(np.float64)
+
+    counts = np.zeros(k, dtype=np.int64)
+    sums = np.zeros((d, k))
+    for a, b in spans:
+        cc = codes[a:b]
+        counts += np.bincount(cc, minlength=k)
+        for j in range(d):
+            np.add.at(sums[j], cc, column(a, b, j))
+    has = counts > 0
+    means = np.full((d, k), np.nan)
+    means[:, has] = sums[:, has] / counts[has]
+    dist = np.empty(n)
+    top = 0.0
+    for a, b in spans:
+        cc, out = codes[a:b], dist[a:b]
+        for j in range(d):
+            diff = column(a, b, j)
+            diff -= means[j][cc]
+            diff *= diff
+            if j == 0:
+                out[:] = diff
+            else:
+                out += diff
+        np.sqrt(out, out=out)
+        top = max(top, float(out.max()))
+    thr = _quantile_thresholds(codes, dist, counts, quantile, min_points, spans, top)
+    cut_counts = np.zeros(k, dtype=np.int64)
+    cut_sums = np.zeros((d, k))
+    for a, b in spans:
+        cut = dist[a:b] > thr[codes[a:b]]  # NaN thresholds cut nothing
+        if cut.any():
+            gone = codes[a:b][cut]
+            cut_counts += np.bincount(gone, minlength=k)
+            for j in range(d):
+                np.add.at(cut_sums[j], gone, column(a, b, j, cut))
+    kept_counts = counts - cut_counts
+    kept = np.full((d, k), np.nan)
+    left = kept_counts > 0
+    kept[:, left] = (sums[:, left] - cut_sums[:, left]) / kept_counts[left]
+    return means.T.copy(), counts, kept.T.copy(), kept_counts
+
+
+def _quantile_thresholds(
+    codes: np.ndarray,
+    dist: np.ndarray,
+    counts: np.ndarray,
+    quantile: float,
+    min_points: int,
+    spans: list[tuple[int, int]],
+    top: float,
+) -> np.ndarray:
+    """Per category with more than ``min_points`` members, numpy's linear ``quantile`` of
+    its members' ``dist`` (NaN for the others; ``top`` is the largest distance), from exact
+    order statistics found without sorting: a histogram of (category, distance bin) tells
+    which bin holds each wanted rank (binning is monotonic in the distance), and only the
+    members of those bins are gathered and partitioned."""
+    k = counts.size
+    thr = np.full(k, np.nan)
+    groups = np.flatnonzero(counts > min_points)
+    if groups.size == 0:
+        return thr
+    bins = int(max(16, min(1 << 10, (1 << 20) // k)))
+    scale = (bins - 1) / top if top > 0 else 0.0
+
+    def keys(a: int, b: int) -> np.ndarray:
+        binned = np.multiply(dist[a:b], scale)
+        np.minimum(binned, bins - 1, out=binned)
+        key = binned.astype(np.int64)  # truncation: the floor of a non-negative value
+        key += codes[a:b] * np.int64(bins)
+        return key
+
+    hist = np.zeros(k * bins, dtype=np.int64)
+    for a, b in spans:
+        np.add.at(hist, keys(a, b), 1)
+    cum = np.cumsum(hist.reshape(k, bins), axis=1)
+    plan = []
+    for g in groups.tolist():
+        m = int(counts[g])
+        pos = quantile * (m - 1)
+        lo = int(np.floor(pos))
+        asks = []  # (key of the bin holding rank r, rank of r within that bin)
+        for r in (lo, lo + 1) if lo + 1 < m else (lo,):
+            b = int(np.searchsorted(cum[g], r, side="right"))
+            asks.append((g * bins + b, r - (int(cum[g, b - 1]) if b else 0)))
+        plan.append((g, pos, lo, asks))
+    pick = np.zeros(k * bins, dtype=bool)
+    pick[[kk for *_, asks in plan for kk, _r in asks]] = True
+    found_keys, found_dist = [], []
+    for a, b in spans:
+        key = keys(a, b)
+        hit = pick[key]
+        if hit.any():
+            found_keys.append(key[hit])
+            found_dist.append(dist[a:b][hit])
+    sel_key, sel_dist = np.concatenate(found_keys), np.concatenate(found_dist)
+    order = np.argsort(sel_key, kind="stable")
+    sel_key, sel_dist = sel_key[order], sel_dist[order]
+
+    def value(kk: int, r: int) -> float:
+        a, b = np.searchsorted(sel_key, [kk, kk + 1])
+        return np.partition(sel_dist[a:b], r)[r]
+
+    for g, pos, lo, asks in plan:
+        v_lo = value(*asks[0])
+        v_hi = value(*asks[1]) if len(asks) > 1 else v_lo
+        thr[g] = v_lo + (pos - lo) * (v_hi - v_lo)
+    return thr
+
+
 def compute_centroids(
     codes: np.ndarray,
     categories: list[str],
     points: np.ndarray,
     quantile: float | None,
     min_points: int,
+    *,
+    kernel: bool = True,
 ) -> list[dict[str, Any]]:
     """Trimmed category centroids in one dimension's normalised coordinates (SPEC §2.6.8).
 
-    Three fused passes over the cells for all categories of the field
-    (:func:`~cellucid.export.kernels.trimmed_group_means`), in float64 arithmetic on the
-    float32 points: no float64 copy of the embedding.
+    With ``kernel``, three fused passes over the cells for all categories of the field
+    (:func:`~cellucid.export.kernels.trimmed_group_means`, numba), in float64 arithmetic on
+    the float32 points: no float64 copy of the embedding. Without, the same numbers from
+    numpy (:func:`trimmed_group_means_numpy`): slower per cell, but it needs no numba, whose
+    loading costs a server's start-up about a second (see
+    :meth:`~cellucid.export.dataset.ExportDataset._compute_centroids`).
     """
     if quantile is None:
         return []
     k = len(categories)
     if not (codes >= 0).any():
         return []
-    from .kernels import trimmed_group_means
-
-    codes = np.ascontiguousarray(codes, dtype=np.int32)  # one compiled kernel per point dtype
     points = np.asarray(points)
     if points.dtype not in (np.float32, np.float64):
         points = points.astype(np.float64)
-    means, counts, kept_means, kept_counts = trimmed_group_means(
-        codes, np.ascontiguousarray(points), k, float(quantile), int(min_points)
-    )
+    if kernel:
+        from .kernels import trimmed_group_means
+
+        codes = np.ascontiguousarray(codes, dtype=np.int32)  # one compiled kernel per dtype
+        means, counts, kept_means, kept_counts = trimmed_group_means(
+            codes, np.ascontiguousarray(points), k, float(quantile), int(min_points)
+        )
+    else:
+        means, counts, kept_means, kept_counts = trimmed_group_means_numpy(
+            codes, points, k, float(quantile), int(min_points)
+        )
     out: list[dict[str, Any]] = []
     for i, name in enumerate(categories):
         m = int(counts[i])

@@ -18,7 +18,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..storage.blocks import (
     DEFAULT_BLOCK_VALUES,
@@ -28,6 +27,7 @@ from ..storage.blocks import (
     genes_per_block,
     sorted_batches,
 )
+from ..storage.lazy_sparse import sp
 
 
 class DenseGenes:

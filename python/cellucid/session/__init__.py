@@ -17,21 +17,37 @@ helpers), of :mod:`cellucid.session.writer` (``write_session_bundle``) and of
 
 from __future__ import annotations
 
-from . import apply as _apply
-from . import bundle as _bundle
-from . import comparisons as _comparisons
-from . import reader as _reader
-from . import writer as _writer
-from .apply import *  # noqa: F403  (names listed in apply.__all__)
-from .bundle import *  # noqa: F403  (names listed in bundle.__all__)
-from .comparisons import SessionComparison, read_comparisons
-from .reader import *  # noqa: F403  (names listed in reader.__all__)
-from .writer import *  # noqa: F403  (names listed in writer.__all__)
+import importlib
+from typing import Any
 
-__all__: list[str] = []
-__all__ += _bundle.__all__
-__all__ += _apply.__all__
-__all__ += _reader.__all__
-__all__ += _writer.__all__
-__all__ += ["SessionComparison", "read_comparisons"]
-_ = _comparisons
+#: the submodules whose public names (their ``__all__``) this package offers, imported when
+#: one of their names is first asked for: a server imports :mod:`cellucid.session.bundle`
+#: before it answers its first request, and :mod:`.apply` needs pandas (0.2 s of a start)
+_SUBMODULES = ("apply", "bundle", "reader", "writer")
+_COMPARISONS = ("SessionComparison", "read_comparisons")
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    if name in (*_SUBMODULES, "comparisons", "codecs", "defaults", "numeric_fields", "palettes"):
+        return _module(name)
+    if name == "__all__":
+        names = [n for sub in _SUBMODULES for n in _module(sub).__all__] + list(_COMPARISONS)
+        globals()["__all__"] = names
+        return names
+    for sub in _SUBMODULES:
+        module = _module(sub)
+        if name in module.__all__:
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    if name in _COMPARISONS:
+        return getattr(_module("comparisons"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__getattr__("__all__")))

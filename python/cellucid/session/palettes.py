@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PALETTES", "check_palette", "scanpy_palettes"]
 
@@ -96,6 +98,8 @@ def scanpy_palettes(
         with a valid ``uns[f"{key}_colors"]``; empty when there is none. Invalid palettes are
         left out with a ``UserWarning``.
     """
+    import pandas as pd  # only an AnnData has palettes; the server imports this module early
+
     out: dict[str, dict[str, list[str]]] = {}
     wanted = list(obs.columns) if keys is None else [k for k in keys if k in obs.columns]
     for key in wanted:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..export.binary import gzip_bytes, le_buffer
 from ..export.dataset import DatasetInfo, ExportDataset, ExportSettings, make_source
@@ -35,7 +34,9 @@ from ..storage.anndata_io import load_anndata, load_anndata_lazy
 from ..storage.backed import BackedMatrix
 from ..storage.blocks import iter_columns
 from ..storage.column_cache import ColumnCache
+from ..storage.lazy_sparse import sp
 from ..storage.lru import ColumnLRU
+from ..storage.start_memo import StartMemo
 from ..storage.stores import StorageOptions, is_url, is_zarr_store, local_path
 from .base import DatasetEntry, FileBody, content_type_for
 from .deferred import default_names
@@ -144,7 +145,14 @@ class AnnDataAdapter:
             **derived,
         )
         inputs.points = {d: a for d, a in inputs.points.items() if a is not None}
+        if _matrix is not None and _path is not None:  # a file: an earlier start's results
+            inputs.memo = StartMemo.for_file(
+                _path,
+                {"embeddings": self.embeddings.current, "normalize": normalize_embeddings},
+            )
         self.dataset = ExportDataset(inputs)
+        if inputs.memo is not None:
+            inputs.memo.save()
         # Cell names for the viewer's hover (GET /_cellucid/obs_names): not an export file.
         self._obs_names = adata.obs_names
         #: scanpy's category colours of the served obs fields (the default session's

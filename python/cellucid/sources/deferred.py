@@ -102,8 +102,6 @@ class DeferredAnnData:
                 self._thread.start()
 
     def _build(self, backed: bool | str, layer: str | None, kwargs: dict[str, Any]) -> None:
-        # numba and the centroid kernels load while the annotations are read (mostly I/O)
-        threading.Thread(target=_warm_kernels, name="cellucid-kernels", daemon=True).start()
         try:  # the matrix's shape first: health needs it (and importing h5py takes a while)
             self._shape = peek_shape(self.path, layer, self.storage_options)
         except Exception:  # building reports what is wrong with the file
@@ -197,15 +195,3 @@ class DeferredAnnData:
             adapter, self._adapter = self._adapter, None
         if adapter is not None:
             adapter.close()
-
-
-def _warm_kernels() -> None:
-    """Import numba and load (or compile, once per install) the export's kernels."""
-    import numpy as np
-
-    try:
-        from ..export.kernels import trimmed_group_means
-
-        trimmed_group_means(np.zeros(1, np.int32), np.zeros((1, 2), np.float32), 1, 0.5, 1)
-    except Exception:
-        pass

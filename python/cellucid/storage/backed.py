@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from .blocks import (
     DEFAULT_BLOCK_VALUES,
@@ -41,6 +40,7 @@ from .blocks import (
     sorted_batches,
 )
 from .integrity import check_indptr
+from .lazy_sparse import sp
 from .stores import PathLike, StorageOptions, is_url, local_path
 
 if TYPE_CHECKING:

@@ -59,10 +59,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .backed import BackedMatrix, column_slices_block
 from .blocks import DEFAULT_BLOCK_VALUES, SparseBlock, nnz_batches
+from .lazy_sparse import sp
 from .stores import PathLike, StorageOptions, fingerprint, is_url
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .blocks import DenseBlock, GeneBlock, SparseBlock, genes_per_block, nnz_batches, sorted_batches
+from .lazy_sparse import sp
 
 #: stored values per block of genes read from a Dask array: each block is a pass over the
 #: row chunks, so blocks are larger than in memory (about 8 bytes a value at the driver)

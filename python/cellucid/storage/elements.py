@@ -32,6 +32,12 @@ def _is_h5(node: Any) -> bool:
 
 
 def _array(node: Any) -> np.ndarray:
+    if not _is_h5(node):
+        from .zarr_direct import read_whole
+
+        whole = read_whole(node)
+        if whole is not None:
+            return whole
     return node[()]
 
 
@@ -48,10 +54,14 @@ def _dataframe(node: Any, index: bool = True) -> Any:
     columns = [] if order is None else [str(c) for c in order]
     idx_key = _attr(node.attrs, "_index")
     data = {k: read_elem(node[k]) for k in columns}
+    # the columns were just read: pandas may keep them as they are rather than copy them into
+    # one block per dtype (at ten million cells, 80 MB for two float32 columns)
     if not index:
         n = int(node[idx_key].shape[0])
-        return pd.DataFrame(data, index=pd.RangeIndex(n), columns=columns)
-    df = pd.DataFrame(data, index=read_elem(node[idx_key]), columns=columns if columns else None)
+        return pd.DataFrame(data, index=pd.RangeIndex(n), columns=columns, copy=False)
+    df = pd.DataFrame(
+        data, index=read_elem(node[idx_key]), columns=columns if columns else None, copy=False
+    )
     if idx_key != "_index":
         df.index.name = idx_key
     return df
