@@ -45,6 +45,11 @@ def _state(page) -> dict:
           palette: v.field && v.palettes.get(v.field.key) ? [...v.palettes.get(v.field.key)] : null,
           zoom: vs.zoom, target: [...vs.target],
           pyscore: v.userFields.get('pyscore') ? [...v.userFields.get('pyscore').values.slice(0, 5)] : null,
+          // the style and the controls that show it
+          dark: v.dark, theme: document.body.dataset.theme,
+          bgOn: [...document.querySelectorAll('[data-bg].on')].map((b) => b.dataset.bg),
+          pointSize: v.pointSize,
+          sizeSlider: document.querySelector('input[aria-label="Point size"]').value,
         };
       }"""
     )
@@ -111,6 +116,8 @@ def test_save_reload_open_by_picker_drop_and_query(open_viewer, clusters, tmp_pa
         " values: Float32Array.from({length: n}, (_, i) => i / 10)})",
         n,
     )
+    page.get_by_role("button", name="Dark").click()
+    page.evaluate("() => window.__cellucid.setStyle({pointSize: 5.5})")  # as Python would
     box = page.locator("#canvas-host canvas").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
     page.mouse.wheel(0, -400)
@@ -120,6 +127,8 @@ def test_save_reload_open_by_picker_drop_and_query(open_viewer, clusters, tmp_pa
     assert before["field"] == "my cells"
     assert len(before["filters"]) == 2 and before["visible"] < n
     assert [g[0] for g in before["groups"]] == ["first", "second"]
+    style = {"dark": True, "theme": "dark", "bgOn": ["dark"], "pointSize": 5.5, "sizeSlider": "5.5"}
+    assert {k: before[k] for k in style} == style
 
     with page.expect_download() as info:
         page.get_by_role("button", name="Save session").click()
@@ -132,12 +141,14 @@ def test_save_reload_open_by_picker_drop_and_query(open_viewer, clusters, tmp_pa
     # 1. reload, then the file picker
     page.reload()
     _ready(page)
-    assert _state(page)["groups"] == [] and _state(page)["visible"] == n
+    fresh = _state(page)
+    assert fresh["groups"] == [] and fresh["visible"] == n
+    assert fresh["bgOn"] == ["light"] and fresh["sizeSlider"] != "5.5"
     page.locator("input.session-file").set_input_files(saved)
     text = _opened(page, saved.name)
     assert "2 groups" in text and "2 filters" in text, text
     after = _state(page)
-    for key in ("field", "dim", "visible", "filters", "groups", "palette", "pyscore"):
+    for key in ("field", "dim", "visible", "filters", "groups", "palette", "pyscore", *style):
         assert after[key] == before[key], key
     assert ["my cells", "category"] in after["userFields"] and ["pyscore", "continuous"] in after[
         "userFields"

@@ -149,7 +149,9 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   const slider = (label, min, max, step, value, fn) => {
     const out = h("output", { text: String(value) });
     const input = h("input", { type: "range", min, max, step, value, "aria-label": label, on: { input: (e) => ((out.textContent = e.target.value), fn(parseFloat(e.target.value))) } });
-    return h("label.row", {}, h("span", { text: label }), input, out);
+    const row = h("label.row", {}, h("span", { text: label }), input, out);
+    row.show = (v) => ((input.value = String(v)), (out.textContent = input.value)); // set from elsewhere
+    return row;
   };
   const bg = h(
     "div.seg",
@@ -159,16 +161,25 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   );
   function setBg(dark) {
     viewer.setStyle({ dark });
-    document.body.dataset.theme = dark ? "dark" : "light";
-    bg.querySelectorAll("button").forEach((b) => b.classList.toggle("on", (b.dataset.bg === "dark") === dark));
   }
+  const sizeSlider = slider("Point size", 0.5, 12, 0.1, viewer.pointSize, (v) => viewer.setStyle({ pointSize: v }));
+  const opacitySlider = slider("Opacity", 0.05, 1, 0.05, viewer.opacity, (v) => viewer.setStyle({ opacity: v }));
+  // the controls follow the style whoever sets it (these buttons, an opened session, Python)
+  viewer.on("style", (style) => {
+    if (style.dark !== undefined) {
+      document.body.dataset.theme = viewer.dark ? "dark" : "light";
+      bg.querySelectorAll("button").forEach((b) => b.classList.toggle("on", (b.dataset.bg === "dark") === viewer.dark));
+    }
+    if (style.pointSize !== undefined) sizeSlider.show(viewer.pointSize);
+    if (style.opacity !== undefined) opacitySlider.show(viewer.opacity);
+  });
   const viewSec = section(
     "View",
     embeddingPicker(viewer, { onError: (m) => genes.setStatus(m) }),
     h("div.row", {}, dimBtns, h("button.btn", { type: "button", text: "Reset camera", title: "Reset camera (R)", on: { click: () => viewer.resetCamera() } })),
     splitControls(viewer, { onError: (m) => genes.setStatus(m) }),
-    slider("Point size", 0.5, 12, 0.1, viewer.pointSize, (v) => viewer.setStyle({ pointSize: v })),
-    slider("Opacity", 0.05, 1, 0.05, viewer.opacity, (v) => viewer.setStyle({ opacity: v })),
+    sizeSlider,
+    opacitySlider,
     h("div.row", {}, h("span", { text: "Background" }), bg),
     labelsToggle(viewer),
   );
