@@ -665,7 +665,8 @@ class CellucidWidget(PageCommands, ViewCommands, anywidget.AnyWidget):
         Returns
         -------
         pandas.DataFrame
-            The columns of ``scanpy.get.rank_genes_groups_df(..., pts=True)``.
+            The columns of ``scanpy.get.rank_genes_groups_df`` after
+            ``scanpy.tl.rank_genes_groups(..., pts=True)``.
 
         Examples
         --------

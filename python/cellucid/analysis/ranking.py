@@ -55,7 +55,8 @@ class Comparison:
         return np.argsort(-self.columns["scores"], kind="stable")
 
     def to_frame(self, n_genes: int | None = None) -> pd.DataFrame:
-        """The table of ``scanpy.get.rank_genes_groups_df(..., pts=True)`` for this group."""
+        """This group's table, as ``scanpy.get.rank_genes_groups_df`` gives it after
+        ``rank_genes_groups(..., pts=True)``."""
         order = self.order()
         if n_genes is not None:
             order = order[:n_genes]
@@ -337,7 +338,8 @@ def rank_genes(
     -------
     pandas.DataFrame
         One row per gene, highest score first, with the columns of
-        ``scanpy.get.rank_genes_groups_df(adata, group, pts=True)``: ``names``, ``scores``
+        ``scanpy.get.rank_genes_groups_df(adata, group)`` after
+        ``scanpy.tl.rank_genes_groups(..., pts=True)``: ``names``, ``scores``
         (float32), ``logfoldchanges`` (float32; log2 of the ratio of ``expm1`` of the group
         means, for log1p-normalised data; ``uns["log1p"]["base"]`` is respected), ``pvals``,
         ``pvals_adj`` (Benjamini-Hochberg), ``pct_nz_group``, ``pct_nz_reference`` (fraction

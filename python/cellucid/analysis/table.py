@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: the columns of ``scanpy.get.rank_genes_groups_df(..., pts=True)``, in order
+#: the columns of ``scanpy.get.rank_genes_groups_df`` after ``rank_genes_groups(..., pts=True)``,
+#: in order
 COLUMNS = [
     "names",
     "scores",
