@@ -208,6 +208,29 @@ def test_info_reports_the_column_cache_until_ready(files):
         server.stop()
 
 
+def test_the_cache_is_never_idle_between_scheduled_and_building(files, monkeypatch):
+    """The moment the build starts, the state goes from "pending" to "building" with no
+    "idle" in between (the viewer stops polling at "idle"; CI once saw it there)."""
+    seen: list[str] = []
+    adapter = AnnDataAdapter.from_file(files["h5ad"])
+    cache = adapter.column_cache
+    assert cache is not None
+    start = cache.build_in_background
+
+    def observed(*args, **kwargs):
+        seen.append(adapter.status()["state"])  # the build is about to start
+        thread = start(*args, **kwargs)
+        seen.append(adapter.status()["state"])  # its thread runs (or it has finished)
+        return thread
+
+    monkeypatch.setattr(cache, "build_in_background", observed)
+    with adapter:
+        assert adapter.status()["state"] == "pending"
+        _payload(adapter, "points_2d.bin")  # the viewer's points start the build
+        assert seen[0] == "pending", seen
+        assert seen[1] in ("building", "ready"), seen
+
+
 def test_the_first_files_need_neither_numba_nor_scipy(adata, tmp_path):
     """Loading numba costs a starting server about half a second of one core (and slows
     its other threads), scipy.sparse a tenth: the first files of a file with few centroid

@@ -290,10 +290,13 @@ class AnnDataAdapter:
         if self._cache_timer is None:
             return
         with self._cache_start_lock:  # close() takes it too: no build starts after it
-            timer, self._cache_timer = self._cache_timer, None
+            timer = self._cache_timer
             if timer is not None and not self._closed and self.column_cache is not None:
                 timer.cancel()
                 self.column_cache.build_in_background(process=True)
+            # only now: until the build's thread runs, status() says "pending" (a viewer
+            # that read "idle" in between would stop polling and never show the build)
+            self._cache_timer = None
 
     def gene_payload(self, index: int) -> bytes:
         """One gene's float32 column (LRU-cached; concurrent requests share one read)."""
