@@ -465,6 +465,8 @@ def test_colour_bar_range_changes_the_picture(open_features):
     page.wait_for_function("() => document.querySelector('.range-in.bad') !== null")
     assert _snapshot(viewer)["range"] == [-1, 0]
     assert changed_fraction(narrower, viewer.stable_shot()) < 0.001
+    # every listener of the range change ran (a failing one is logged as an error)
+    assert not [ln for ln in viewer.console if ln.startswith(("[error]", "[pageerror]"))]
 
 
 def test_gene_loading_state_shows_while_the_gene_loads(open_features):

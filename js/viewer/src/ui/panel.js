@@ -166,6 +166,7 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
   const opacitySlider = slider("Opacity", 0.05, 1, 0.05, viewer.opacity, (v) => viewer.setStyle({ opacity: v }));
   // the controls follow the style whoever sets it (these buttons, an opened session, Python)
   viewer.on("style", (style) => {
+    if (!style) return; // null: a colour range changed
     if (style.dark !== undefined) {
       document.body.dataset.theme = viewer.dark ? "dark" : "light";
       bg.querySelectorAll("button").forEach((b) => b.classList.toggle("on", (b.dataset.bg === "dark") === viewer.dark));
