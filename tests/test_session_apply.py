@@ -689,3 +689,48 @@ def test_comparisons_without_cells_on_mismatch_and_opt_out(tmp_path: Path) -> No
     assert "group_cells" not in entry and len(entry["table"]) == 2
     out = apply_cellucid_session_to_anndata(path, make_adata(), add_comparisons=False)
     assert "comparisons" not in out.uns.get("cellucid", {})
+
+
+# ---- category colours (cellucid/palettes, PROTOCOL.md) -> scanpy's uns["<column>_colors"] ----
+def test_session_colours_become_scanpy_uns_colours(tmp_path: Path) -> None:
+    overlays = {"userDefinedFields": [field("f1", "my clusters", ["a", "b"])]}
+    palettes = {
+        "my clusters": {"categories": ["b", "a"], "colors": ["#445566", "#123"]},  # by name
+        "batch": {"categories": ["b2"], "colors": ["#ABCDEF"]},  # one of two: the other kept
+        "cell type": {"categories": ["T"], "colors": ["#00ff00"]},  # no uns for "B": skipped
+        "bad": {"categories": ["x"], "colors": ["red"]},  # not a colour: skipped
+        "n_genes": {"categories": ["1"], "colors": ["#000000"]},  # not categorical: ignored
+        "absent": {"categories": ["1"], "colors": ["#000000"]},  # no such column: ignored
+    }
+    path = write_bundle(
+        tmp_path / "c.cellucid-session",
+        [
+            {"id": "core/field-overlays", "kind": "json", "data": overlays},
+            {"id": "user-defined/codes/f1", "data": encode_user_codes(F1_CODES)},
+            {"id": "cellucid/palettes", "kind": "json", "data": palettes},
+        ],
+        fingerprint=FINGERPRINT,
+    )
+    adata = make_adata()
+    adata.obs["batch"] = adata.obs["batch"].astype("category")
+    adata.uns["batch_colors"] = np.array(["#000000", "#ffffff"], dtype=object)
+    adata.obs["cell type"] = pd.Categorical(["T", "B"] * 5)
+    adata.obs["bad"] = pd.Categorical(["x"] * N_OBS)
+    adata.obs["n_genes"] = np.arange(N_OBS)
+    with pytest.warns(UserWarning) as record:
+        out, summary = apply_cellucid_session_to_anndata(path, adata, return_summary=True)
+    messages = [str(w.message) for w in record]
+    assert any("'cell type'" in m and "1 of the 2 categories" in m for m in messages), messages
+    assert any("'bad' skipped: 'red' is not a '#rrggbb' colour" in m for m in messages), messages
+    assert summary.colors == ["my_clusters", "batch"]
+    assert list(out.uns["my_clusters_colors"]) == ["#112233", "#445566"]  # in category order
+    assert list(out.uns["batch_colors"]) == ["#000000", "#abcdef"]
+    assert "cell type_colors" not in out.uns and "bad_colors" not in out.uns
+    assert list(adata.uns["batch_colors"]) == ["#000000", "#ffffff"], "the caller's copy"
+    # scanpy reads them back as it wrote them (written files keep them too)
+    out.write_h5ad(tmp_path / "c.h5ad")
+    back = ad.read_h5ad(tmp_path / "c.h5ad")
+    assert list(back.uns["my_clusters_colors"]) == ["#112233", "#445566"]
+    # switched off: nothing written
+    quiet = apply_cellucid_session_to_anndata(path, make_adata(), add_colors=False)
+    assert not [k for k in quiet.uns if k.endswith("_colors")]

@@ -116,6 +116,20 @@ def test_save_reload_open_by_picker_drop_and_query(open_viewer, clusters, tmp_pa
         " values: Float32Array.from({length: n}, (_, i) => i / 10)})",
         n,
     )
+    # a category's colour from its legend swatch (the browser's colour picker), not a hide click
+    first = members["alpha"][0]
+    row = page.locator(".legend-row", has_text="first")
+    row.locator("button.swatch").click()
+    page.locator("input.legend-color").fill("#12ab34")
+    page.wait_for_function(
+        "(c) => { const v = window.__cellucid, i = v.field.categories.indexOf('first');"
+        " return [...v.palettes.get(v.field.key).slice(3 * i, 3 * i + 3)].join() === '18,171,52'"
+        " && [...v.scene.colors.slice(4 * c, 4 * c + 3)].join() === '18,171,52'; }",
+        arg=int(first),
+    )
+    assert "off" not in (page.locator(".legend-row", has_text="first").get_attribute("class") or "")
+    swatch = page.locator(".legend-row", has_text="first").locator(".swatch")
+    assert swatch.evaluate("(e) => getComputedStyle(e).backgroundColor") == "rgb(18, 171, 52)"
     page.get_by_role("button", name="Dark").click()
     page.evaluate("() => window.__cellucid.setStyle({pointSize: 5.5})")  # as Python would
     box = page.locator("#canvas-host canvas").first.bounding_box()
@@ -137,6 +151,12 @@ def test_save_reload_open_by_picker_drop_and_query(open_viewer, clusters, tmp_pa
     assert saved.name.endswith(".cellucid-session")
     ids = CellucidSessionBundle(saved).list_chunk_ids()
     assert {"cellucid/filters", "cellucid/palettes", "cellucid/user-fields"} <= set(ids)
+    # in Python the annotation lands in obs, and the picked colour in scanpy's uns colours
+    applied = cellucid.apply_cellucid_session_to_anndata(saved, clusters.adata)
+    annotation = applied.obs["my_cells"]
+    colours = dict(zip(annotation.cat.categories, applied.uns["my_cells_colors"], strict=True))
+    assert colours["first"] == "#12ab34"
+    assert annotation.iloc[int(first)] == "first"
 
     # 1. reload, then the file picker
     page.reload()

@@ -38,6 +38,7 @@ from .bundle import (
 )
 from .comparisons import comparisons_uns, read_comparisons
 from .numeric_fields import read_numeric_fields
+from .palettes import PALETTES, check_palette, hex_color
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -75,6 +76,8 @@ class ApplySummary:
     added_var_columns: list[str] = field(default_factory=list)
     skipped_due_to_mismatch: bool = False
     mismatch_reasons: list[str] = field(default_factory=list)
+    #: obs columns whose ``uns["<column>_colors"]`` was written from the session's colours
+    colors: list[str] = field(default_factory=list)
 
 
 def column_key(s: str) -> str:
@@ -144,6 +147,8 @@ class _Column:
     base: str
     values: Any
     name: str = ""
+    #: the viewer's field key of a user-defined category field (its colours are filed by it)
+    key: str | None = None
 
 
 def _json_chunk(bundle: SessionBundleReader, chunk_id: str) -> Any:
@@ -245,7 +250,63 @@ def _user_defined_columns(
         )
         key = entry.get("key")
         name = column_key(key if isinstance(key, str) and key else field_id)
-        out.append(_Column(axis, prefix + name, values))
+        out.append(_Column(axis, prefix + name, values, key=key if isinstance(key, str) else None))
+    return out
+
+
+def _session_colors(
+    palettes: Any, obs: Any, columns: list[_Column], uns: Any
+) -> dict[str, list[str]]:
+    """``uns["<column>_colors"]`` values from the session's category colours (the
+    ``cellucid/palettes`` chunk, PROTOCOL.md): for each categorical obs column the session
+    colours (an obs field of the same name, or a user-defined field added here), one colour
+    per category in the column's order. Categories the session does not name keep the
+    column's valid ``uns`` colours; without those the column is left alone (a warning)."""
+    if not isinstance(palettes, dict):
+        return {}
+    added = {c.key: c.name for c in columns if c.axis == "obs" and c.key is not None}
+    out: dict[str, list[str]] = {}
+    for key, doc in palettes.items():
+        name = added.get(key, key)
+        if name not in obs.columns or not isinstance(obs[name].dtype, pd.CategoricalDtype):
+            continue
+        names, colors = (
+            doc.get(k) if isinstance(doc, dict) else None for k in ("categories", "colors")
+        )
+        if not (isinstance(names, list) and isinstance(colors, list) and len(names) == len(colors)):
+            warnings.warn(
+                f"session colours of {key!r} skipped: not one colour per category name",
+                stacklevel=3,
+            )
+            continue
+        hexes = [hex_color(c) for c in colors]
+        if None in hexes:
+            bad = colors[hexes.index(None)]
+            warnings.warn(
+                f"session colours of {key!r} skipped: {bad!r} is not a '#rrggbb' colour",
+                stacklevel=3,
+            )
+            continue
+        given = {str(n): c for n, c in zip(names, hexes, strict=True)}
+        categories = [str(c) for c in obs[name].cat.categories]
+        old = None
+        if f"{name}_colors" in uns:
+            try:
+                old = check_palette(name, uns[f"{name}_colors"], categories)
+            except ValueError:
+                old = None
+        missing = [c for c in categories if c not in given]
+        if missing and old is None:
+            warnings.warn(
+                f"session colours of {key!r} name {len(categories) - len(missing)} of the "
+                f"{len(categories)} categories of obs[{name!r}] (not {missing[:3]}) and "
+                f"uns[{name + '_colors'!r}] has none for them; its colours were not written",
+                stacklevel=3,
+            )
+            continue
+        made = [given[c] if c in given else old[i] for i, c in enumerate(categories)]  # type: ignore[index]
+        if made != old:
+            out[name] = made
     return out
 
 
@@ -293,6 +354,7 @@ def apply_cellucid_session_to_anndata(
     column_conflict: Literal["error", "overwrite", "suffix"] = "suffix",
     return_summary: bool = False,
     add_comparisons: bool = True,
+    add_colors: bool = True,
 ) -> AnnData | tuple[AnnData, ApplySummary]:
     """Add a session's highlights and user-defined fields to ``adata`` (SPEC §5.5).
 
@@ -325,6 +387,12 @@ def apply_cellucid_session_to_anndata(
             columns of ``scanpy.get.rank_genes_groups_df``) and, unless the dataset does not
             match, ``group_cells``/``reference_cells`` (uint32 rows). ``write_h5ad`` and
             ``write_zarr`` store it as is.
+        add_colors: write the session's category colours (picked in the viewer's legend,
+            or an annotation's) as scanpy's ``adata.uns["<column>_colors"]`` of the
+            categorical ``obs`` columns they belong to (existing ones and the user-defined
+            fields added here), so scanpy's plots use the viewer's colours. Categories the
+            session does not name keep their ``uns`` colours; listed in
+            ``summary.colors``.
 
     Returns:
         The AnnData (the copy unless ``inplace``), or ``(adata, summary)``.
@@ -397,6 +465,11 @@ def apply_cellucid_session_to_anndata(
         frame[column.name] = column.values
         added = summary.added_obs_columns if column.axis == "obs" else summary.added_var_columns
         added.append(column.name)
+    if add_colors and not skip:
+        colors = _session_colors(_json_chunk(bundle, PALETTES), target.obs, columns, target.uns)
+        for name, values in colors.items():
+            target.uns[f"{name}_colors"] = np.array(values, dtype=object)
+        summary.colors = list(colors)
 
     if store_uns:
         root = _session_uns(target.uns)

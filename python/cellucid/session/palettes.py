@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PALETTES", "check_palette", "scanpy_palettes"]
+__all__ = ["PALETTES", "check_palette", "hex_color", "scanpy_palettes"]
 
 PALETTES = "cellucid/palettes"
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
@@ -34,6 +34,18 @@ def _normalise(color: str) -> str:
     if len(text) == 4:  # #rgb
         return "#" + "".join(c * 2 for c in text[1:])
     return text[:7]  # #rrggbb, alpha of #rrggbbaa dropped
+
+
+def hex_color(value: Any) -> str | None:
+    """``value`` as a lowercase ``#rrggbb`` (from ``#rgb``, ``#rrggbb`` or ``#rrggbbaa``, alpha
+    dropped), or ``None`` when it is not such a string.
+
+    >>> hex_color("#ABC"), hex_color("#12345678"), hex_color("red")
+    ('#aabbcc', '#123456', None)
+    """
+    if not isinstance(value, str) or not _HEX.match(value.strip()):
+        return None
+    return _normalise(value)
 
 
 def check_palette(key: str, colors: Any, categories: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ import { Visibility } from "../filters/visibility.js";
 import { describeFilter, filterId, isNoop, onlyCategories, rangeFilter, toggleCategory } from "../filters/model.js";
 import { keepVisible } from "../filters/mask.js";
 import { FilterJobs } from "../filters/client.js";
-import { categoricalPalette } from "../color/palettes.js";
+import { categoricalPalette, hexToRgb } from "../color/palettes.js";
 import { getColormap, valueStats } from "../color/colormaps.js";
 import { combineSelection } from "../select/lasso.js";
 import { SelectionHistory } from "../select/history.js";
@@ -193,6 +193,27 @@ export class Viewer {
     this.colormap = name;
     this.recolor();
     this.emit("field", this.field);
+  }
+
+  /**
+   * Give category `index` of the categorical field `key` another colour ("#rrggbb"; the legend's
+   * swatches). The field's palette is replaced (a new array: sessions save it, figures and every
+   * panel showing the field use it).
+   */
+  setCategoryColor(key, index, hex) {
+    const rgb = hexToRgb(hex); // throws for anything but a colour, before anything changes
+    const current = this.palettes.get(key);
+    if (!current) throw new Error(`${JSON.stringify(key)} is not a categorical field shown with a palette`);
+    if (!Number.isInteger(index) || index < 0 || 3 * index >= current.length) throw new Error(`no category ${index} in ${JSON.stringify(key)}`);
+    const next = Uint8Array.from(current);
+    next.set(rgb, 3 * index);
+    this.palettes.set(key, next);
+    if (this.field && this.field.key === key) {
+      this.recolor();
+      this.emit("field", this.field); // the legend and the split panels showing it
+    } else {
+      this.emit("style", null); // panels showing it recolour
+    }
   }
 
   /**

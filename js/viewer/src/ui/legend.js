@@ -3,6 +3,7 @@
 import { h, fmtInt, fmtNum } from "./dom.js";
 import { COLORMAP_NAMES, sampleColormap } from "../color/colormaps.js";
 import { MISSING_RGBA } from "../render/colorize.js";
+import { rgbToHex } from "../color/palettes.js";
 
 const rgbCss = (p, i) => `rgb(${p[i * 3]},${p[i * 3 + 1]},${p[i * 3 + 2]})`;
 const MISSING_CSS = `rgb(${MISSING_RGBA[0]} ${MISSING_RGBA[1]} ${MISSING_RGBA[2]} / ${Math.round((MISSING_RGBA[3] / 255) * 100)}%)`;
@@ -14,16 +15,31 @@ const MISSING_CSS = `rgb(${MISSING_RGBA[0]} ${MISSING_RGBA[1]} ${MISSING_RGBA[2]
  * @param hidden    Uint8Array k
  * @param onToggle  (index | "all" | "none") => void
  * @param onSolo    (index) => void  (double click: show only this category)
+ * @param onColor   (index, "#rrggbb") => void  (a colour picked for the category; optional)
  */
-export function categoricalLegend({ field, palette, counts, hidden, onToggle, onSolo }) {
+export function categoricalLegend({ field, palette, counts, hidden, onToggle, onSolo, onColor = null }) {
   const k = field.categories.length;
   const list = h("ul.legend-list", { role: "listbox", "aria-label": "Categories" });
   const rows = [];
+  // one colour input for the legend, opened by a swatch: the browser's own colour picker
+  let picking = -1;
+  const picker = onColor
+    ? h("input.legend-color", { type: "color", tabindex: -1, "aria-label": "Category colour", on: { change: (e) => picking >= 0 && onColor(picking, e.target.value) } })
+    : null;
+  const pick = (i, e) => {
+    e.stopPropagation(); // not a hide/show click
+    picking = i;
+    picker.value = rgbToHex(palette[i * 3], palette[i * 3 + 1], palette[i * 3 + 2]);
+    picker.click();
+  };
   for (let i = 0; i < k; i++) {
+    const swatch = onColor
+      ? h("button.swatch", { type: "button", title: `Change the colour of ${field.categories[i]}`, "aria-label": `Colour of ${field.categories[i]}`, style: { background: rgbCss(palette, i) }, on: { click: (e) => pick(i, e), dblclick: (e) => e.stopPropagation() } })
+      : h("span.swatch", { style: { background: rgbCss(palette, i) } });
     const row = h(
       "li.legend-row",
       { title: `${field.categories[i]} — click to hide/show, double-click to show only this`, "data-index": i, on: { click: () => onToggle(i), dblclick: () => onSolo(i) } },
-      h("span.swatch", { style: { background: rgbCss(palette, i) } }),
+      swatch,
       h("span.legend-label", { text: field.categories[i] }),
       h("span.legend-count", { text: fmtInt(counts[i]) }),
     );
@@ -62,7 +78,7 @@ export function categoricalLegend({ field, palette, counts, hidden, onToggle, on
     h("button.link", { type: "button", text: "show all", on: { click: () => onToggle("all") } }),
     h("button.link", { type: "button", text: "hide all", on: { click: () => onToggle("none") } }),
   );
-  const el = h("div.legend", {}, search, tools, list);
+  const el = h("div.legend", {}, search, tools, list, picker);
   el.update = (hiddenNow) => rows.forEach((r, i) => r.classList.toggle("off", !!hiddenNow[i]));
   return el;
 }

@@ -86,6 +86,7 @@ export function buildPanel(viewer, { panel, datasets = [], currentId, onDataset,
         hidden: viewer.hiddenCats,
         onToggle: (i) => viewer.toggleCategory(i),
         onSolo: (i) => viewer.toggleCategory(i, true),
+        onColor: (i, hex) => viewer.setCategoryColor(f.key, i, hex),
       });
       legendBox.append(title, legend);
     } else {
