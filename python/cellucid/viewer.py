@@ -14,6 +14,9 @@ from .widget import CellucidWidget, Transport
 
 if TYPE_CHECKING:
     from anndata import AnnData
+    from typing_extensions import Unpack
+
+    from .sources.options import AnnDataOptions
 
 __all__ = [
     "AnnDataViewer",
@@ -59,12 +62,12 @@ def show_anndata(
     transport: Transport = "auto",
     port: int | None = None,
     session: str | Path | None = None,
-    **adapter_kwargs: Any,
+    **adapter_kwargs: Unpack[AnnDataOptions],
 ) -> AnnDataViewer:
     """Open an AnnData (in memory, ``.h5ad`` or ``.zarr``) in a notebook viewer and display it.
 
-    ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
-    (``latent_key``, ``dataset_name``, ``backed`` for paths, ...). ``session``: a
+    ``adapter_kwargs`` are the :class:`~cellucid.sources.options.AnnDataOptions` (``backed``,
+    ``layer``, ``embedding``, ``latent_key``, ``obs_keys``, ``dataset_name``, ...). ``session``: a
     ``.cellucid-session`` file the viewer opens with the data, merged with the scanpy colours
     of ``adata.uns`` (the file wins for the fields it colours). Returns the viewer.
 
@@ -112,11 +115,19 @@ class AnnDataViewer(CellucidWidget):
         port: int | None = None,
         height: int = 600,
         auto_open: bool = True,
-        **adapter_kwargs: Any,
+        *,
+        transport: Transport = "auto",
+        session: str | Path | None = None,
+        **adapter_kwargs: Unpack[AnnDataOptions],
     ) -> None:
-        transport = adapter_kwargs.pop("transport", "auto")
         super().__init__(
-            data, port=port, height=height, transport=transport, anndata=True, **adapter_kwargs
+            data,
+            port=port,
+            height=height,
+            transport=transport,
+            anndata=True,
+            session=session,
+            **adapter_kwargs,
         )
         self._data = data
 

@@ -62,8 +62,10 @@ from .widget_views import VIEW_EVENTS, ViewCommands
 if TYPE_CHECKING:
     import pandas as pd
     from anndata import AnnData
+    from typing_extensions import Unpack
 
     from .session import CellucidSessionBundle
+    from .sources.options import AnnDataOptions
 
 __all__ = ["CellucidWidget", "Transport"]
 
@@ -111,8 +113,9 @@ class CellucidWidget(PageCommands, ViewCommands, anywidget.AnyWidget):
         A ``.cellucid-session`` file the viewer opens with the data (colouring, filters,
         groups, ...); for an AnnData it is merged with the scanpy colours of ``adata.uns``.
     **adapter_kwargs
-        For AnnData: :class:`~cellucid.sources.anndata.AnnDataAdapter` options
-        (``latent_key``, ``dataset_name``, ``backed`` for paths, ...).
+        For AnnData: the :class:`~cellucid.sources.options.AnnDataOptions` (``backed``,
+        ``layer``, ``embedding``, ``latent_key``, ``obs_keys``, ``dataset_name``, ...); a
+        misspelt one raises ``TypeError`` naming the closest.
 
     Examples
     --------
@@ -171,7 +174,7 @@ class CellucidWidget(PageCommands, ViewCommands, anywidget.AnyWidget):
         anndata: bool | None = None,
         host: str = "127.0.0.1",
         session: str | Path | None = None,
-        **adapter_kwargs: Any,
+        **adapter_kwargs: Unpack[AnnDataOptions],
     ) -> None:
         self._closed = True  # until construction succeeds (Widget.__del__ calls close())
         if not _ESM.is_file():
@@ -1048,7 +1051,9 @@ def _make_server(
     session: str | Path | None = None,
 ) -> _BaseServer:
     from .sources.detect import detect
+    from .sources.options import check_options
 
+    check_options(adapter_kwargs)
     requested = DEFAULT_PORT if port is None else int(port)
     if isinstance(data, (str, Path)):
         kind = detect(data).kind

@@ -27,8 +27,10 @@ from .registry import ViewerRegistry
 
 if TYPE_CHECKING:
     from anndata import AnnData
+    from typing_extensions import Unpack
 
     from ..sources.anndata import AnnDataAdapter
+    from ..sources.options import AnnDataOptions
 
 DEFAULT_PORT = 8765
 PORT_TRIES = 101  # the requested port and the next 100
@@ -322,9 +324,9 @@ class AnnDataServer(_BaseServer):
     """Serve an AnnData (in memory, ``.h5ad`` or ``.zarr``, local or at an fsspec URL) as
     virtual export files (SPEC §6.5).
 
-    ``adapter_kwargs`` go to :class:`~cellucid.sources.anndata.AnnDataAdapter`
-    (``latent_key``, ``dataset_name``, ``obs_keys``, ``backed`` and ``storage_options`` for
-    paths, ...). ``session`` is a ``.cellucid-session`` file the viewer opens with the data,
+    ``adapter_kwargs`` are the :class:`~cellucid.sources.options.AnnDataOptions`
+    (``backed``, ``layer``, ``embedding``, ``latent_key``, ``obs_keys``, ``dataset_name``,
+    ``storage_options`` for URLs, ...); a misspelt one raises ``TypeError`` naming the closest. ``session`` is a ``.cellucid-session`` file the viewer opens with the data,
     merged with the AnnData's scanpy colours (PROTOCOL.md "Default session"). A path is read
     on a background thread
     (:class:`~cellucid.sources.deferred.DeferredAnnData`): the server answers health at once;
@@ -344,9 +346,12 @@ class AnnDataServer(_BaseServer):
         *,
         ui_dir: Path | None = None,
         session: str | Path | None = None,
-        **adapter_kwargs: Any,
+        **adapter_kwargs: Unpack[AnnDataOptions],
     ) -> None:
         from ..sources.deferred import DeferredAnnData
+        from ..sources.options import check_options
+
+        check_options(adapter_kwargs)
 
         source: AnnDataAdapter | DeferredAnnData
         if isinstance(data, (str, Path)):  # read once the server listens
@@ -354,8 +359,9 @@ class AnnDataServer(_BaseServer):
         else:
             from ..sources.anndata import AnnDataAdapter
 
-            adapter_kwargs.pop("backed", None)
-            source = AnnDataAdapter(data, **adapter_kwargs)
+            options: dict[str, Any] = dict(adapter_kwargs)
+            options.pop("backed", None)  # an AnnData object is used as it is
+            source = AnnDataAdapter(data, **options)
         super().__init__(source, port, host, open_browser, quiet, ui_dir=ui_dir, session=session)
 
     @property
@@ -413,11 +419,11 @@ def serve_anndata(
     *,
     blocking: bool = True,
     session: str | Path | None = None,
-    **adapter_kwargs: Any,
+    **adapter_kwargs: Unpack[AnnDataOptions],
 ) -> AnnDataServer | None:
     """Serve an AnnData or an ``.h5ad``/``.zarr`` path; like :func:`serve`. ``session``: a
     ``.cellucid-session`` file the viewer opens with the data, merged with the AnnData's scanpy
-    colours."""
+    colours. ``adapter_kwargs``: the :class:`~cellucid.sources.options.AnnDataOptions`."""
     server = AnnDataServer(data, port, host, open_browser, quiet, session=session, **adapter_kwargs)
     result = server.start(blocking=blocking)
     return server if result is not None else None
