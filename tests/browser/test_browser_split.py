@@ -539,3 +539,60 @@ def test_split_view_with_level_of_detail_and_a_worker_lasso(two_embeddings, page
     )
     assert on_page == {"async_": False, "cells": sorted(selected)}
     assert not console_errors(tab)
+
+
+EDGE_LAYERS = """() => {
+  const s = window.__cellucid.scene;
+  const { src, dst } = s.edgeIndex;
+  return s.deck.props.layers.filter((l) => /(^|:)edges$/.test(l.id)).map((l) => {
+    const p = l.id === "edges" ? s : s.split.extra.find((q) => l.id === `panel${q.id}:edges`);
+    const a = l.props.data.attributes, stride = s.edges.stride, k = p.size;
+    let ends = true;  // every segment joins its edge's two cells in THIS panel's positions
+    for (let j = 0; j < l.props.data.length; j++) {
+      for (let c = 0; c < k; c++) {
+        ends = ends && a.getSourcePosition.value[3 * j + c] === p.positions[src[j * stride] * k + c]
+                    && a.getTargetPosition.value[3 * j + c] === p.positions[dst[j * stride] * k + c];
+      }
+    }
+    return { id: l.id, n: l.props.data.length, ends, sharedWidths: a.getWidth.value === s.edges.widths,
+             samePositions: p.positions === s.positions };
+  });
+}"""
+
+
+def test_knn_edges_draw_in_every_panel_in_its_own_embedding(two_embeddings, pages):
+    tab = open_page(pages, two_embeddings)
+    page = tab.page
+    js(
+        tab,
+        "() => window.__cellucid.split(['cluster', {field: 'cluster', embedding: 'X_tsne'}, 'GeneY'])",
+    )
+    page.wait_for_function(
+        "() => { const s = window.__cellucid.scene; return s.split && s.split.extra.length === 2"
+        " && s.split.extra.every((p) => p.colors); }",
+        timeout=15_000,
+    )
+    js(tab, "() => window.__cellucid.setEdges(true)")
+    page.wait_for_function("() => window.__cellucid.scene.edges !== null", timeout=15_000)
+    layers = wait_until(
+        lambda: (found := js(tab, EDGE_LAYERS)) and len(found) == 3 and found,
+        10,
+        "three edge layers",
+    )
+    by_id = {layer["id"]: layer for layer in layers}
+    ids = [
+        p["id"]
+        for p in js(tab, "() => window.__cellucid.scene.split.extra.map((p) => ({id: p.id}))")
+    ]
+    tsne, gene = by_id[f"panel{ids[0]}:edges"], by_id[f"panel{ids[1]}:edges"]
+    assert all(layer["ends"] and layer["n"] > 0 and layer["sharedWidths"] for layer in layers)
+    assert not tsne["samePositions"] and gene["samePositions"]  # X_tsne has its own segments
+    # drawn: every panel's pixels change when the edges go off (short kNN edges between
+    # neighbours, mostly under the points: a few hundred pixels a panel)
+    rects = js(tab, PANEL_SHOT)["rects"]
+    with_edges = halves(tab.stable_shot(), rects)
+    js(tab, "() => window.__cellucid.setEdges(false)")
+    without = halves(tab.stable_shot(), rects)
+    changed = [changed_fraction(a, b) for a, b in zip(with_edges, without, strict=True)]
+    assert min(changed) > 1e-4, changed
+    assert not console_errors(tab)

@@ -416,25 +416,56 @@ export class Scene {
   }
 
   buildEdgeSegments() {
-    const { src, dst } = this.edgeIndex;
     // Cap the drawn edges (deterministic stride) so huge graphs stay interactive.
-    const max = 3_000_000;
-    const stride = Math.max(1, Math.ceil(src.length / max));
-    const m = Math.floor((src.length + stride - 1) / stride);
-    const s = new Float32Array(m * 3);
-    const t = new Float32Array(m * 3);
-    const p = this.positions;
-    const k = this.size;
-    for (let j = 0, e = 0; e < src.length; e += stride, j++) {
-      const a = src[e] * k;
-      const b = dst[e] * k;
-      for (let c = 0; c < k; c++) {
-        s[j * 3 + c] = p[a + c];
-        t[j * 3 + c] = p[b + c];
-      }
-    }
-    this.edges = { src: s, dst: t, length: m, stride };
+    const stride = Math.max(1, Math.ceil(this.edgeIndex.src.length / MAX_EDGES));
+    this.edges = { ...edgeSegments(this.edgeIndex, this.positions, this.size, stride), stride };
     this.maskEdges();
+  }
+
+  /**
+   * A split-view panel's kNN edge segments: panel 0's when the panel shows the same positions,
+   * else its own, built once per positions array from the same edges (same stride and order,
+   * so the visibility widths are shared).
+   */
+  panelEdges(p) {
+    if (!this.edges) return null;
+    if (p === this || p.positions === this.positions) return this.edges;
+    const own = p.edgeSegments;
+    if (!own || own.of !== p.positions || own.from !== this.edges) {
+      p.edgeSegments = { ...edgeSegments(this.edgeIndex, p.positions, p.size, this.edges.stride), of: p.positions, from: this.edges };
+    }
+    return { ...p.edgeSegments, widths: this.edges.widths };
+  }
+
+  edgeLayer(edges, st, id = "edges") {
+    return new LineLayer({
+      id,
+      coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
+      data: {
+        length: edges.length,
+        attributes: {
+          getSourcePosition: { value: edges.src, size: 3 },
+          getTargetPosition: { value: edges.dst, size: 3 },
+          getWidth: { value: edges.widths, size: 1 },
+        },
+      },
+      getColor: st.edge.color,
+      widthScale: st.edge.width,
+      widthUnits: "pixels",
+      parameters: { depthWriteEnabled: false },
+    });
+  }
+
+  vectorLayer(st, id = "vectors") {
+    return new LineLayer({
+      id,
+      coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
+      data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
+      getColor: st.vector.color,
+      getWidth: st.vector.width,
+      widthUnits: "pixels",
+      parameters: this.dim === 3 ? { depthCompare: "always" } : {},
+    });
   }
 
   /** An edge is drawn only when both ends are visible: width 1 or 0 per drawn edge. */
@@ -508,49 +539,22 @@ export class Scene {
   layers() {
     if (!this.positions || !this.colors || !this.radii) return [];
     const layers = [];
-    const onTop = this.dim === 3 ? { depthCompare: "always" } : {};
     const st = overlayStyle(this);
-    if (this.showEdges && this.edges) {
-      layers.push(
-        new LineLayer({
-          id: "edges",
-          coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
-          data: {
-            length: this.edges.length,
-            attributes: {
-              getSourcePosition: { value: this.edges.src, size: 3 },
-              getTargetPosition: { value: this.edges.dst, size: 3 },
-              getWidth: { value: this.edges.widths, size: 1 },
-            },
-          },
-          getColor: st.edge.color,
-          widthScale: st.edge.width,
-          widthUnits: "pixels",
-          parameters: { depthWriteEnabled: false },
-        }),
-      );
-    }
+    const edges = this.showEdges && this.edges;
+    // vector arrows belong to the dataset's embedding: panels showing the same positions
+    const vectors = this.showVectors && this.vectors;
+    if (edges) layers.push(this.edgeLayer(this.edges, st));
     const shared = this.sharedBuffers();
     layers.push(...this.cellLayers(this, st, "", shared));
-    if (this.showVectors && this.vectors) {
-      layers.push(
-        new LineLayer({
-          id: "vectors",
-          coordinateSystem: COORDINATE_SYSTEM.CARTESIAN,
-          data: { length: this.vectors.length, attributes: { getSourcePosition: { value: this.vectors.src, size: 3 }, getTargetPosition: { value: this.vectors.dst, size: 3 } } },
-          getColor: st.vector.color,
-          getWidth: st.vector.width,
-          widthUnits: "pixels",
-          parameters: onTop,
-        }),
-      );
-    }
+    if (vectors) layers.push(this.vectorLayer(st));
     if (this.labels) layers.push(this.labelLayer(st.label));
     if (this.split) {
       for (const p of this.split.extra) {
         if (!p.colors) continue;
         const prefix = layerPrefix(p.id);
+        if (edges) layers.push(this.edgeLayer(this.panelEdges(p), st, `${prefix}edges`));
         layers.push(...this.cellLayers(p, st, prefix, shared));
+        if (vectors && p.positions === this.positions) layers.push(this.vectorLayer(st, `${prefix}vectors`));
         if (p.labels) layers.push(this.labelLayer(st.label, p.labels, `${prefix}labels`));
       }
     }
@@ -792,4 +796,26 @@ export class Scene {
     this.createDeck();
     this.applyViews();
   }
+}
+
+/** Edges drawn at most (a deterministic stride over the graph's edges above it). */
+const MAX_EDGES = 3_000_000;
+
+/**
+ * World-space segments of every `stride`-th edge of `edgeIndex` ({src, dst} cell arrays) in
+ * `positions` (stride `size`), as 3-component float32 ends.
+ */
+function edgeSegments({ src, dst }, positions, size, stride) {
+  const m = Math.floor((src.length + stride - 1) / stride);
+  const s = new Float32Array(m * 3);
+  const t = new Float32Array(m * 3);
+  for (let j = 0, e = 0; e < src.length; e += stride, j++) {
+    const a = src[e] * size;
+    const b = dst[e] * size;
+    for (let c = 0; c < size; c++) {
+      s[j * 3 + c] = positions[a + c];
+      t[j * 3 + c] = positions[b + c];
+    }
+  }
+  return { src: s, dst: t, length: m };
 }
