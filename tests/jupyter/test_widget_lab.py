@@ -195,6 +195,8 @@ def test_python_selection_highlight_and_color_change_the_picture(open_notebook):
             f"v.highlight_cells({beta.tolist()}, color='#ff00ff')",
             f"v.selection = {gamma.tolist()}",
             "v.dimension",
+            "v.split(['cluster', {'field': 'score'}])",
+            "v.split(None)",
         ]
     )
     nb.run_cell(0, timeout=120)
@@ -225,6 +227,18 @@ def test_python_selection_highlight_and_color_change_the_picture(open_notebook):
     assert sorted(selected) == sorted(gamma.tolist())
     nb.run_cell(5)
     assert "2" in nb.output_text(5)
+    # split view from Python through the widget: two panels in the iframe, reported back
+    nb.run_cell(6)
+    viewer.frame.wait_for_function(
+        "() => { const s = window.__cellucid.scene; return s.split && s.split.extra.length === 1"
+        " && s.split.extra[0].colors; }",
+        timeout=30000,
+    )
+    eventually(nb, "[p['field'] for p in v.panels]", ["cluster", "score"])
+    assert viewer.frame.evaluate("() => document.querySelectorAll('.panel-head').length") == 2
+    nb.run_cell(7)
+    viewer.frame.wait_for_function("() => window.__cellucid.scene.split === null", timeout=30000)
+    eventually(nb, "len(v.panels)", 1)
 
 
 def test_two_widgets_stay_independent(open_notebook):
