@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -65,8 +66,10 @@ def test_truncated_points_payload_is_named(open_viewer, broken_export):
 
     server = broken_export(edit)
     viewer = open_viewer(server=server, wait_ready=False)
-    text = _error_text(viewer, "points_2d.bin")
-    assert any(word in text.lower() for word in ("bytes", "length", "size")), text
+    # the loading line names the file too ("5 / 6 files · points_2d.bin"): wait for the error,
+    # which names the file and the sizes (decode.js: "expected N bytes (...), found M")
+    text = _error_text(viewer, "points_2d.bin", "bytes")
+    assert re.search(r"points_2d\.bin.*expected \d+ bytes.*found \d+", text, re.S), text
     assert viewer.channel.state.ready is None
 
 
