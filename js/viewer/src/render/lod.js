@@ -13,7 +13,7 @@
 // Memory: the order is 4 bytes a cell (one Uint32Array, shared); the LOD worker holds, for each
 // embedding on screen (at most the 4 panels of the split view), its own copy of the positions in
 // tree order and the tree's cell order (4·size + 4 bytes a cell: 120 MB for 10M cells in 2D,
-// 160 MB in 3D) and the last visibility mask sent (1 byte a cell, only while a filter hides
+// 160 MB in 3D) and the last visibility mask sent (1 bit a cell, only while a filter hides
 // cells): LodIndex.heldBytes, the benchmark's memory report; a view's subset holds at most
 // its budget of cells (4 + 4·size + 4 bytes each: 1M cells in 2D = 16 MB), whatever n is. No
 // positions are duplicated per layer: the full points layer keeps its buffers (hidden, not

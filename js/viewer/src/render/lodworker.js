@@ -5,7 +5,7 @@
 // analysis/workerhost.js starts it; render/lod.js LodIndex is its client.
 //
 // Memory: this worker holds a copy of the positions of each embedding on screen (in tree order)
-// and its cell order: 4·size + 4 bytes a cell each, plus the visibility mask (1 byte a cell)
+// and its cell order: 4·size + 4 bytes a cell each, plus the visibility mask (1 bit a cell)
 // once a filter hides cells. Embeddings no longer shown are dropped (the page says which).
 
 import { LodJobs } from "./lodjobs.js";
